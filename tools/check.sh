@@ -1,0 +1,55 @@
+#!/bin/sh
+# Second README command: install what is missing, build, and run every test:
+#   1. format check (clang-format, .clang-format at the top);
+#   2. release build with -Werror, epoll backend (the Linux default): every test;
+#   3. the same with the poll(2) backend: every test;
+#   4. ASan + UBSan build: every test.
+# The last lines printed are ctest's summary of the sanitizer run, preceded by one line per stage.
+set -eu
+cd "$(dirname "$0")/.."
+tools/deps.sh
+JOBS=$(nproc)
+SUMMARY=""
+
+stage() { # name, build dir, cmake options...
+    name=$1; dir=$2; shift 2
+    echo "=== $name ==="
+    cmake -S . -B "$dir" -DCAIRN_WERROR=ON "$@" >/dev/null
+    if ! cmake --build "$dir" -j"$JOBS" >"$dir.build.log" 2>&1; then
+        tail -60 "$dir.build.log"
+        echo "check: build failed in $dir"
+        exit 1
+    fi
+    log="$dir/ctest.log"
+    set +e
+    (cd "$dir" && ctest --output-on-failure -j"$JOBS" --timeout 300) >"$log" 2>&1
+    rc=$?
+    set -e
+    line=$(grep -E 'tests passed|tests failed' "$log" | tail -1)
+    SUMMARY="$SUMMARY$name: $line
+"
+    if [ $rc -ne 0 ]; then
+        cat "$log"
+        printf '%s' "$SUMMARY"
+        echo "check: FAILED in stage '$name'"
+        exit 1
+    fi
+    echo "$line"
+}
+
+echo "=== format ==="
+files=$(git ls-files '*.c' '*.h' 2>/dev/null || find mqtt persist broker tools tests -name '*.[ch]')
+if [ -n "$files" ]; then
+    # shellcheck disable=SC2086
+    clang-format --dry-run -Werror $files
+fi
+echo "format: ok"
+
+stage "release+epoll" build-check -DCMAKE_BUILD_TYPE=Release -DCAIRN_LOOP=epoll
+stage "release+poll" build-check-poll -DCMAKE_BUILD_TYPE=Release -DCAIRN_LOOP=poll
+stage "asan+ubsan" build-check-asan -DCMAKE_BUILD_TYPE=Debug -DCAIRN_SANITIZE=ON
+
+echo "=== summary ==="
+printf '%s' "$SUMMARY"
+# ctest's own closing lines of the last stage, so the verdict is the last thing printed.
+tail -n 4 build-check-asan/ctest.log

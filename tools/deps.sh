@@ -1,0 +1,30 @@
+#!/bin/sh
+# Install the Debian packages Cairn needs to build and test; do nothing when all are present.
+# Usage: tools/deps.sh
+set -eu
+PKGS="build-essential cmake pkg-config libleveldb-dev libmbedtls-dev libpaho-mqtt-dev
+      libcmocka-dev mosquitto-clients mosquitto openssl clang-format"
+missing=""
+for p in $PKGS; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+if [ -z "$missing" ]; then
+    exit 0
+fi
+echo "deps: installing$missing"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# Debian starts a system mosquitto on 1883 when it installs it; Cairn's benchmarks start their
+# own on a free port, so the system one is not needed.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
+    $SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true
+fi
+echo "deps: done"

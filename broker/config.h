@@ -1,0 +1,118 @@
+/*
+ * config.h — every option of cairn.conf, and its parser.
+ *
+ * Syntax is Mosquitto's: "option value" per line, '#' comments, blank lines. "listener PORT
+ * [ADDRESS]" starts a listener block; the per-listener options that follow (TLS, auth when
+ * per_listener_settings is true) belong to that listener. The old style "port N" /
+ * "bind_address A" configure the default listener. With no listener at all, the broker listens
+ * on 127.0.0.1:1883.
+ *
+ * An unknown option or a bad value is an error "FILE:LINE: reason" and the broker does not
+ * start. Mosquitto options whose meaning Cairn fulfils otherwise (autosave_interval, ...) are
+ * accepted with a warning logged.
+ *
+ * Ownership: struct config owns every string it holds (malloc'd; config_cleanup frees them).
+ * Strings are NULL when the option was not given. config_load() fills *out only on success; on
+ * failure *out is left cleaned up (safe to config_cleanup again).
+ */
+#ifndef CAIRN_CONFIG_H
+#define CAIRN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CAIRN_DEFAULT_PORT 1883
+#define CAIRN_DEFAULT_BIND "127.0.0.1"
+
+/* TLS and auth settings. Kept as strings for auth.c / tls.c to interpret. */
+struct config_security {
+    char *password_file;
+    char *acl_file;
+    char *psk_file;
+    int allow_anonymous; /* listeners only: -1 unset (use config.allow_anonymous), 0, 1 */
+    char *cafile;
+    char *capath;
+    char *certfile;
+    char *keyfile;
+    char *crlfile;
+    char *tls_version;
+    char *ciphers;
+    char *psk_hint;
+    bool require_certificate;
+    bool use_identity_as_username;
+    bool use_subject_as_username;
+};
+
+struct config_listener {
+    uint16_t port;       /* 0: an ephemeral port (logged at start-up) */
+    char *bind_address;  /* NULL: every address (IPv4 and IPv6) */
+    int max_connections; /* -1: unlimited */
+    struct config_security sec;
+};
+
+struct config {
+    char *path; /* the file loaded, NULL for defaults */
+
+    struct config_listener *listeners;
+    size_t n_listeners;
+
+    /* Global security (password_file, acl_file, psk_file, ...; sec.allow_anonymous unused):
+     * used for every listener unless per_listener_settings is true. */
+    bool per_listener_settings; /* false */
+    bool allow_anonymous;       /* true (Cairn listens on 127.0.0.1 unless told otherwise) */
+    struct config_security sec;
+
+    /* Outside a listener block, max_connections caps the total; inside, that listener. */
+    int max_connections;                   /* -1: unlimited (default) */
+    uint32_t max_inflight_messages;        /* 20; 0 = unlimited */
+    uint32_t max_queued_messages;          /* 1000; 0 = unlimited */
+    uint64_t max_queued_bytes;             /* 0: no limit */
+    bool queue_qos0_messages;              /* false */
+    uint32_t message_size_limit;           /* 0: the protocol maximum (268435455) */
+    uint16_t max_keepalive;                /* 65535 */
+    uint64_t persistent_client_expiration; /* seconds; 0 = never */
+    bool retain_available;                 /* true */
+    uint32_t sys_interval;                 /* seconds; 10; 0 = no $SYS updates */
+    bool connection_messages;              /* true */
+
+    unsigned log_dest;  /* CAIRN_LOG_DEST_* mask; default stderr */
+    char *log_file;     /* with CAIRN_LOG_DEST_FILE */
+    unsigned log_type;  /* CAIRN_LOG_MASK bits; default error, warning, notice, information */
+    bool log_timestamp; /* true */
+
+    char *pid_file;
+    bool persistence;           /* true: Cairn keeps data unless told not to */
+    char *persistence_location; /* "./cairn-data" */
+    bool persistence_sync;      /* false: write to the kernel; true: fsync each batch */
+};
+
+/* Defaults, no listener (config_effective_listeners() supplies 127.0.0.1:1883). */
+void config_defaults(struct config *c);
+/* Frees what c owns and leaves it as config_defaults() left it. */
+void config_cleanup(struct config *c);
+
+/*
+ * Parse path into *out (defaults first, then the file). 0, or a negative code with
+ * "FILE:LINE: reason" (or "FILE: reason" for an unreadable file) in err.
+ */
+int config_load(const char *path, struct config *out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* The same from a string (tests, fuzzing); name stands for FILE in errors. */
+int config_parse(const char *name, const char *text, struct config *out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* When the file named no listener, add the default one (127.0.0.1:1883). 0 or -ENOMEM. */
+int config_add_default_listener(struct config *c) __attribute__((warn_unused_result));
+
+/* Security settings that apply to listener i (its own with per_listener_settings, else the
+ * global ones). Borrowed from c. */
+const struct config_security *config_security_for(const struct config *c, size_t i);
+
+/* allow_anonymous as it applies to listener i. */
+bool config_allow_anonymous(const struct config *c, size_t i);
+
+/* "1h", "2d", "1w", "1m", "1y" or bare seconds -> seconds. 0 or -EINVAL. */
+int config_parse_duration(const char *s, uint64_t *out);
+
+#endif

@@ -1,0 +1,137 @@
+/*
+ * conn.h — one client connection: its transport, input buffer and decode loop, output queue,
+ * CONNECT timeout and keepalive; and the pool that owns every connection.
+ *
+ * Input: the socket is read into a per-connection buffer that grows as bytes arrive, up to
+ * message_size_limit + the fixed header (the protocol maximum when 0). mqtt_decode() runs over
+ * it in a loop and every whole packet goes to the handler's on_packet with views valid during
+ * that call only; a partial packet waits for more bytes. A decode error closes the connection
+ * with the negative code as reason, except -MQTT_EPROTO_LEVEL on the first packet, which goes
+ * to on_bad_connect so the broker can answer CONNACK 1 first.
+ *
+ * Output: conn_write() copies small packets into coalescing chunks; conn_write_ref() queues a
+ * reference to a shared immutable buffer (a build-once PUBLISH body). The queue leaves in one
+ * writev per writable event and at the end of each loop iteration; the connection asks the loop
+ * for write readiness only while output is pending.
+ *
+ * Flow control: conn_out_bytes() is what waits in the queue. A sender stops when it reaches
+ * CONN_OUT_HIGH_WATER (or any threshold it likes at or above CONN_OUT_LOW_WATER); the handler's
+ * on_writable runs when a flush takes the queue from >= CONN_OUT_LOW_WATER to below it.
+ *
+ * Closing: conn_close() only marks the connection; the pool closes it at a safe point (the end
+ * of the loop iteration, never while its own events are dispatched): on_close runs (after which
+ * the broker must not touch the conn), what is still queued gets a short linger to leave, then
+ * the transport is closed and every conn_write_ref() reference released.
+ *
+ * Ownership: the pool owns every conn; broker code borrows conn pointers from on_open until
+ * on_close returns. Strings returned by conn_peer/conn_name/conn_identity stay valid as long as
+ * the conn.
+ */
+#ifndef CAIRN_CONN_H
+#define CAIRN_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mqtt.h"
+
+struct conn;
+struct conn_pool;
+struct loop;
+struct config;
+struct transport;
+
+#define CONN_OUT_HIGH_WATER     (256u * 1024u)
+#define CONN_OUT_LOW_WATER      (64u * 1024u)
+#define CONN_CONNECT_TIMEOUT_MS 10000u /* no CONNECT within this: closed with -ETIMEDOUT */
+#define CONN_LINGER_MS          2000u  /* how long a closed conn may take to flush its queue */
+
+/* ---- what the broker calls ----------------------------------------------------------- */
+
+/* Queue a copy of buf. 0, -ENOMEM, or -EPIPE when the conn is closing (nothing queued). */
+int conn_write(struct conn *c, const void *buf, size_t len);
+/*
+ * Queue a reference to buf (immutable until released). release(obj) runs exactly once: when the
+ * bytes are written, when the conn dies, or at once on failure (-ENOMEM, -EPIPE when closing).
+ * release may be NULL.
+ */
+int conn_write_ref(struct conn *c, const void *buf, size_t len, void (*release)(void *obj),
+                   void *obj);
+/* Bytes queued and not yet written. */
+size_t conn_out_bytes(const struct conn *c);
+/* Close after flushing what is queued; deferred to a safe point. The first reason sticks.
+ * reason: 0 (DISCONNECT, shutdown), -errno, -MQTT_E..., -ETIMEDOUT. */
+void conn_close(struct conn *c, int reason);
+/* Is the conn closing (conn_close was called, or the peer went away)? */
+bool conn_closing(const struct conn *c);
+
+void conn_set_data(struct conn *c, void *data);
+void *conn_data(const struct conn *c);
+/* "addr:port" ("[v6addr]:port" for IPv6). */
+const char *conn_peer(const struct conn *c);
+/* Client id for logs ("" until conn_set_name). */
+const char *conn_name(const struct conn *c);
+/* TLS certificate CN / PSK identity, or NULL (always NULL for plain TCP). */
+const char *conn_identity(const struct conn *c);
+/* Index into config listeners. */
+int conn_listener_index(const struct conn *c);
+/* CONNECT accepted: ends the CONNECT timeout and arms keepalive (no packet for 1.5 x seconds
+ * closes with -ETIMEDOUT); 0 disables keepalive. */
+void conn_set_keepalive(struct conn *c, uint16_t seconds);
+/* Client id for logs (copied; truncated past 256 bytes). */
+void conn_set_name(struct conn *c, const char *client_id);
+
+/* Process-wide counters for $SYS. Read-only for the broker. */
+struct conn_stats {
+    uint64_t bytes_received;
+    uint64_t bytes_sent;
+    uint64_t packets_received;
+    uint64_t connections_accepted; /* since start */
+    uint64_t connections_refused;  /* max_connections, EMFILE, out of memory */
+    uint64_t connections_open;
+};
+const struct conn_stats *conn_stats(void);
+
+/* ---- what the server wires -------------------------------------------------------- */
+
+/*
+ * The upper layer (server.c passes the broker_* functions). Return codes as broker.h: a
+ * negative return from on_open/on_packet/on_bad_connect closes the conn with that reason.
+ */
+struct conn_handler {
+    void *arg; /* the struct broker */
+    int (*on_open)(void *arg, struct conn *c);
+    int (*on_packet)(void *arg, struct conn *c, const struct mqtt_packet *pkt);
+    int (*on_bad_connect)(void *arg, struct conn *c, int err);
+    void (*on_close)(void *arg, struct conn *c, int reason);
+    void (*on_writable)(void *arg, struct conn *c);
+};
+
+/* A pool on loop l. cfg is borrowed and must outlive the pool or be replaced by
+ * conn_pool_set_config(). NULL on ENOMEM. */
+struct conn_pool *conn_pool_new(struct loop *l, const struct config *cfg,
+                                const struct conn_handler *h);
+/* Closes every conn at once (no on_close: call conn_pool_close_all + conn_pool_flush first). */
+void conn_pool_free(struct conn_pool *p);
+void conn_pool_set_config(struct conn_pool *p, const struct config *cfg);
+/* Tests only: a shorter CONNECT timeout. */
+void conn_pool_set_connect_timeout(struct conn_pool *p, uint64_t ms);
+
+/*
+ * Adopt an accepted connection: takes ownership of t (closed on failure). peer is copied.
+ * Calls on_open. 0 or a negative code (the connection is gone then).
+ */
+int conn_pool_add(struct conn_pool *p, struct transport *t, int listener_index, const char *peer);
+/* Open connections (all, or of one listener). */
+size_t conn_pool_count(const struct conn_pool *p);
+size_t conn_pool_count_listener(const struct conn_pool *p, int listener_index);
+/* The safe point: flush pending output, run deferred closes. Call at iteration end, after the
+ * broker's own iteration end. */
+void conn_pool_flush(struct conn_pool *p);
+/* conn_close(c, reason) on every conn (shutdown); conn_pool_flush() completes it. */
+void conn_pool_close_all(struct conn_pool *p, int reason);
+/* Connections still lingering (closed, flushing). Shutdown waits for 0 or a deadline. */
+size_t conn_pool_lingering(const struct conn_pool *p);
+
+#endif

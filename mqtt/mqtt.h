@@ -42,8 +42,8 @@ enum mqtt_connack_rc {
     MQTT_CONNACK_NOT_AUTHORIZED = 5,
 };
 
-#define MQTT_SUBACK_FAILURE 0x80
-#define MQTT_MAX_REMAINING 268435455u /* four bytes of remaining length */
+#define MQTT_SUBACK_FAILURE   0x80
+#define MQTT_MAX_REMAINING    268435455u /* four bytes of remaining length */
 #define MQTT_MAX_FIXED_HEADER 5u
 
 /*
@@ -52,35 +52,36 @@ enum mqtt_connack_rc {
  */
 enum mqtt_err {
     MQTT_OK = 0,
-    MQTT_EPARTIAL = 1,   /* not an error: more bytes are needed */
+    MQTT_EPARTIAL = 1, /* not an error: more bytes are needed */
     /* malformed: the bytes do not form a packet */
-    MQTT_EREMLEN = 10,   /* remaining length over four bytes [MQTT-2.2.3] */
-    MQTT_ESHORT,         /* a field runs past the remaining length */
-    MQTT_ELONG,          /* bytes left over after the last field */
-    MQTT_EUTF8,          /* ill-formed UTF-8 [MQTT-1.5.3-1] */
-    MQTT_EUTF8_NUL,      /* U+0000 in a string [MQTT-1.5.3-2] */
-    MQTT_ETYPE,          /* packet type 0 or 15 */
+    MQTT_EREMLEN = 10, /* remaining length over four bytes [MQTT-2.2.3] */
+    MQTT_ESHORT,       /* a field runs past the remaining length */
+    MQTT_ELONG,        /* bytes left over after the last field */
+    MQTT_EUTF8,        /* ill-formed UTF-8 [MQTT-1.5.3-1] */
+    MQTT_EUTF8_NUL,    /* U+0000 in a string [MQTT-1.5.3-2] */
+    MQTT_ETYPE,        /* packet type 0 or 15 */
     /* protocol violation: well-formed bytes that break a rule */
-    MQTT_EFLAGS = 30,    /* reserved fixed-header flag bits wrong [MQTT-2.2.2-1/2] */
-    MQTT_EQOS,           /* QoS 3 [MQTT-3.3.1-4] */
-    MQTT_EPROTO_NAME,    /* protocol name not MQTT/MQIsdp [MQTT-3.1.2-1] */
-    MQTT_EPROTO_LEVEL,   /* protocol level not 4 (or 3 for MQIsdp) [MQTT-3.1.2-2] */
+    MQTT_EFLAGS = 30,       /* reserved fixed-header flag bits wrong [MQTT-2.2.2-1/2] */
+    MQTT_EQOS,              /* QoS 3 [MQTT-3.3.1-4] */
+    MQTT_EPROTO_NAME,       /* protocol name not MQTT/MQIsdp [MQTT-3.1.2-1] */
+    MQTT_EPROTO_LEVEL,      /* protocol level not 4 (or 3 for MQIsdp) [MQTT-3.1.2-2] */
     MQTT_ECONNECT_RESERVED, /* CONNECT reserved flag set [MQTT-3.1.2-3] */
-    MQTT_EWILL_FLAGS,    /* will QoS/retain without will flag [MQTT-3.1.2-11/13/15] */
-    MQTT_EWILL_QOS,      /* will QoS 3 [MQTT-3.1.2-14] */
-    MQTT_EPASSWORD,      /* password without username [MQTT-3.1.2-22] */
-    MQTT_EPACKET_ID,     /* packet identifier 0 where one is required [MQTT-2.3.1-1] */
-    MQTT_EEMPTY_SUB,     /* SUBSCRIBE/UNSUBSCRIBE without a topic [MQTT-3.8.3-3, 3.10.3-2] */
-    MQTT_ESUB_QOS,       /* SUBSCRIBE requested QoS reserved bits or 3 [MQTT-3.8.3-4] */
-    MQTT_ETOPIC_EMPTY,   /* zero-length topic name/filter [MQTT-4.7.3-1] */
-    MQTT_ETOPIC_WILDCARD,/* wildcard in a topic name [MQTT-3.3.2-2] */
-    MQTT_EFILTER,        /* '#' not last and alone, '+' not alone [MQTT-4.7.1-2/3] */
+    MQTT_EWILL_FLAGS,       /* will QoS/retain without will flag [MQTT-3.1.2-11/13/15] */
+    MQTT_EWILL_QOS,         /* will QoS 3 [MQTT-3.1.2-14] */
+    MQTT_EPASSWORD,         /* password without username [MQTT-3.1.2-22] */
+    MQTT_EPACKET_ID,        /* packet identifier 0 where one is required [MQTT-2.3.1-1] */
+    MQTT_EEMPTY_SUB,        /* SUBSCRIBE/UNSUBSCRIBE without a topic [MQTT-3.8.3-3, 3.10.3-2] */
+    MQTT_ESUB_QOS,          /* SUBSCRIBE requested QoS reserved bits or 3 [MQTT-3.8.3-4] */
+    MQTT_ETOPIC_EMPTY,      /* zero-length topic name/filter [MQTT-4.7.3-1] */
+    MQTT_ETOPIC_WILDCARD,   /* wildcard in a topic name [MQTT-3.3.2-2] */
+    MQTT_EFILTER,           /* '#' not last and alone, '+' not alone [MQTT-4.7.1-2/3] */
     MQTT_ECONNACK_RESERVED, /* CONNACK reserved bits set [MQTT-3.2.2-1] */
-    MQTT_ECLIENT_ID,     /* client id too long or bad characters (MQTT 3.1: over 23) */
+    MQTT_ECLIENT_ID,        /* client id too long or bad characters (MQTT 3.1: over 23) */
+    MQTT_ESUBACK_CODE,      /* SUBACK return code not 0, 1, 2 or 0x80 [MQTT-3.9.3-2] */
     /* too large */
     MQTT_ETOOLARGE = 60, /* remaining length over the caller's maximum */
     /* encoding */
-    MQTT_EINVAL = 70,    /* encoder given values it cannot represent */
+    MQTT_EINVAL = 70, /* encoder given values it cannot represent */
 };
 
 enum mqtt_err_class {
@@ -140,9 +141,9 @@ struct mqtt_ack {
  */
 struct mqtt_topics {
     uint16_t packet_id;
-    size_t count;          /* number of filters */
+    size_t count;            /* number of filters */
     struct mqtt_str payload; /* raw payload */
-    bool with_qos;         /* SUBSCRIBE: each filter is followed by a QoS byte */
+    bool with_qos;           /* SUBSCRIBE: each filter is followed by a QoS byte */
 };
 
 struct mqtt_suback {
@@ -152,7 +153,7 @@ struct mqtt_suback {
 
 struct mqtt_packet {
     enum mqtt_type type;
-    uint8_t flags;          /* low four bits of the first byte */
+    uint8_t flags; /* low four bits of the first byte */
     size_t remaining_length;
     union {
         struct mqtt_connect connect;
@@ -196,6 +197,12 @@ int mqtt_decode_fixed_header(const uint8_t *buf, size_t len, uint8_t *type, uint
  * soon as the fixed header is complete, before the body has arrived.
  *
  * Both client-to-server and server-to-client packets decode (a test client needs CONNACK).
+ *
+ * Two CONNECT refusals call for a CONNACK before closing (mqtt_error_connack() gives its code),
+ * and leave out->type == MQTT_CONNECT with out->u.connect filled: -MQTT_EPROTO_LEVEL (a known
+ * protocol name with another level: name and level filled, the rest zeroed, since a newer
+ * protocol's body cannot be read as 3.1.1) and -MQTT_ECLIENT_ID (MQTT 3.1 client id not 1..23
+ * bytes: every field filled). Both are returned only once the whole packet is in buf.
  */
 int mqtt_decode(const uint8_t *buf, size_t len, size_t max_packet, struct mqtt_packet *out);
 
@@ -257,6 +264,12 @@ bool mqtt_topic_match(const uint8_t *filter, size_t flen, const uint8_t *topic, 
 /* Accepts a code with either sign. */
 enum mqtt_err_class mqtt_error_class(int err);
 const char *mqtt_strerror(int err);
+/*
+ * The CONNACK return code a server sends before closing when decoding a CONNECT failed with
+ * err (either sign): MQTT_CONNACK_BAD_PROTOCOL for MQTT_EPROTO_LEVEL [MQTT-3.1.2-2],
+ * MQTT_CONNACK_ID_REJECTED for MQTT_ECLIENT_ID; -1 when the connection closes without one.
+ */
+int mqtt_error_connack(int err);
 const char *mqtt_type_name(int type);
 
 #endif

@@ -83,11 +83,12 @@ struct config {
 
     char *pid_file;
     bool persistence;           /* true: Cairn keeps data unless told not to */
-    char *persistence_location; /* "./cairn-data" */
+    char *persistence_location; /* "./cairn-data" (set by config_load/_add_default_listener) */
     bool persistence_sync;      /* false: write to the kernel; true: fsync each batch */
 };
 
-/* Defaults, no listener (config_effective_listeners() supplies 127.0.0.1:1883). */
+/* Defaults without a listener: config_add_default_listener() adds 127.0.0.1:1883 (config_load
+ * and config_parse do it themselves when the file names none). */
 void config_defaults(struct config *c);
 /* Frees what c owns and leaves it as config_defaults() left it. */
 void config_cleanup(struct config *c);
@@ -102,11 +103,13 @@ int config_load(const char *path, struct config *out, char *err, size_t errlen)
 int config_parse(const char *name, const char *text, struct config *out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
-/* When the file named no listener, add the default one (127.0.0.1:1883). 0 or -ENOMEM. */
+/* When there is no listener, add the default one (127.0.0.1:1883); also fills the default
+ * persistence_location. 0 or -ENOMEM. */
 int config_add_default_listener(struct config *c) __attribute__((warn_unused_result));
 
-/* Security settings that apply to listener i (its own with per_listener_settings, else the
- * global ones). Borrowed from c. */
+/* Security settings of listener i, resolved after loading: TLS options its own; auth options
+ * (password_file, acl_file, psk_file, allow_anonymous 0/1) its own with per_listener_settings,
+ * else copies of the global ones. Borrowed from c. */
 const struct config_security *config_security_for(const struct config *c, size_t i);
 
 /* allow_anonymous as it applies to listener i. */

@@ -5,7 +5,7 @@
  * next deadline instead of scanning clients.
  *
  * Lifetime: a struct timer is owned by the heap from timer_heap_add() until it fires (it is
- * freed after its callback returns) or is cancelled (freed by the cancel). The handle must not
+ * freed as its callback starts) or is cancelled (freed by the cancel). The handle must not
  * be used after either. Periodic work re-arms from its own callback. A callback may add and
  * cancel other timers; timers added during timer_heap_run() with delay 0 run on the next call,
  * so a callback that re-arms itself at 0 cannot starve the loop.

@@ -1,0 +1,741 @@
+/*
+ * session.c — sessions, their queues, in-flight windows and inbound QoS 2 ids (session.h).
+ */
+#include "session.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct session_table {
+    struct session **b;
+    size_t nb; /* power of two */
+    size_t n;
+    struct persist *store;
+    struct msg_table *msgs;
+    struct session_limits limits;
+    bool loading; /* restoring: records come from the store, do not write them back */
+};
+
+/* The store to record s's changes in, or NULL. */
+static struct persist *session__store(const struct session *s)
+{
+    return s->durable && !s->table->loading ? s->table->store : NULL;
+}
+
+/* ---- entries ------------------------------------------------------------------------------ */
+
+static void sentry__push(struct sentry_list *l, struct sentry *e)
+{
+    e->next = NULL;
+    if (l->tail)
+        l->tail->next = e;
+    else
+        l->head = e;
+    l->tail = e;
+    l->n++;
+}
+
+static struct sentry *sentry__shift(struct sentry_list *l)
+{
+    struct sentry *e = l->head;
+
+    if (e) {
+        l->head = e->next;
+        if (!l->head)
+            l->tail = NULL;
+        e->next = NULL;
+        l->n--;
+    }
+    return e;
+}
+
+void sentry_free(struct sentry *e)
+{
+    if (!e)
+        return;
+    msg_unref(e->m);
+    free(e);
+}
+
+static void sentry__list_free(struct sentry_list *l)
+{
+    struct sentry *e;
+
+    while ((e = sentry__shift(l)))
+        sentry_free(e);
+}
+
+static struct persist_qentry session__qentry(const struct sentry *e)
+{
+    struct persist_qentry q = {
+        .seq = e->seq,
+        .msg_id = e->m->id,
+        .packet_id = e->pid,
+        .qos = e->qos,
+        .state = e->state,
+    };
+    return q;
+}
+
+static struct persist_msg session__pmsg(const struct msg *m)
+{
+    struct persist_msg p = {
+        .id = m->id,
+        .topic = msg_topic(m),
+        .payload = msg_payload(m),
+        .qos = m->qos,
+        .retain = m->retain,
+    };
+    return p;
+}
+
+/* ---- the table ---------------------------------------------------------------------------- */
+
+static size_t session__hash(const struct session_table *t, struct mqtt_str id)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+    for (size_t i = 0; i < id.len; i++) {
+        h ^= id.p[i];
+        h *= 1099511628211ULL;
+    }
+    return (size_t)(h & (t->nb - 1));
+}
+
+static uint32_t session__max_inflight(const struct session_table *t)
+{
+    uint32_t m = t->limits.max_inflight;
+    return (m == 0 || m > 65535) ? 65535 : m;
+}
+
+struct session_table *session_table_new(struct persist *store, struct msg_table *msgs,
+                                        const struct session_limits *limits)
+{
+    struct session_table *t = calloc(1, sizeof(*t));
+
+    if (!t)
+        goto out;
+    t->nb = 256;
+    t->b = calloc(t->nb, sizeof(*t->b));
+    if (!t->b) {
+        free(t);
+        t = NULL;
+        goto out;
+    }
+    t->store = store;
+    t->msgs = msgs;
+    t->limits = *limits;
+out:
+    return t;
+}
+
+static void session__free(struct session *s)
+{
+    sentry__list_free(&s->inflight);
+    sentry__list_free(&s->queue);
+    for (size_t i = 0; i < s->n_subs; i++)
+        free(s->subs[i].filter);
+    free(s->subs);
+    free(s->inbound);
+    free(s->id);
+    free(s);
+}
+
+void session_table_free(struct session_table *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->nb; i++) {
+        struct session *s = t->b[i];
+        while (s) {
+            struct session *next = s->hnext;
+            session__free(s);
+            s = next;
+        }
+    }
+    free(t->b);
+    free(t);
+}
+
+void session_table_set_limits(struct session_table *t, const struct session_limits *limits)
+{
+    t->limits = *limits;
+}
+
+const struct session_limits *session_table_limits(const struct session_table *t)
+{
+    return &t->limits;
+}
+
+void session_table_set_loading(struct session_table *t, bool loading)
+{
+    t->loading = loading;
+}
+
+size_t session_table_count(const struct session_table *t)
+{
+    return t->n;
+}
+
+int session_table_each(struct session_table *t, int (*cb)(void *ctx, struct session *s), void *ctx)
+{
+    int rc = 0;
+
+    for (size_t i = 0; i < t->nb && rc == 0; i++)
+        for (struct session *s = t->b[i]; s && rc == 0; s = s->hnext)
+            rc = cb(ctx, s);
+    return rc;
+}
+
+static void session__grow(struct session_table *t)
+{
+    size_t nb = t->nb * 2;
+    struct session **b = calloc(nb, sizeof(*b));
+    struct session **old = t->b;
+    size_t onb = t->nb;
+
+    if (!b)
+        return; /* chains just get longer */
+    t->b = b;
+    t->nb = nb;
+    for (size_t i = 0; i < onb; i++) {
+        struct session *s = old[i];
+        while (s) {
+            struct session *next = s->hnext;
+            size_t h = session__hash(t, session_id(s));
+            s->hnext = b[h];
+            b[h] = s;
+            s = next;
+        }
+    }
+    free(old);
+}
+
+struct session *session_find(struct session_table *t, struct mqtt_str id)
+{
+    struct session *s;
+
+    for (s = t->b[session__hash(t, id)]; s; s = s->hnext)
+        if (s->id_len == id.len && memcmp(s->id, id.p, id.len) == 0)
+            break;
+    return s;
+}
+
+static struct session *session__alloc(struct session_table *t, struct mqtt_str id)
+{
+    struct session *s = calloc(1, sizeof(*s));
+    size_t h;
+
+    if (!s)
+        goto out;
+    s->id = malloc(id.len + 1);
+    if (!s->id) {
+        free(s);
+        s = NULL;
+        goto out;
+    }
+    if (id.len)
+        memcpy(s->id, id.p, id.len);
+    s->id[id.len] = '\0';
+    s->id_len = id.len;
+    s->table = t;
+    s->next_seq = 1;
+    if (t->n >= t->nb)
+        session__grow(t);
+    h = session__hash(t, id);
+    s->hnext = t->b[h];
+    t->b[h] = s;
+    t->n++;
+out:
+    return s;
+}
+
+struct session *session_new(struct session_table *t, struct mqtt_str id, bool clean, int64_t now)
+{
+    struct session *s = session__alloc(t, id);
+
+    if (!s)
+        goto out;
+    s->clean = clean;
+    s->durable = !clean && t->store;
+    session_touch(s, now);
+out:
+    return s;
+}
+
+struct session *session_restore(struct session_table *t, struct mqtt_str id,
+                                const struct persist_session *ps,
+                                const struct persist_queue_info *q)
+{
+    struct session *s = session__alloc(t, id);
+
+    if (!s)
+        goto out;
+    s->clean = false;
+    s->durable = t->store != NULL;
+    s->last_seen = ps->last_seen;
+    s->q_count = q->count;
+    s->q_bytes = q->bytes;
+    s->disk_count = q->count;
+    s->refill_seq = q->count ? q->first_seq : 0;
+    s->next_seq = q->count ? q->last_seq + 1 : 1;
+out:
+    return s;
+}
+
+void session_del(struct session *s)
+{
+    struct session_table *t = s->table;
+    struct session **pp = &t->b[session__hash(t, session_id(s))];
+
+    while (*pp && *pp != s)
+        pp = &(*pp)->hnext;
+    if (*pp) {
+        *pp = s->hnext;
+        t->n--;
+    }
+    if (session__store(s))
+        persist_session_del(t->store, session_id(s));
+    session__free(s);
+}
+
+void session_touch(struct session *s, int64_t now)
+{
+    s->last_seen = now;
+    if (session__store(s)) {
+        struct persist_session ps = {.last_seen = now};
+        persist_session_put(s->table->store, session_id(s), &ps);
+    }
+}
+
+void session_offline(struct session *s)
+{
+    struct sentry_list keep = {0};
+    struct sentry *e;
+    uint64_t first = 0;
+
+    s->owner = NULL;
+    /* In-flight entries of a durable session go back to disk; the next connect reads them. */
+    if (s->durable) {
+        while ((e = sentry__shift(&s->inflight))) {
+            if (!e->stored) { /* cannot happen: QoS > 0 entries of durable sessions are stored */
+                sentry_free(e);
+                continue;
+            }
+            if (!first || e->seq < first)
+                first = e->seq;
+            s->q_count++;
+            s->q_bytes += msg_bytes(e->m);
+            s->disk_count++;
+            sentry_free(e);
+        }
+    }
+    while ((e = sentry__shift(&s->queue))) {
+        if (s->durable && e->stored) {
+            if (!first || e->seq < first)
+                first = e->seq;
+            s->disk_count++;
+            sentry_free(e);
+        } else if (s->durable || (e->qos == 0 && !s->table->limits.queue_qos0)) {
+            s->q_count--;
+            s->q_bytes -= msg_bytes(e->m);
+            sentry_free(e);
+        } else {
+            sentry__push(&keep, e);
+        }
+    }
+    s->queue = keep;
+    /* every entry still in memory was older than those already on disk */
+    if (first)
+        s->refill_seq = first;
+}
+
+/* ---- queue and in-flight ------------------------------------------------------------------ */
+
+int session_enqueue(struct session *s, struct msg *m, uint8_t qos)
+{
+    const struct session_limits *lim = &s->table->limits;
+    bool online = s->owner != NULL;
+    struct sentry *e = NULL;
+    bool to_disk;
+    int rc = SESSION_QUEUED;
+
+    if (qos == 0 && !online && !lim->queue_qos0) {
+        rc = SESSION_DROPPED_QOS0;
+        goto out;
+    }
+    if ((lim->max_queued && s->q_count >= lim->max_queued) ||
+        (lim->max_queued_bytes && s->q_bytes + msg_bytes(m) > lim->max_queued_bytes)) {
+        s->dropped++;
+        rc = SESSION_DROPPED_LIMIT;
+        goto out;
+    }
+    e = calloc(1, sizeof(*e));
+    if (!e) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    e->m = msg_ref(m);
+    e->seq = s->next_seq++;
+    e->qos = qos;
+    e->state = PERSIST_Q_QUEUED;
+    e->stored = s->durable && (qos > 0 || !online || s->disk_count > 0);
+    if (e->stored) {
+        struct persist_qentry q = session__qentry(e);
+        struct persist_msg pm = session__pmsg(m);
+        persist_enqueue(s->table->store, session_id(s), &q, &pm);
+    }
+    to_disk = e->stored && (!online || s->disk_count > 0 || s->queue.n >= lim->window);
+    s->q_count++;
+    s->q_bytes += msg_bytes(m);
+    if (to_disk) {
+        if (s->disk_count == 0)
+            s->refill_seq = e->seq;
+        s->disk_count++;
+        sentry_free(e);
+    } else {
+        sentry__push(&s->queue, e);
+    }
+out:
+    return rc;
+}
+
+bool session_pid_in_use(const struct session *s, uint16_t pid)
+{
+    for (const struct sentry *e = s->inflight.head; e; e = e->next)
+        if (e->pid == pid)
+            return true;
+    return false;
+}
+
+static uint16_t session__next_pid(struct session *s)
+{
+    uint16_t pid = s->last_pid;
+
+    do {
+        pid = (uint16_t)(pid + 1);
+        if (pid == 0)
+            pid = 1;
+    } while (session_pid_in_use(s, pid));
+    s->last_pid = pid;
+    return pid;
+}
+
+bool session_can_pop(const struct session *s)
+{
+    const struct sentry *e = s->queue.head;
+
+    if (!e)
+        return false;
+    return e->qos == 0 || s->inflight.n < session__max_inflight(s->table);
+}
+
+struct sentry *session_pop(struct session *s)
+{
+    struct sentry *e = NULL;
+
+    if (!session_can_pop(s))
+        goto out;
+    e = sentry__shift(&s->queue);
+    s->q_count--;
+    s->q_bytes -= msg_bytes(e->m);
+    if (e->qos == 0) {
+        if (e->stored)
+            persist_dequeue(s->table->store, session_id(s), e->seq, e->m->id);
+        goto out;
+    }
+    e->pid = session__next_pid(s);
+    e->state = e->qos == 1 ? PERSIST_Q_WAIT_PUBACK : PERSIST_Q_WAIT_PUBREC;
+    if (e->stored) {
+        struct persist_qentry q = session__qentry(e);
+        persist_queue_update(s->table->store, session_id(s), &q);
+    }
+    sentry__push(&s->inflight, e);
+out:
+    return e;
+}
+
+bool session_wants_refill(const struct session *s)
+{
+    uint32_t w = s->table->limits.window;
+
+    return s->disk_count > 0 && s->table->store && s->queue.n <= w / 2;
+}
+
+struct session__refill_ctx {
+    struct session *s;
+    size_t count;
+    int rc;
+};
+
+static int session__refill_cb(void *ctx, const struct persist_qentry *q,
+                              const struct persist_msg *pm)
+{
+    struct session__refill_ctx *c = ctx;
+    struct session *s = c->s;
+    struct msg_table *msgs = s->table->msgs;
+    struct msg *m = msgs ? msg_table_get(msgs, q->msg_id) : NULL;
+    struct sentry *e = NULL;
+    int rc = 0;
+
+    if (!m) {
+        m = msg_new(pm->id, pm->topic.p, pm->topic.len, pm->payload.p, pm->payload.len, pm->qos,
+                    pm->retain);
+        if (!m || (msgs && msg_table_add(msgs, m) < 0)) {
+            rc = -ENOMEM;
+            goto out;
+        }
+    }
+    e = calloc(1, sizeof(*e));
+    if (!e) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    e->m = m;
+    m = NULL;
+    e->seq = q->seq;
+    e->pid = q->packet_id;
+    e->qos = q->qos;
+    e->state = q->state;
+    e->stored = true;
+    s->disk_count--;
+    s->refill_seq = q->seq + 1;
+    if (e->state != PERSIST_Q_QUEUED && e->qos > 0 && e->pid != 0 &&
+        !session_pid_in_use(s, e->pid)) {
+        /* in flight when the session went offline (or the broker stopped) */
+        s->q_count--;
+        s->q_bytes -= msg_bytes(e->m);
+        sentry__push(&s->inflight, e);
+        if (e->pid > s->last_pid)
+            s->last_pid = e->pid;
+    } else {
+        e->state = PERSIST_Q_QUEUED;
+        e->pid = 0;
+        sentry__push(&s->queue, e);
+    }
+    c->count++;
+out:
+    msg_unref(m);
+    c->rc = rc;
+    return rc;
+}
+
+int session_refill(struct session *s)
+{
+    struct session__refill_ctx c = {.s = s};
+    uint32_t w = s->table->limits.window;
+    size_t want;
+    int rc = 0;
+
+    if (!s->table->store || s->disk_count == 0 || s->queue.n >= w)
+        goto out;
+    want = w - s->queue.n;
+    if (want > s->disk_count)
+        want = (size_t)s->disk_count;
+    rc = persist_queue_read(s->table->store, session_id(s), s->refill_seq, want, session__refill_cb,
+                            &c);
+    if (c.rc < 0)
+        rc = c.rc;
+    else if (rc >= 0)
+        rc = (int)c.count;
+out:
+    return rc;
+}
+
+static struct sentry *session__inflight_find(struct session *s, uint16_t pid, struct sentry **prev)
+{
+    struct sentry *p = NULL, *e;
+
+    for (e = s->inflight.head; e; p = e, e = e->next)
+        if (e->pid == pid)
+            break;
+    *prev = p;
+    return e;
+}
+
+static void session__inflight_remove(struct session *s, struct sentry *e, struct sentry *prev)
+{
+    if (prev)
+        prev->next = e->next;
+    else
+        s->inflight.head = e->next;
+    if (s->inflight.tail == e)
+        s->inflight.tail = prev;
+    s->inflight.n--;
+    if (e->stored)
+        persist_dequeue(s->table->store, session_id(s), e->seq, e->m->id);
+    sentry_free(e);
+}
+
+int session_ack(struct session *s, int type, uint16_t pid)
+{
+    struct sentry *prev, *e = session__inflight_find(s, pid, &prev);
+    int rc = -ENOENT;
+
+    if (!e)
+        goto out;
+    switch (type) {
+    case MQTT_PUBACK:
+        if (e->state != PERSIST_Q_WAIT_PUBACK)
+            goto out;
+        session__inflight_remove(s, e, prev);
+        break;
+    case MQTT_PUBREC:
+        if (e->state == PERSIST_Q_WAIT_PUBREC) {
+            e->state = PERSIST_Q_WAIT_PUBCOMP;
+            if (e->stored) {
+                struct persist_qentry q = session__qentry(e);
+                persist_queue_update(s->table->store, session_id(s), &q);
+            }
+        } else if (e->state != PERSIST_Q_WAIT_PUBCOMP) {
+            goto out;
+        }
+        break;
+    case MQTT_PUBCOMP:
+        if (e->state != PERSIST_Q_WAIT_PUBCOMP)
+            goto out;
+        session__inflight_remove(s, e, prev);
+        break;
+    default:
+        goto out;
+    }
+    rc = 0;
+out:
+    return rc;
+}
+
+/* ---- inbound QoS 2 ------------------------------------------------------------------------ */
+
+static size_t session__inbound_pos(const struct session *s, uint16_t pid, bool *found)
+{
+    size_t lo = 0, hi = s->n_inbound;
+
+    *found = false;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->inbound[mid] == pid) {
+            *found = true;
+            return mid;
+        }
+        if (s->inbound[mid] < pid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+bool session_inbound_has(const struct session *s, uint16_t pid)
+{
+    bool found;
+
+    session__inbound_pos(s, pid, &found);
+    return found;
+}
+
+int session_inbound_add(struct session *s, uint16_t pid)
+{
+    bool found;
+    size_t i = session__inbound_pos(s, pid, &found);
+    int rc = 0;
+
+    if (found)
+        goto out;
+    if (s->n_inbound == s->cap_inbound) {
+        size_t cap = s->cap_inbound ? s->cap_inbound * 2 : 8;
+        uint16_t *v = realloc(s->inbound, cap * sizeof(*v));
+        if (!v) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        s->inbound = v;
+        s->cap_inbound = cap;
+    }
+    memmove(&s->inbound[i + 1], &s->inbound[i], (s->n_inbound - i) * sizeof(*s->inbound));
+    s->inbound[i] = pid;
+    s->n_inbound++;
+    if (session__store(s))
+        persist_inbound_put(s->table->store, session_id(s), pid);
+out:
+    return rc;
+}
+
+int session_inbound_del(struct session *s, uint16_t pid)
+{
+    bool found;
+    size_t i = session__inbound_pos(s, pid, &found);
+    int rc = -ENOENT;
+
+    if (!found)
+        goto out;
+    memmove(&s->inbound[i], &s->inbound[i + 1], (s->n_inbound - i - 1) * sizeof(*s->inbound));
+    s->n_inbound--;
+    if (session__store(s))
+        persist_inbound_del(s->table->store, session_id(s), pid);
+    rc = 0;
+out:
+    return rc;
+}
+
+/* ---- subscriptions ------------------------------------------------------------------------ */
+
+static struct session_sub *session__sub_find(struct session *s, struct mqtt_str filter)
+{
+    for (size_t i = 0; i < s->n_subs; i++)
+        if (s->subs[i].len == filter.len && memcmp(s->subs[i].filter, filter.p, filter.len) == 0)
+            return &s->subs[i];
+    return NULL;
+}
+
+int session_sub_set(struct session *s, struct mqtt_str filter, uint8_t qos)
+{
+    struct session_sub *sub = session__sub_find(s, filter);
+    int rc = 1;
+
+    if (!sub) {
+        char *f;
+        if (s->n_subs == s->cap_subs) {
+            size_t cap = s->cap_subs ? s->cap_subs * 2 : 4;
+            struct session_sub *v = realloc(s->subs, cap * sizeof(*v));
+            if (!v) {
+                rc = -ENOMEM;
+                goto out;
+            }
+            s->subs = v;
+            s->cap_subs = cap;
+        }
+        f = malloc(filter.len + 1);
+        if (!f) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        memcpy(f, filter.p, filter.len);
+        f[filter.len] = '\0';
+        sub = &s->subs[s->n_subs++];
+        sub->filter = f;
+        sub->len = filter.len;
+        rc = 0;
+    }
+    sub->qos = qos;
+    if (session__store(s))
+        persist_sub_put(s->table->store, session_id(s), filter, qos);
+out:
+    return rc;
+}
+
+int session_sub_del(struct session *s, struct mqtt_str filter)
+{
+    struct session_sub *sub = session__sub_find(s, filter);
+    int rc = -ENOENT;
+
+    if (!sub)
+        goto out;
+    free(sub->filter);
+    *sub = s->subs[--s->n_subs];
+    if (session__store(s))
+        persist_sub_del(s->table->store, session_id(s), filter);
+    rc = 0;
+out:
+    return rc;
+}

@@ -1,0 +1,230 @@
+/*
+ * session.h — MQTT sessions: what a client id owns across connections.
+ *
+ * A session lives in the table (hash by client id) from its CONNECT until it is discarded: at
+ * disconnect for clean session 1, at a clean-session-1 CONNECT that replaces it, or when it
+ * expires (persistent_client_expiration). A session with clean session 0 keeps, while its
+ * client is offline, its subscriptions, its queue and its in-flight window.
+ *
+ * Queue / in-flight model. Every message routed to a session becomes an entry (struct sentry)
+ * with a sequence number, increasing per session, that fixes its order:
+ *
+ *       enqueue --> [ queue: QUEUED entries, in seq order ] --pop--> [ in-flight window ]
+ *                                                                      WAIT_PUBACK   (QoS 1)
+ *                                                                      WAIT_PUBREC   (QoS 2)
+ *                                                                      WAIT_PUBCOMP  (PUBREL sent)
+ *
+ * - The in-flight window holds at most max_inflight entries (QoS 1/2 sent, not yet finished),
+ *   in the order they were sent; each has a packet id unique among them. Ids are allocated
+ *   per session, increasing, wrapping past 65535 and skipping 0 and ids still in flight.
+ * - QoS 0 entries never enter the window: pop hands them to the sender and they are gone.
+ * - max_queued_messages / max_queued_bytes bound the queue (in-flight not counted, like
+ *   Mosquitto); a message over the limit is dropped and counted (the caller logs it).
+ * - QoS 0 is queued for an offline session only with queue_qos0_messages.
+ *
+ * Durable sessions (clean session 0 with a store): every change is appended to the store's
+ * open batch as it is made (persist.h) — session record, subscriptions, each stored entry
+ * (enqueue, state/packet-id update, dequeue) and inbound QoS 2 ids. The queue lives on disk;
+ * memory holds only a WINDOW of it: while the client is offline nothing (entries go straight
+ * to the store), while online at most limits.window entries. An entry that arrives while part
+ * of the queue is on disk only goes to disk too, so order holds; session_refill() reads the
+ * next part (persist_queue_read) as the window drains. disk_count counts entries on disk that
+ * are not in memory; refill_seq is where the next read starts. After a restart every entry is
+ * on disk; the first refill puts WAIT_* entries back in the in-flight window (to be resent
+ * with DUP=1, or PUBREL) and QUEUED ones in the queue. A refill sees only committed records:
+ * an entry still in the open batch is read by a later refill.
+ *
+ * QoS 0 entries for an online client are kept in memory only (not stored) unless part of the
+ * queue is on disk (then they are stored, to keep their place).
+ *
+ * Inbound QoS 2 (method B of [MQTT-4.3.3]): the packet ids the client published that got a
+ * PUBREC and await PUBREL, a sorted set (stored for durable sessions).
+ *
+ * Ownership: the table owns its sessions; a session owns its entries, each holding one message
+ * reference; its subscriptions are copies. owner is the client's pointer while online
+ * (borrowed; the broker clears it). The store, message table and limits are borrowed from the
+ * broker for the table's lifetime.
+ */
+#ifndef CAIRN_SESSION_H
+#define CAIRN_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msg.h"
+#include "mqtt.h"
+#include "persist.h"
+
+struct timer;
+
+struct session_limits {
+    uint32_t max_inflight;     /* 0: unlimited (65535) */
+    uint32_t max_queued;       /* 0: unlimited */
+    uint64_t max_queued_bytes; /* 0: unlimited */
+    bool queue_qos0;           /* queue QoS 0 for offline sessions */
+    uint32_t window;           /* queued entries in memory for a durable online session */
+};
+
+struct sentry {
+    struct sentry *next;
+    struct msg *m; /* one reference */
+    uint64_t seq;
+    uint16_t pid;  /* 0 while queued */
+    uint8_t qos;   /* delivery QoS: min(published, granted) */
+    uint8_t state; /* enum persist_qstate */
+    bool stored;   /* has a record in the store */
+};
+
+struct sentry_list {
+    struct sentry *head;
+    struct sentry *tail;
+    size_t n;
+};
+
+struct session_sub {
+    char *filter; /* NUL-terminated copy */
+    size_t len;
+    uint8_t qos;
+};
+
+struct session_table;
+
+struct session {
+    struct session_table *table;
+    struct session *hnext;
+    char *id; /* NUL-terminated */
+    size_t id_len;
+    bool clean;   /* clean session flag of the last CONNECT */
+    bool durable; /* recorded in the store */
+    void *owner;  /* the client while online, NULL offline */
+
+    struct sentry_list inflight;
+    struct sentry_list queue; /* the in-memory part of the queue */
+    uint64_t q_count;         /* queued entries, memory + disk (in-flight not counted) */
+    uint64_t q_bytes;
+    uint64_t disk_count; /* queued entries on disk only */
+    uint64_t refill_seq; /* first seq on disk not in memory */
+    uint64_t next_seq;
+    uint16_t last_pid;
+
+    uint16_t *inbound; /* sorted */
+    size_t n_inbound;
+    size_t cap_inbound;
+
+    struct session_sub *subs;
+    size_t n_subs;
+    size_t cap_subs;
+
+    int64_t last_seen; /* unix seconds */
+    uint64_t dropped;  /* messages dropped by the queue limits */
+
+    /* for the broker */
+    struct session *dirty_next;
+    bool dirty;
+    struct timer *expiry;
+};
+
+/* ---- the table ---------------------------------------------------------------------------- */
+/* store may be NULL (no durability); msgs indexes messages read back from the store. */
+struct session_table *session_table_new(struct persist *store, struct msg_table *msgs,
+                                        const struct session_limits *limits);
+/* Frees every session (memory only: the store keeps them). NULL does nothing. */
+void session_table_free(struct session_table *t);
+void session_table_set_limits(struct session_table *t, const struct session_limits *limits);
+const struct session_limits *session_table_limits(const struct session_table *t);
+size_t session_table_count(const struct session_table *t);
+/* While loading (persist_restore), changes are not written back to the store. */
+void session_table_set_loading(struct session_table *t, bool loading);
+/* Visit every session; cb may not add or remove sessions. Stops at non-zero, returned. */
+int session_table_each(struct session_table *t, int (*cb)(void *ctx, struct session *s), void *ctx);
+
+struct session *session_find(struct session_table *t, struct mqtt_str id);
+/*
+ * A new session for id (none must exist). durable: clean session 0 and the table has a store;
+ * then its record (last_seen) goes into the batch. NULL on ENOMEM.
+ */
+struct session *session_new(struct session_table *t, struct mqtt_str id, bool clean, int64_t now);
+/*
+ * A durable session found by persist_restore: offline, its whole queue on disk (q holds the
+ * summary). NULL on ENOMEM.
+ */
+struct session *session_restore(struct session_table *t, struct mqtt_str id,
+                                const struct persist_session *ps,
+                                const struct persist_queue_info *q);
+/* Discard: remove from the table and the store (with queue, subscriptions, inbound ids), free.
+ * The caller removes its subscriptions from the route tree first. */
+void session_del(struct session *s);
+
+static inline struct mqtt_str session_id(const struct session *s)
+{
+    struct mqtt_str v = {(const uint8_t *)s->id, s->id_len};
+    return v;
+}
+
+/* Record that the client was seen now (session record rewritten when durable). */
+void session_touch(struct session *s, int64_t now);
+/*
+ * The client went offline: a durable session drops its stored entries from memory (they are
+ * on disk; the next connect reads them back), and in-memory QoS 0 entries unless queue_qos0.
+ */
+void session_offline(struct session *s);
+
+/* ---- queue and in-flight ------------------------------------------------------------------ */
+enum {
+    SESSION_QUEUED = 0,
+    SESSION_DROPPED_LIMIT = 1, /* max_queued_messages / max_queued_bytes */
+    SESSION_DROPPED_QOS0 = 2,  /* QoS 0 for an offline session without queue_qos0 */
+};
+/* Queue m for delivery at qos (already min(published, granted)). SESSION_QUEUED, a
+ * SESSION_DROPPED_* reason, or -ENOMEM. m must have a non-zero id when s is durable. */
+int session_enqueue(struct session *s, struct msg *m, uint8_t qos);
+
+/* Is there something pop could hand out now? */
+bool session_can_pop(const struct session *s);
+/*
+ * The next entry to send, taken off the queue: QoS 0 entries are the caller's (send, then
+ * sentry_free); QoS 1/2 entries enter the in-flight window with a packet id and state
+ * WAIT_PUBACK / WAIT_PUBREC (borrowed: the window keeps them). NULL when the queue is empty or
+ * the next entry needs a window slot and none is free.
+ */
+struct sentry *session_pop(struct session *s);
+void sentry_free(struct sentry *e);
+
+/* Read the next part of the on-disk queue into memory when the window runs low. Returns the
+ * number of entries read, or a negative code. */
+int session_refill(struct session *s);
+/* The window is low and part of the queue is on disk. */
+bool session_wants_refill(const struct session *s);
+
+/*
+ * An acknowledgement from the client for packet id pid:
+ *   MQTT_PUBACK  WAIT_PUBACK  -> finished (removed)
+ *   MQTT_PUBREC  WAIT_PUBREC  -> WAIT_PUBCOMP (the caller sends PUBREL; also for a repeated
+ *                                PUBREC of an entry already in WAIT_PUBCOMP)
+ *   MQTT_PUBCOMP WAIT_PUBCOMP -> finished
+ * 0, or -ENOENT when no in-flight entry of that id is in the right state.
+ */
+int session_ack(struct session *s, int type, uint16_t pid);
+/* Number of entries in flight. */
+static inline size_t session_inflight(const struct session *s)
+{
+    return s->inflight.n;
+}
+/* Is pid in use by an in-flight entry? */
+bool session_pid_in_use(const struct session *s, uint16_t pid);
+
+/* ---- inbound QoS 2 ------------------------------------------------------------------------ */
+bool session_inbound_has(const struct session *s, uint16_t pid);
+/* 0 or -ENOMEM; adding an id already present is a no-op. */
+int session_inbound_add(struct session *s, uint16_t pid);
+/* 0, or -ENOENT when absent. */
+int session_inbound_del(struct session *s, uint16_t pid);
+
+/* ---- subscriptions (the session's own record; the route tree is the broker's) ------------- */
+/* 0 new, 1 QoS replaced, -ENOMEM. */
+int session_sub_set(struct session *s, struct mqtt_str filter, uint8_t qos);
+/* 0, or -ENOENT. */
+int session_sub_del(struct session *s, struct mqtt_str filter);
+
+#endif

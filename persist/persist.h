@@ -9,8 +9,8 @@
  *   sub       (client id, filter) -> QoS
  *   queue     (client id, seq) -> msg id, QoS, state, packet id   seq orders one session's queue
  *   msg       msg id -> topic, payload, QoS, retain               stored once, refcounted here
- *   inbound   (client id, packet id)                              QoS 2 PUBREC sent, awaiting PUBREL
- *   retain    topic -> payload, QoS                               inline, one per topic
+ *   inbound   (client id, packet id)                              QoS 2 PUBREC sent, awaiting
+ * PUBREL retain    topic -> payload, QoS                               inline, one per topic
  *
  * Flow: the broker calls the put/del verbs while it handles one loop iteration; they only
  * append to the open batch. At the end of the iteration it calls persist_commit() once; only
@@ -69,20 +69,26 @@ struct persist_queue_info {
     uint64_t bytes;     /* payload bytes */
     uint64_t first_seq; /* 0 when empty */
     uint64_t last_seq;  /* 0 when empty */
+    uint64_t inflight;  /* entries whose state is not PERSIST_Q_QUEUED */
 };
 
 struct persist_options {
     const char *dir; /* created if missing */
     bool sync;       /* fsync each commit (persistence_sync true) */
+    bool read_only;  /* inspect only (cairn-db): the store must exist and is not changed — it is
+                        opened from a private copy; restore reports garbage instead of deleting
+                        it; commit fails */
 };
 
 /*
  * Open (or create) the store. Fails — never silently empty — when the directory is locked by
- * another process, corrupt or unreadable; err gets a one-line reason. *out is owned by the
- * caller and freed with persist_close().
+ * another process, corrupt, unreadable, not a Cairn store or of an unknown format version; err
+ * gets a one-line reason and a negative code is returned. *out is owned by the caller and freed
+ * with persist_close(). Call persist_restore() next: until it has run on a store that already
+ * holds data, changes are refused (commit fails), because the body reference counts are not
+ * known yet.
  */
-int persist_open(const struct persist_options *opt, struct persist **out, char *err,
-                 size_t errlen);
+int persist_open(const struct persist_options *opt, struct persist **out, char *err, size_t errlen);
 /* Discards an uncommitted batch. persist_close(NULL) does nothing. */
 void persist_close(struct persist *p);
 
@@ -123,21 +129,45 @@ struct persist_restore_ops {
     int (*retain)(void *ctx, const struct persist_msg *m);
 };
 /*
- * Scan the whole store once: sessions (with their queue summary) first, then subscriptions,
- * inbound ids and retained messages. A callback returning non-zero stops the scan and is
- * returned. Also rebuilds the message reference counts and reports the highest msg id seen
- * in *max_msg_id so the broker continues after it. A damaged record is an error.
+ * Scan the whole store once: every session (with its queue summary) first, then all
+ * subscriptions, inbound ids and retained messages, each kind in client-id order. Any callback
+ * may be NULL. A callback returning non-zero stops the scan and is returned. Also rebuilds the
+ * message reference counts and reports the highest msg id seen in *max_msg_id so the broker
+ * continues after it. A damaged record, or a queue entry whose body is missing, is an error
+ * (negative, with err). Message bodies no queue entry refers to, and queue entries,
+ * subscriptions and inbound ids of a client without a session record, are deleted (counted in
+ * persist_restore_stats()). Call it once, right after persist_open(), with an empty batch.
  */
 int persist_restore(struct persist *p, const struct persist_restore_ops *ops, void *ctx,
                     uint64_t *max_msg_id, char *err, size_t errlen);
 
 /*
- * Read up to max queue entries of cid with seq >= from_seq, in order, each with its message.
- * Returns the number read or a negative code. Used to refill a session's in-memory window.
+ * Read up to max queue entries of cid with seq >= from_seq, in order, each with its message
+ * (m->id == e->msg_id). Returns the number read or a negative code. Used to refill a session's
+ * in-memory window. Reads what is committed: changes still in the open batch are not seen.
+ * The callback returns 0 to go on; a negative value stops the read and is returned; a positive
+ * one stops it and the number of entries delivered so far (this one included) is returned.
  */
 typedef int (*persist_queue_cb)(void *ctx, const struct persist_qentry *e,
                                 const struct persist_msg *m);
 int persist_queue_read(struct persist *p, struct mqtt_str cid, uint64_t from_seq, size_t max,
                        persist_queue_cb cb, void *ctx);
+
+/* What the last persist_restore() found. Totals over the whole store. */
+struct persist_stats {
+    uint64_t sessions;
+    uint64_t subs;
+    uint64_t inbound;
+    uint64_t retained;
+    uint64_t queued;       /* queue entries, in-flight ones included */
+    uint64_t inflight;     /* queue entries not in state PERSIST_Q_QUEUED */
+    uint64_t queued_bytes; /* payload bytes of the queue entries */
+    uint64_t bodies;       /* message bodies stored (each once) */
+    uint64_t body_bytes;   /* their payload bytes */
+    uint64_t garbage;      /* bodies without a reference (deleted unless read_only) */
+    uint64_t orphans;      /* queue/sub/inbound records without a session (same) */
+    uint64_t missing;      /* referenced bodies not found (an error unless read_only) */
+};
+void persist_restore_stats(const struct persist *p, struct persist_stats *out);
 
 #endif

@@ -1,92 +1,1361 @@
 /*
- * persist_leveldb.c — the LevelDB backend of persist.h (stub: every call fails for now).
+ * persist_leveldb.c — persist.h on LevelDB. The only file that includes <leveldb/c.h>.
+ *
+ * Changes go into one leveldb_writebatch; persist_commit() writes it with one leveldb_write().
+ * Message bodies are counted in memory (msg id -> references, payload length), so a verb never
+ * has to read the store to know whether a body must be written or deleted. Two logs live as long
+ * as the open batch:
+ *  - the undo log: the reference count of each id before the batch changed it, so a failed
+ *    commit puts the counts back exactly as the store still has them;
+ *  - the pending log: keys of per-client records put (and queue entries removed) in the batch,
+ *    because persist_session_del() scans the committed store and must also see what the batch
+ *    already added or removed for that client.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <leveldb/c.h>
 
 #include "persist.h"
+#include "persist_internal.h"
+#include "persist_record.h"
 
-int persist_open(const struct persist_options *opt, struct persist **out, char *err, size_t errlen)
+#define CACHE_BYTES        (16u << 20) /* LRU block cache */
+#define WRITE_BUFFER_BYTES (8u << 20)  /* memtable: fewer, larger level-0 files under load */
+#define MAX_OPEN_FILES     500
+#define BLOOM_BITS         10
+#define KEY_MAX            (1 + 2 + PERSIST_CID_MAX + 65535 + 8) /* sub key: cid + filter */
+#define SMALL_REC          32                                    /* every fixed-size record */
+
+struct buf {
+    uint8_t *p;
+    size_t len;
+    size_t cap;
+};
+
+/* One message id's references. id 0 marks an empty slot; message id 0 lives in reftab.zero. */
+struct ref {
+    uint64_t id;
+    uint32_t count;
+    uint32_t len; /* payload length, for queue entry records */
+};
+
+/* Open addressing, linear probing, backward-shift deletion (no tombstones). */
+struct reftab {
+    struct ref *slots;
+    size_t mask;
+    size_t used;
+    struct ref zero;
+};
+
+struct undo {
+    uint64_t id;
+    uint32_t count; /* before the change */
+    uint32_t len;
+};
+
+enum pend_op { PEND_PUT, PEND_DEL, PEND_KILL };
+
+struct pend {
+    size_t off; /* key bytes in pendkeys */
+    uint32_t klen;
+    uint8_t op;
+    uint64_t msg_id; /* queue entries */
+};
+
+struct persist {
+    leveldb_t *db;
+    leveldb_options_t *opts;
+    leveldb_cache_t *cache;
+    leveldb_filterpolicy_t *filter;
+    leveldb_readoptions_t *ropts;     /* point reads and window reads */
+    leveldb_readoptions_t *scan_opts; /* full scans: do not flush the cache */
+    leveldb_writeoptions_t *wopts;
+    leveldb_writebatch_t *batch;
+    size_t batch_ops;
+    int batch_err; /* sticky until the next commit, which reports it */
+    char batch_errmsg[200];
+    unsigned fail_commits;
+    bool read_only;
+    bool restored;
+    char *snap_dir;
+
+    struct reftab refs;
+    struct undo *undo;
+    size_t nundo, capundo;
+    struct pend *pend;
+    size_t npend, cappend;
+    struct buf pendkeys;
+    uint8_t *kbuf; /* KEY_MAX bytes: every key fits */
+    struct buf vbuf;
+    struct persist_stats stats;
+};
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
 {
-    *out = NULL;
-    if (err && errlen)
-        snprintf(err, errlen, "persistence not implemented yet");
-    return -ENOSYS;
+    va_list ap;
+    if (!err || !errlen)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    /* one line: LevelDB's text may hold a newline */
+    for (char *c = err; *c; c++)
+        if (*c == '\n' || *c == '\r')
+            *c = ' ';
 }
 
-void persist_close(struct persist *p)
+static bool buf_reserve(struct buf *b, size_t n)
 {
+    if (n <= b->cap)
+        return true;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < n)
+        cap *= 2;
+    uint8_t *q = realloc(b->p, cap);
+    if (!q)
+        return false;
+    b->p = q;
+    b->cap = cap;
+    return true;
 }
 
+static bool grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return true;
+    size_t c = *cap ? *cap * 2 : 64;
+    while (c < need)
+        c *= 2;
+    void *q = realloc(*arr, c * elem);
+    if (!q)
+        return false;
+    *arr = q;
+    *cap = c;
+    return true;
+}
+
+/* ---- reference table ------------------------------------------------------------------- */
+static size_t ref_hash(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return (size_t)x;
+}
+
+static struct ref *ref_find(const struct reftab *t, uint64_t id)
+{
+    if (id == 0)
+        return t->zero.count ? (struct ref *)&t->zero : NULL;
+    if (!t->slots)
+        return NULL;
+    for (size_t i = ref_hash(id) & t->mask;; i = (i + 1) & t->mask) {
+        if (t->slots[i].id == id)
+            return &t->slots[i];
+        if (t->slots[i].id == 0)
+            return NULL;
+    }
+}
+
+static bool ref_grow(struct reftab *t)
+{
+    size_t cap = t->slots ? (t->mask + 1) * 2 : 1024;
+    struct ref *s = calloc(cap, sizeof *s);
+    if (!s)
+        return false;
+    for (size_t i = 0; t->slots && i <= t->mask; i++) {
+        if (t->slots[i].id == 0)
+            continue;
+        size_t j = ref_hash(t->slots[i].id) & (cap - 1);
+        while (s[j].id)
+            j = (j + 1) & (cap - 1);
+        s[j] = t->slots[i];
+    }
+    free(t->slots);
+    t->slots = s;
+    t->mask = cap - 1;
+    return true;
+}
+
+/* The entry of id, added with count 0 if absent (the caller sets a count or removes it). */
+static struct ref *ref_insert(struct reftab *t, uint64_t id)
+{
+    if (id == 0)
+        return &t->zero;
+    struct ref *r = ref_find(t, id);
+    if (r)
+        return r;
+    if ((!t->slots || (t->used + 1) * 4 > (t->mask + 1) * 3) && !ref_grow(t))
+        return NULL;
+    size_t i = ref_hash(id) & t->mask;
+    while (t->slots[i].id)
+        i = (i + 1) & t->mask;
+    t->slots[i] = (struct ref){id, 0, 0};
+    t->used++;
+    return &t->slots[i];
+}
+
+static void ref_remove(struct reftab *t, uint64_t id)
+{
+    if (id == 0) {
+        t->zero.count = 0;
+        return;
+    }
+    struct ref *r = ref_find(t, id);
+    if (!r)
+        return;
+    size_t i = (size_t)(r - t->slots);
+    /* shift later members of the run back so every probe sequence stays unbroken */
+    for (size_t j = (i + 1) & t->mask; t->slots[j].id; j = (j + 1) & t->mask) {
+        size_t home = ref_hash(t->slots[j].id) & t->mask;
+        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!stays) {
+            t->slots[i] = t->slots[j];
+            i = j;
+        }
+    }
+    t->slots[i].id = 0;
+    t->used--;
+}
+
+static void ref_clear(struct reftab *t)
+{
+    free(t->slots);
+    memset(t, 0, sizeof *t);
+}
+
+/* ---- the open batch -------------------------------------------------------------------- */
+static void batch_fail(struct persist *p, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void batch_fail(struct persist *p, int code, const char *fmt, ...)
+{
+    va_list ap;
+    if (p->batch_err)
+        return; /* the first reason is the one worth reporting */
+    p->batch_err = code;
+    va_start(ap, fmt);
+    vsnprintf(p->batch_errmsg, sizeof p->batch_errmsg, fmt, ap);
+    va_end(ap);
+}
+
+static bool change_ok(struct persist *p)
+{
+    if (p->batch_err)
+        return false;
+    if (p->read_only)
+        batch_fail(p, -EROFS, "store opened read-only");
+    else if (!p->restored)
+        batch_fail(p, -EINVAL, "change before persist_restore() rebuilt the reference counts");
+    return !p->batch_err;
+}
+
+static void batch_put(struct persist *p, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+    leveldb_writebatch_put(p->batch, (const char *)k, kl, (const char *)v, vl);
+    p->batch_ops++;
+}
+
+static void batch_del(struct persist *p, const uint8_t *k, size_t kl)
+{
+    leveldb_writebatch_delete(p->batch, (const char *)k, kl);
+    p->batch_ops++;
+}
+
+static void pend_push(struct persist *p, const uint8_t *k, size_t kl, uint8_t op, uint64_t msg_id)
+{
+    if (!grow((void **)&p->pend, &p->cappend, p->npend + 1, sizeof *p->pend) ||
+        !buf_reserve(&p->pendkeys, p->pendkeys.len + kl)) {
+        batch_fail(p, -ENOMEM, "out of memory");
+        return;
+    }
+    memcpy(p->pendkeys.p + p->pendkeys.len, k, kl);
+    p->pend[p->npend++] = (struct pend){p->pendkeys.len, (uint32_t)kl, op, msg_id};
+    p->pendkeys.len += kl;
+}
+
+static bool undo_push(struct persist *p, const struct ref *r, uint64_t id)
+{
+    if (!grow((void **)&p->undo, &p->capundo, p->nundo + 1, sizeof *p->undo))
+        return false;
+    p->undo[p->nundo++] = (struct undo){id, r->count, r->len};
+    return true;
+}
+
+/* Put the reference counts back as they were when the batch opened. */
+static void undo_all(struct persist *p)
+{
+    while (p->nundo) {
+        struct undo *u = &p->undo[--p->nundo];
+        if (u->count == 0) {
+            ref_remove(&p->refs, u->id);
+            continue;
+        }
+        /* cannot fail: the table never shrinks, so the slot count that held it still does */
+        struct ref *r = ref_insert(&p->refs, u->id);
+        if (r) {
+            r->count = u->count;
+            r->len = u->len;
+        }
+    }
+}
+
+static void batch_discard(struct persist *p)
+{
+    leveldb_writebatch_clear(p->batch);
+    p->batch_ops = 0;
+    p->batch_err = 0;
+    p->batch_errmsg[0] = '\0';
+    p->nundo = 0;
+    p->npend = 0;
+    p->pendkeys.len = 0;
+}
+
+/* One more reference to id; returns the new count, 0 when out of memory. */
+static uint32_t msg_ref(struct persist *p, uint64_t id, uint32_t len)
+{
+    struct ref *r = ref_insert(&p->refs, id);
+    if (!r || !undo_push(p, r, id)) {
+        if (r && r->count == 0)
+            ref_remove(&p->refs, id);
+        batch_fail(p, -ENOMEM, "out of memory");
+        return 0;
+    }
+    if (r->count == 0)
+        r->len = len;
+    return ++r->count;
+}
+
+/* One reference fewer; the body goes with the last one. */
+static void msg_unref(struct persist *p, uint64_t id)
+{
+    uint8_t k[16];
+    struct ref *r = ref_find(&p->refs, id);
+    if (!r)
+        return; /* nothing counted: the caller's bookkeeping is off; never underflow */
+    if (!undo_push(p, r, id)) {
+        batch_fail(p, -ENOMEM, "out of memory");
+        return;
+    }
+    if (--r->count == 0) {
+        ref_remove(&p->refs, id);
+        batch_del(p, k, persist_rec_key_msg(k, sizeof k, id));
+    }
+}
+
+/* ---- changes --------------------------------------------------------------------------- */
 void persist_session_put(struct persist *p, struct mqtt_str cid, const struct persist_session *s)
 {
-}
-
-void persist_session_del(struct persist *p, struct mqtt_str cid)
-{
+    uint8_t v[SMALL_REC];
+    if (!change_ok(p))
+        return;
+    size_t kl = persist_rec_key_session(p->kbuf, KEY_MAX, cid);
+    size_t vl = persist_rec_session(v, sizeof v, s);
+    if (!kl || !vl) {
+        batch_fail(p, -EINVAL, "session: client id too long");
+        return;
+    }
+    batch_put(p, p->kbuf, kl, v, vl);
+    pend_push(p, p->kbuf, kl, PEND_PUT, 0);
 }
 
 void persist_sub_put(struct persist *p, struct mqtt_str cid, struct mqtt_str filter, uint8_t qos)
 {
+    uint8_t v[SMALL_REC];
+    if (!change_ok(p))
+        return;
+    size_t kl = persist_rec_key_sub(p->kbuf, KEY_MAX, cid, filter);
+    size_t vl = persist_rec_sub(v, sizeof v, qos);
+    if (!kl || !vl) {
+        batch_fail(p, -EINVAL, "subscription: bad client id, filter or QoS");
+        return;
+    }
+    batch_put(p, p->kbuf, kl, v, vl);
+    pend_push(p, p->kbuf, kl, PEND_PUT, 0);
 }
 
 void persist_sub_del(struct persist *p, struct mqtt_str cid, struct mqtt_str filter)
 {
+    if (!change_ok(p))
+        return;
+    size_t kl = persist_rec_key_sub(p->kbuf, KEY_MAX, cid, filter);
+    if (!kl) {
+        batch_fail(p, -EINVAL, "subscription: bad client id or filter");
+        return;
+    }
+    batch_del(p, p->kbuf, kl);
 }
 
 void persist_enqueue(struct persist *p, struct mqtt_str cid, const struct persist_qentry *e,
                      const struct persist_msg *m)
 {
+    uint8_t v[SMALL_REC];
+    if (!change_ok(p))
+        return;
+    if (m && m->id != e->msg_id) {
+        batch_fail(p, -EINVAL, "enqueue: entry msg id %llu but message %llu",
+                   (unsigned long long)e->msg_id, (unsigned long long)m->id);
+        return;
+    }
+    const struct ref *known = ref_find(&p->refs, e->msg_id);
+    if (!known && !m) {
+        batch_fail(p, -EINVAL, "enqueue: message %llu is not stored and no body was given",
+                   (unsigned long long)e->msg_id);
+        return;
+    }
+    uint32_t len = known ? known->len : (uint32_t)m->payload.len;
+    size_t kl = persist_rec_key_queue(p->kbuf, KEY_MAX, cid, e->seq);
+    size_t vl = persist_rec_qentry(v, sizeof v, e, len);
+    if (!kl || !vl || (m && m->payload.len > UINT32_MAX)) {
+        batch_fail(p, -EINVAL, "enqueue: bad client id, QoS or state");
+        return;
+    }
+    uint32_t count = msg_ref(p, e->msg_id, len);
+    if (count == 0)
+        return;
+    if (count == 1) {
+        uint8_t mk[16];
+        size_t ml = persist_rec_msg(NULL, 0, m);
+        if (!ml || !buf_reserve(&p->vbuf, ml)) {
+            batch_fail(p, ml ? -ENOMEM : -EINVAL, "enqueue: cannot encode message %llu",
+                       (unsigned long long)m->id);
+            return;
+        }
+        persist_rec_msg(p->vbuf.p, p->vbuf.cap, m);
+        batch_put(p, mk, persist_rec_key_msg(mk, sizeof mk, m->id), p->vbuf.p, ml);
+    }
+    batch_put(p, p->kbuf, kl, v, vl);
+    pend_push(p, p->kbuf, kl, PEND_PUT, e->msg_id);
 }
 
 void persist_queue_update(struct persist *p, struct mqtt_str cid, const struct persist_qentry *e)
 {
+    uint8_t v[SMALL_REC];
+    if (!change_ok(p))
+        return;
+    const struct ref *r = ref_find(&p->refs, e->msg_id);
+    if (!r) {
+        batch_fail(p, -EINVAL, "queue update: message %llu is not stored",
+                   (unsigned long long)e->msg_id);
+        return;
+    }
+    size_t kl = persist_rec_key_queue(p->kbuf, KEY_MAX, cid, e->seq);
+    size_t vl = persist_rec_qentry(v, sizeof v, e, r->len);
+    if (!kl || !vl) {
+        batch_fail(p, -EINVAL, "queue update: bad client id, QoS or state");
+        return;
+    }
+    batch_put(p, p->kbuf, kl, v, vl);
+    pend_push(p, p->kbuf, kl, PEND_PUT, e->msg_id);
 }
 
 void persist_dequeue(struct persist *p, struct mqtt_str cid, uint64_t seq, uint64_t msg_id)
 {
+    if (!change_ok(p))
+        return;
+    size_t kl = persist_rec_key_queue(p->kbuf, KEY_MAX, cid, seq);
+    if (!kl) {
+        batch_fail(p, -EINVAL, "dequeue: client id too long");
+        return;
+    }
+    batch_del(p, p->kbuf, kl);
+    pend_push(p, p->kbuf, kl, PEND_DEL, msg_id);
+    msg_unref(p, msg_id);
 }
 
 void persist_inbound_put(struct persist *p, struct mqtt_str cid, uint16_t packet_id)
 {
+    uint8_t v[SMALL_REC];
+    if (!change_ok(p))
+        return;
+    size_t kl = persist_rec_key_inbound(p->kbuf, KEY_MAX, cid, packet_id);
+    size_t vl = persist_rec_inbound(v, sizeof v);
+    if (!kl) {
+        batch_fail(p, -EINVAL, "inbound: client id too long");
+        return;
+    }
+    batch_put(p, p->kbuf, kl, v, vl);
+    pend_push(p, p->kbuf, kl, PEND_PUT, 0);
 }
 
 void persist_inbound_del(struct persist *p, struct mqtt_str cid, uint16_t packet_id)
 {
+    if (!change_ok(p))
+        return;
+    size_t kl = persist_rec_key_inbound(p->kbuf, KEY_MAX, cid, packet_id);
+    if (!kl) {
+        batch_fail(p, -EINVAL, "inbound: client id too long");
+        return;
+    }
+    batch_del(p, p->kbuf, kl);
 }
 
 void persist_retain_put(struct persist *p, const struct persist_msg *m)
 {
+    if (!change_ok(p))
+        return;
+    size_t kl = persist_rec_key_retain(p->kbuf, KEY_MAX, m->topic);
+    size_t vl = persist_rec_retain(NULL, 0, m);
+    if (!kl || !vl || m->topic.len > KEY_MAX - 1) {
+        batch_fail(p, -EINVAL, "retain: bad topic or QoS");
+        return;
+    }
+    if (!buf_reserve(&p->vbuf, vl)) {
+        batch_fail(p, -ENOMEM, "out of memory");
+        return;
+    }
+    persist_rec_retain(p->vbuf.p, p->vbuf.cap, m);
+    batch_put(p, p->kbuf, kl, p->vbuf.p, vl);
 }
 
 void persist_retain_del(struct persist *p, struct mqtt_str topic)
 {
+    if (!change_ok(p))
+        return;
+    size_t kl = persist_rec_key_retain(p->kbuf, KEY_MAX, topic);
+    if (!kl || topic.len > KEY_MAX - 1) {
+        batch_fail(p, -EINVAL, "retain: bad topic");
+        return;
+    }
+    batch_del(p, p->kbuf, kl);
 }
 
+/* ---- session delete -------------------------------------------------------------------- */
+struct qop {
+    uint64_t seq;
+    size_t order;
+    uint64_t msg_id;
+    uint8_t op;
+    size_t pend; /* index into p->pend, for the key bytes */
+};
+
+static int qop_cmp(const void *a, const void *b)
+{
+    const struct qop *x = a, *y = b;
+    if (x->seq != y->seq)
+        return x->seq < y->seq ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static uint64_t be64(const uint8_t *b)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | b[i];
+    return v;
+}
+
+static bool bsearch_seq(const struct qop *ops, size_t n, uint64_t seq)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ops[mid].seq == seq)
+            return true;
+        if (ops[mid].seq < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
+}
+
+static bool has_prefix(const uint8_t *k, size_t kl, const uint8_t *pre, size_t pl)
+{
+    return kl >= pl && memcmp(k, pre, pl) == 0;
+}
+
+/* Delete every committed key that starts with pre. Returns false on a read error. */
+static bool del_committed_prefix(struct persist *p, const uint8_t *pre, size_t pl)
+{
+    leveldb_iterator_t *it = leveldb_create_iterator(p->db, p->ropts);
+    char *e = NULL;
+    for (leveldb_iter_seek(it, (const char *)pre, pl); leveldb_iter_valid(it);
+         leveldb_iter_next(it)) {
+        size_t kl;
+        const uint8_t *k = (const uint8_t *)leveldb_iter_key(it, &kl);
+        if (!has_prefix(k, kl, pre, pl))
+            break;
+        batch_del(p, k, kl);
+    }
+    leveldb_iter_get_error(it, &e);
+    leveldb_iter_destroy(it);
+    if (e) {
+        batch_fail(p, -EIO, "session delete: read failed: %s", e);
+        leveldb_free(e);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * The session's queue: the committed entries plus what the open batch did to them. The last
+ * batch operation on a seq decides (an entry put in the batch holds its reference; one removed
+ * in the batch already dropped it); a committed entry the batch did not touch drops its
+ * reference here. A KILL marker records an earlier delete of this session in the same batch:
+ * the committed entries were handled then.
+ */
+static void del_queue(struct persist *p, const uint8_t *pre, size_t pl)
+{
+    struct qop *ops = NULL;
+    size_t n = 0, cap = 0;
+    bool killed = false;
+    leveldb_iterator_t *it = NULL;
+    char *e = NULL;
+
+    for (size_t i = 0; i < p->npend; i++) {
+        const struct pend *d = &p->pend[i];
+        const uint8_t *k = p->pendkeys.p + d->off;
+        if (d->op == PEND_KILL && d->klen == pl && memcmp(k, pre, pl) == 0) {
+            killed = true;
+            n = 0; /* everything before was settled by that delete */
+            continue;
+        }
+        if (d->op == PEND_KILL || d->klen != pl + 8 || memcmp(k, pre, pl) != 0)
+            continue;
+        if (!grow((void **)&ops, &cap, n + 1, sizeof *ops)) {
+            batch_fail(p, -ENOMEM, "out of memory");
+            goto out;
+        }
+        ops[n] = (struct qop){be64(k + pl), i, d->msg_id, d->op, i};
+        n++;
+    }
+    if (n)
+        qsort(ops, n, sizeof *ops, qop_cmp);
+    /* keep the last operation per seq */
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (m && ops[m - 1].seq == ops[i].seq)
+            ops[m - 1] = ops[i];
+        else
+            ops[m++] = ops[i];
+    }
+    n = m;
+
+    if (!killed) {
+        it = leveldb_create_iterator(p->db, p->ropts);
+        for (leveldb_iter_seek(it, (const char *)pre, pl); leveldb_iter_valid(it);
+             leveldb_iter_next(it)) {
+            size_t kl, vl;
+            const uint8_t *k = (const uint8_t *)leveldb_iter_key(it, &kl);
+            const uint8_t *v = (const uint8_t *)leveldb_iter_value(it, &vl);
+            struct persist_qentry q;
+            uint32_t plen;
+            if (!has_prefix(k, kl, pre, pl))
+                break;
+            if (kl != pl + 8 || persist_rec_qentry_decode(v, vl, &q, &plen) < 0) {
+                batch_fail(p, -EBADMSG, "session delete: damaged queue entry");
+                goto out;
+            }
+            if (bsearch_seq(ops, n, be64(k + pl)))
+                continue;
+            batch_del(p, k, kl);
+            msg_unref(p, q.msg_id);
+        }
+        leveldb_iter_get_error(it, &e);
+        if (e) {
+            batch_fail(p, -EIO, "session delete: read failed: %s", e);
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i].op != PEND_PUT)
+            continue;
+        const struct pend *d = &p->pend[ops[i].pend];
+        batch_del(p, p->pendkeys.p + d->off, d->klen);
+        msg_unref(p, ops[i].msg_id);
+    }
+    pend_push(p, pre, pl, PEND_KILL, 0);
+out:
+    if (e)
+        leveldb_free(e);
+    if (it)
+        leveldb_iter_destroy(it);
+    free(ops);
+}
+
+void persist_session_del(struct persist *p, struct mqtt_str cid)
+{
+    static const uint8_t kinds[] = {PERSIST_K_SUB, PERSIST_K_INBOUND};
+    if (!change_ok(p))
+        return;
+    size_t kl = persist_rec_key_session(p->kbuf, KEY_MAX, cid);
+    if (!kl) {
+        batch_fail(p, -EINVAL, "session delete: client id too long");
+        return;
+    }
+    batch_del(p, p->kbuf, kl);
+    for (size_t i = 0; i < sizeof kinds; i++) {
+        size_t pl = persist_rec_key_prefix(p->kbuf, KEY_MAX, kinds[i], cid);
+        if (!del_committed_prefix(p, p->kbuf, pl))
+            return;
+        /* what the batch itself put for this client */
+        for (size_t j = 0; j < p->npend; j++) {
+            const struct pend *d = &p->pend[j];
+            if (d->op == PEND_PUT && has_prefix(p->pendkeys.p + d->off, d->klen, p->kbuf, pl))
+                batch_del(p, p->pendkeys.p + d->off, d->klen);
+        }
+    }
+    size_t pl = persist_rec_key_prefix(p->kbuf, KEY_MAX, PERSIST_K_QUEUE, cid);
+    del_queue(p, p->kbuf, pl);
+}
+
+/* ---- commit ---------------------------------------------------------------------------- */
 bool persist_batch_empty(const struct persist *p)
 {
-    return true;
+    return p->batch_ops == 0 && p->batch_err == 0;
 }
 
 int persist_commit(struct persist *p, char *err, size_t errlen)
 {
-    if (err && errlen)
-        snprintf(err, errlen, "persistence not implemented yet");
-    return -ENOSYS;
+    int rc = 0;
+    char *e = NULL;
+
+    if (p->batch_err) {
+        rc = p->batch_err;
+        seterr(err, errlen, "persist: batch refused: %s", p->batch_errmsg);
+        goto fail;
+    }
+    if (p->batch_ops == 0)
+        return 0;
+    if (p->fail_commits) {
+        p->fail_commits--;
+        rc = -EIO;
+        seterr(err, errlen, "persist: write failed: injected fault");
+        goto fail;
+    }
+    leveldb_write(p->db, p->wopts, p->batch, &e);
+    if (e) {
+        rc = -EIO;
+        seterr(err, errlen, "persist: write failed: %s", e);
+        leveldb_free(e);
+        goto fail;
+    }
+    batch_discard(p);
+    return 0;
+fail:
+    undo_all(p);
+    batch_discard(p);
+    return rc;
+}
+
+/* ---- restore --------------------------------------------------------------------------- */
+struct rsess {
+    size_t off; /* client id in the arena */
+    size_t len;
+    struct persist_session s;
+    struct persist_queue_info q;
+};
+
+struct restore {
+    struct persist *p;
+    const struct persist_restore_ops *ops;
+    void *ctx;
+    struct rsess *sess;
+    size_t nsess, capsess;
+    struct buf arena;
+    size_t cur; /* merge cursor into sess[] for the kind being scanned */
+    uint8_t curkind;
+    leveldb_writebatch_t *cleanup;
+    size_t ncleanup;
+    uint64_t found; /* referenced bodies seen */
+};
+
+static int cid_cmp(const uint8_t *a, size_t al, struct mqtt_str b)
+{
+    if (al != b.len)
+        return al < b.len ? -1 : 1;
+    return al ? memcmp(a, b.p, al) : 0;
+}
+
+/*
+ * Sessions and every per-client kind sort by (length, client id), so one cursor that only
+ * moves forward finds each record's session: a merge join, no hash of client ids.
+ */
+static struct rsess *restore_session_of(struct restore *r, uint8_t kind, struct mqtt_str cid)
+{
+    if (kind != r->curkind) {
+        r->curkind = kind;
+        r->cur = 0;
+    }
+    while (r->cur < r->nsess) {
+        struct rsess *s = &r->sess[r->cur];
+        int c = cid_cmp(r->arena.p + s->off, s->len, cid);
+        if (c == 0)
+            return s;
+        if (c > 0)
+            return NULL;
+        r->cur++;
+    }
+    return NULL;
+}
+
+static void restore_drop(struct restore *r, const uint8_t *k, size_t kl)
+{
+    r->p->stats.orphans++;
+    if (!r->p->read_only) {
+        leveldb_writebatch_delete(r->cleanup, (const char *)k, kl);
+        r->ncleanup++;
+    }
+}
+
+static int restore_emit_sessions(struct restore *r)
+{
+    for (size_t i = 0; i < r->nsess; i++) {
+        struct rsess *s = &r->sess[i];
+        struct mqtt_str cid = {r->arena.p + s->off, s->len};
+        if (r->ops->session) {
+            int rc = r->ops->session(r->ctx, cid, &s->s, &s->q);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* One record. Returns 0, a callback's non-zero value, or -EBADMSG / -ENOMEM with err set. */
+static int restore_one(struct restore *r, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+                       uint64_t *max_id, char *err, size_t errlen)
+{
+    struct persist *p = r->p;
+    struct persist_rec_key key;
+    int rc = persist_rec_key_decode(k, kl, &key);
+    if (rc < 0) {
+        seterr(err, errlen, "persist: damaged key (kind 0x%02x, %zu bytes): %s", kl ? k[0] : 0, kl,
+               persist_rec_strerror(rc));
+        return -EBADMSG;
+    }
+    switch (key.kind) {
+    case PERSIST_K_META: {
+        uint32_t format;
+        if (key.name.len == 6 && memcmp(key.name.p, "format", 6) == 0) {
+            rc = persist_rec_meta_decode(v, vl, &format);
+            if (rc == 0 && format != PERSIST_FORMAT) {
+                seterr(err, errlen, "persist: store format %u, this cairn reads format %u", format,
+                       PERSIST_FORMAT);
+                return -EPROTO;
+            }
+        }
+        break;
+    }
+    case PERSIST_K_SESSION: {
+        struct rsess *s;
+        if (!grow((void **)&r->sess, &r->capsess, r->nsess + 1, sizeof *r->sess) ||
+            !buf_reserve(&r->arena, r->arena.len + key.cid.len)) {
+            seterr(err, errlen, "persist: out of memory");
+            return -ENOMEM;
+        }
+        s = &r->sess[r->nsess];
+        memset(s, 0, sizeof *s);
+        rc = persist_rec_session_decode(v, vl, &s->s);
+        if (rc < 0)
+            break;
+        s->off = r->arena.len;
+        s->len = key.cid.len;
+        if (key.cid.len)
+            memcpy(r->arena.p + r->arena.len, key.cid.p, key.cid.len);
+        r->arena.len += key.cid.len;
+        r->nsess++;
+        p->stats.sessions++;
+        break;
+    }
+    case PERSIST_K_QUEUE: {
+        struct persist_qentry e;
+        uint32_t plen;
+        rc = persist_rec_qentry_decode(v, vl, &e, &plen);
+        if (rc < 0)
+            break;
+        struct rsess *s = restore_session_of(r, key.kind, key.cid);
+        if (!s) {
+            restore_drop(r, k, kl);
+            break;
+        }
+        struct ref *ref = ref_insert(&p->refs, e.msg_id);
+        if (!ref) {
+            seterr(err, errlen, "persist: out of memory");
+            return -ENOMEM;
+        }
+        if (ref->count == 0)
+            ref->len = plen;
+        ref->count++;
+        if (s->q.count == 0)
+            s->q.first_seq = key.seq;
+        s->q.last_seq = key.seq;
+        s->q.count++;
+        s->q.bytes += plen;
+        p->stats.queued++;
+        p->stats.queued_bytes += plen;
+        if (e.state != PERSIST_Q_QUEUED) {
+            s->q.inflight++;
+            p->stats.inflight++;
+        }
+        if (e.msg_id > *max_id)
+            *max_id = e.msg_id;
+        break;
+    }
+    case PERSIST_K_MSG: {
+        struct persist_msg m;
+        rc = persist_rec_msg_decode(v, vl, &m);
+        if (rc < 0)
+            break;
+        if (key.msg_id > *max_id)
+            *max_id = key.msg_id;
+        if (ref_find(&p->refs, key.msg_id)) {
+            r->found++;
+            p->stats.bodies++;
+            p->stats.body_bytes += m.payload.len;
+        } else {
+            p->stats.garbage++;
+            if (!p->read_only) {
+                leveldb_writebatch_delete(r->cleanup, (const char *)k, kl);
+                r->ncleanup++;
+            }
+        }
+        break;
+    }
+    case PERSIST_K_SUB: {
+        uint8_t qos;
+        rc = persist_rec_sub_decode(v, vl, &qos);
+        if (rc < 0)
+            break;
+        if (!restore_session_of(r, key.kind, key.cid)) {
+            restore_drop(r, k, kl);
+            break;
+        }
+        p->stats.subs++;
+        if (r->ops->sub)
+            return r->ops->sub(r->ctx, key.cid, key.name, qos);
+        break;
+    }
+    case PERSIST_K_INBOUND:
+        rc = persist_rec_inbound_decode(v, vl);
+        if (rc < 0)
+            break;
+        if (!restore_session_of(r, key.kind, key.cid)) {
+            restore_drop(r, k, kl);
+            break;
+        }
+        p->stats.inbound++;
+        if (r->ops->inbound)
+            return r->ops->inbound(r->ctx, key.cid, key.packet_id);
+        break;
+    case PERSIST_K_RETAIN: {
+        struct persist_msg m;
+        rc = persist_rec_retain_decode(v, vl, &m);
+        if (rc < 0)
+            break;
+        m.topic = key.name;
+        if (m.id > *max_id)
+            *max_id = m.id;
+        p->stats.retained++;
+        if (r->ops->retain)
+            return r->ops->retain(r->ctx, &m);
+        break;
+    }
+    }
+    if (rc < 0) {
+        seterr(err, errlen, "persist: damaged %s record (%zu bytes): %s",
+               persist_rec_kind_name(key.kind), vl, persist_rec_strerror(rc));
+        return -EBADMSG;
+    }
+    return 0;
 }
 
 int persist_restore(struct persist *p, const struct persist_restore_ops *ops, void *ctx,
                     uint64_t *max_msg_id, char *err, size_t errlen)
 {
+    static const struct persist_restore_ops none;
+    struct restore r = {.p = p, .ops = ops ? ops : &none, .ctx = ctx};
+    leveldb_iterator_t *it = NULL;
+    bool emitted = false;
+    uint64_t max_id = 0;
+    char *e = NULL;
+    int rc = 0;
+
+    if (!persist_batch_empty(p)) {
+        seterr(err, errlen, "persist: restore with changes pending");
+        rc = -EINVAL;
+        goto out;
+    }
+    p->restored = false;
+    ref_clear(&p->refs);
+    memset(&p->stats, 0, sizeof p->stats);
+    r.cleanup = leveldb_writebatch_create();
+    it = leveldb_create_iterator(p->db, p->scan_opts);
+    for (leveldb_iter_seek_to_first(it); leveldb_iter_valid(it); leveldb_iter_next(it)) {
+        size_t kl, vl;
+        const uint8_t *k = (const uint8_t *)leveldb_iter_key(it, &kl);
+        const uint8_t *v = (const uint8_t *)leveldb_iter_value(it, &vl);
+        /* sessions, queues and bodies are in: the summaries are complete */
+        if (!emitted && kl && k[0] > PERSIST_K_MSG) {
+            emitted = true;
+            rc = restore_emit_sessions(&r);
+            if (rc)
+                goto out;
+        }
+        rc = restore_one(&r, k, kl, v, vl, &max_id, err, errlen);
+        if (rc)
+            goto out;
+    }
+    leveldb_iter_get_error(it, &e);
+    if (e) {
+        seterr(err, errlen, "persist: reading the store failed: %s", e);
+        rc = -EIO;
+        goto out;
+    }
+    if (!emitted) {
+        rc = restore_emit_sessions(&r);
+        if (rc)
+            goto out;
+    }
+    size_t referenced = persist__refcount_size(p);
+    if (r.found != referenced) {
+        p->stats.missing = referenced - r.found;
+        if (!p->read_only) {
+            seterr(err, errlen,
+                   "persist: damaged store: %llu message bodies referenced by queue entries are "
+                   "missing (inspect it with cairn-db)",
+                   (unsigned long long)p->stats.missing);
+            rc = -EBADMSG;
+            goto out;
+        }
+    }
+    if (r.ncleanup) {
+        leveldb_write(p->db, p->wopts, r.cleanup, &e);
+        if (e) {
+            seterr(err, errlen, "persist: removing unreferenced records failed: %s", e);
+            rc = -EIO;
+            goto out;
+        }
+    }
+    p->restored = true;
+out:
     if (max_msg_id)
-        *max_msg_id = 0;
-    if (err && errlen)
-        snprintf(err, errlen, "persistence not implemented yet");
-    return -ENOSYS;
+        *max_msg_id = max_id;
+    if (e)
+        leveldb_free(e);
+    if (it)
+        leveldb_iter_destroy(it);
+    if (r.cleanup)
+        leveldb_writebatch_destroy(r.cleanup);
+    free(r.sess);
+    free(r.arena.p);
+    return rc;
 }
 
+void persist_restore_stats(const struct persist *p, struct persist_stats *out)
+{
+    *out = p->stats;
+}
+
+/* ---- window reads ---------------------------------------------------------------------- */
 int persist_queue_read(struct persist *p, struct mqtt_str cid, uint64_t from_seq, size_t max,
                        persist_queue_cb cb, void *ctx)
 {
-    return -ENOSYS;
+    leveldb_iterator_t *it = NULL;
+    char *e = NULL;
+    char *body = NULL;
+    int rc = 0;
+    size_t n = 0;
+    size_t pl = persist_rec_key_prefix(p->kbuf, KEY_MAX, PERSIST_K_QUEUE, cid);
+    size_t kl = persist_rec_key_queue(p->kbuf, KEY_MAX, cid, from_seq);
+
+    if (!pl || !kl)
+        return -EINVAL;
+    if (max == 0)
+        return 0;
+    it = leveldb_create_iterator(p->db, p->ropts);
+    for (leveldb_iter_seek(it, (const char *)p->kbuf, kl); leveldb_iter_valid(it) && n < max;
+         leveldb_iter_next(it)) {
+        size_t ql, vl, bl;
+        const uint8_t *k = (const uint8_t *)leveldb_iter_key(it, &ql);
+        const uint8_t *v = (const uint8_t *)leveldb_iter_value(it, &vl);
+        struct persist_rec_key key;
+        struct persist_qentry q;
+        struct persist_msg m;
+        uint32_t plen;
+        uint8_t mk[16];
+
+        if (!has_prefix(k, ql, p->kbuf, pl))
+            break;
+        if (persist_rec_key_decode(k, ql, &key) < 0 ||
+            persist_rec_qentry_decode(v, vl, &q, &plen) < 0) {
+            rc = -EBADMSG;
+            goto out;
+        }
+        q.seq = key.seq;
+        body = leveldb_get(p->db, p->ropts, (const char *)mk,
+                           persist_rec_key_msg(mk, sizeof mk, q.msg_id), &bl, &e);
+        if (e) {
+            rc = -EIO;
+            goto out;
+        }
+        if (!body || persist_rec_msg_decode((const uint8_t *)body, bl, &m) < 0) {
+            rc = -EBADMSG; /* missing or damaged body */
+            goto out;
+        }
+        m.id = q.msg_id;
+        n++;
+        int c = cb(ctx, &q, &m);
+        leveldb_free(body);
+        body = NULL;
+        if (c < 0) {
+            rc = c;
+            goto out;
+        }
+        if (c > 0)
+            break;
+    }
+    leveldb_iter_get_error(it, &e);
+    if (e)
+        rc = -EIO;
+out:
+    if (body)
+        leveldb_free(body);
+    if (e)
+        leveldb_free(e);
+    if (it)
+        leveldb_iter_destroy(it);
+    return rc ? rc : (int)n;
+}
+
+/* ---- open and close -------------------------------------------------------------------- */
+/* Does dir look like a LevelDB store that lost its CURRENT file? LevelDB would start afresh. */
+static int dir_check(const char *dir, bool *exists, bool *has_current, bool *has_tables)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    *exists = *has_current = *has_tables = false;
+    if (!d)
+        return errno == ENOENT ? 0 : -errno;
+    *exists = true;
+    while ((de = readdir(d)) != NULL) {
+        const char *n = de->d_name;
+        size_t l = strlen(n);
+        if (strcmp(n, "CURRENT") == 0)
+            *has_current = true;
+        else if (strncmp(n, "MANIFEST-", 9) == 0 ||
+                 (l > 4 && (strcmp(n + l - 4, ".ldb") == 0 || strcmp(n + l - 4, ".sst") == 0 ||
+                            strcmp(n + l - 4, ".log") == 0)))
+            *has_tables = true;
+    }
+    closedir(d);
+    return 0;
+}
+
+/* The format key: present and right, or absent on an empty store (then written). */
+static int check_format(struct persist *p, const char *dir, char *err, size_t errlen)
+{
+    uint8_t k[16], v[SMALL_REC];
+    size_t kl = persist_rec_key_meta(k, sizeof k), vl;
+    char *e = NULL;
+    int rc = 0;
+    char *val = leveldb_get(p->db, p->ropts, (const char *)k, kl, &vl, &e);
+    uint32_t format;
+
+    if (e) {
+        seterr(err, errlen, "cannot read store %s: %s", dir, e);
+        rc = -EIO;
+        goto out;
+    }
+    if (val) {
+        if (persist_rec_meta_decode((const uint8_t *)val, vl, &format) < 0) {
+            seterr(err, errlen, "store %s is damaged: unreadable format record", dir);
+            rc = -EBADMSG;
+        } else if (format != PERSIST_FORMAT) {
+            seterr(err, errlen, "store %s has format version %u; this cairn reads version %u", dir,
+                   format, PERSIST_FORMAT);
+            rc = -EPROTO;
+        }
+        /* a store with data: counts are rebuilt by persist_restore() */
+        goto out;
+    }
+    leveldb_iterator_t *it = leveldb_create_iterator(p->db, p->ropts);
+    leveldb_iter_seek_to_first(it);
+    bool empty = !leveldb_iter_valid(it);
+    leveldb_iter_get_error(it, &e);
+    leveldb_iter_destroy(it);
+    if (e) {
+        seterr(err, errlen, "cannot read store %s: %s", dir, e);
+        rc = -EIO;
+        goto out;
+    }
+    if (!empty) {
+        seterr(err, errlen, "%s holds a LevelDB database that is not a Cairn store (no format key)",
+               dir);
+        rc = -EPROTO;
+        goto out;
+    }
+    p->restored = true; /* nothing to count */
+    if (p->read_only)
+        goto out;
+    vl = persist_rec_meta(v, sizeof v, PERSIST_FORMAT);
+    leveldb_writeoptions_t *wo = leveldb_writeoptions_create();
+    leveldb_writeoptions_set_sync(wo, 1);
+    leveldb_put(p->db, wo, (const char *)k, kl, (const char *)v, vl, &e);
+    leveldb_writeoptions_destroy(wo);
+    if (e) {
+        seterr(err, errlen, "cannot initialise store %s: %s", dir, e);
+        rc = -EIO;
+    }
+out:
+    if (val)
+        leveldb_free(val);
+    if (e)
+        leveldb_free(e);
+    return rc;
+}
+
+int persist_open(const struct persist_options *opt, struct persist **out, char *err, size_t errlen)
+{
+    struct persist *p = NULL;
+    char *e = NULL;
+    const char *path;
+    bool exists, has_current, has_tables;
+    int rc;
+
+    *out = NULL;
+    if (!opt || !opt->dir || !*opt->dir) {
+        seterr(err, errlen, "persist: no store directory given");
+        return -EINVAL;
+    }
+    rc = dir_check(opt->dir, &exists, &has_current, &has_tables);
+    if (rc < 0) {
+        seterr(err, errlen, "cannot open store %s: %s", opt->dir, strerror(-rc));
+        return rc;
+    }
+    if (exists && !has_current && has_tables) {
+        seterr(err, errlen, "store %s is damaged: its CURRENT file is missing", opt->dir);
+        return -EBADMSG;
+    }
+    if (opt->read_only && !has_current) {
+        seterr(err, errlen, "no Cairn store in %s", opt->dir);
+        return -ENOENT;
+    }
+    p = calloc(1, sizeof *p);
+    if (!p || !(p->kbuf = malloc(KEY_MAX))) {
+        seterr(err, errlen, "persist: out of memory");
+        rc = -ENOMEM;
+        goto fail;
+    }
+    p->read_only = opt->read_only;
+    path = opt->dir;
+    if (p->read_only) {
+        int lock_fd;
+        rc = persist__snapshot(opt->dir, &p->snap_dir, &lock_fd, err, errlen);
+        if (rc < 0)
+            goto fail;
+        persist__snapshot_remove(NULL, lock_fd); /* the copy is consistent: let go of the lock */
+        path = p->snap_dir;
+    }
+    p->opts = leveldb_options_create();
+    p->cache = leveldb_cache_create_lru(CACHE_BYTES);
+    p->filter = leveldb_filterpolicy_create_bloom(BLOOM_BITS);
+    leveldb_options_set_create_if_missing(p->opts, !p->read_only);
+    leveldb_options_set_paranoid_checks(p->opts, 1);
+    leveldb_options_set_cache(p->opts, p->cache);
+    leveldb_options_set_filter_policy(p->opts, p->filter);
+    leveldb_options_set_write_buffer_size(p->opts, WRITE_BUFFER_BYTES);
+    leveldb_options_set_max_open_files(p->opts, MAX_OPEN_FILES);
+    p->ropts = leveldb_readoptions_create();
+    leveldb_readoptions_set_verify_checksums(p->ropts, 1);
+    p->scan_opts = leveldb_readoptions_create();
+    leveldb_readoptions_set_verify_checksums(p->scan_opts, 1);
+    leveldb_readoptions_set_fill_cache(p->scan_opts, 0);
+    p->wopts = leveldb_writeoptions_create();
+    leveldb_writeoptions_set_sync(p->wopts, opt->sync);
+    p->batch = leveldb_writebatch_create();
+
+    p->db = leveldb_open(p->opts, path, &e);
+    if (e) {
+        if (strstr(e, "lock")) {
+            char who[64];
+            if (strstr(e, "already held"))
+                snprintf(who, sizeof who, "this process");
+            else
+                persist__lock_holder(opt->dir, who, sizeof who);
+            seterr(err, errlen, "store %s is locked by %s: is another cairn running on it? (%s)",
+                   opt->dir, who, e);
+            rc = -EBUSY;
+        } else if (strstr(e, "Corruption")) {
+            seterr(err, errlen, "store %s is corrupt: %s", opt->dir, e);
+            rc = -EBADMSG;
+        } else {
+            seterr(err, errlen, "cannot open store %s: %s", opt->dir, e);
+            rc = -EIO;
+        }
+        goto fail;
+    }
+    rc = check_format(p, opt->dir, err, errlen);
+    if (rc < 0)
+        goto fail;
+    *out = p;
+    return 0;
+fail:
+    if (e)
+        leveldb_free(e);
+    persist_close(p);
+    return rc;
+}
+
+void persist_close(struct persist *p)
+{
+    if (!p)
+        return;
+    if (p->batch) {
+        undo_all(p);
+        batch_discard(p);
+        leveldb_writebatch_destroy(p->batch);
+    }
+    if (p->db)
+        leveldb_close(p->db);
+    if (p->opts)
+        leveldb_options_destroy(p->opts);
+    if (p->cache)
+        leveldb_cache_destroy(p->cache);
+    if (p->filter)
+        leveldb_filterpolicy_destroy(p->filter);
+    if (p->ropts)
+        leveldb_readoptions_destroy(p->ropts);
+    if (p->scan_opts)
+        leveldb_readoptions_destroy(p->scan_opts);
+    if (p->wopts)
+        leveldb_writeoptions_destroy(p->wopts);
+    if (p->snap_dir)
+        persist__snapshot_remove(p->snap_dir, -1);
+    ref_clear(&p->refs);
+    free(p->undo);
+    free(p->pend);
+    free(p->pendkeys.p);
+    free(p->kbuf);
+    free(p->vbuf.p);
+    free(p);
+}
+
+/* ---- internal hooks -------------------------------------------------------------------- */
+uint32_t persist__refcount(const struct persist *p, uint64_t msg_id)
+{
+    const struct ref *r = ref_find(&p->refs, msg_id);
+    return r ? r->count : 0;
+}
+
+size_t persist__refcount_size(const struct persist *p)
+{
+    return p->refs.used + (p->refs.zero.count ? 1 : 0);
+}
+
+void persist__fail_commits(struct persist *p, unsigned n)
+{
+    p->fail_commits = n;
 }

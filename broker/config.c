@@ -69,6 +69,7 @@ static const struct config_option config_options[] = {
     {"retain_available", K_BOOL, W_GLOBAL, G(retain_available), 0, NULL},
     {"sys_interval", K_U32, W_GLOBAL, G(sys_interval), UINT32_MAX, NULL},
     {"connection_messages", K_BOOL, W_GLOBAL, G(connection_messages), 0, NULL},
+    {"connect_timeout", K_U32, W_GLOBAL, G(connect_timeout), 86400, NULL},
     {"log_timestamp", K_BOOL, W_GLOBAL, G(log_timestamp), 0, NULL},
     {"pid_file", K_STR, W_GLOBAL, G(pid_file), 0, NULL},
     {"persistence", K_BOOL, W_GLOBAL, G(persistence), 0, NULL},
@@ -143,6 +144,7 @@ void config_defaults(struct config *c)
     c->retain_available = true;
     c->sys_interval = 10;
     c->connection_messages = true;
+    c->connect_timeout = 10;
     c->log_dest = CAIRN_LOG_DEST_STDERR;
     c->log_type = CAIRN_LOG_MASK_DEFAULT;
     c->log_timestamp = true;

@@ -75,6 +75,8 @@ struct config {
     bool retain_available;                 /* true */
     uint32_t sys_interval;                 /* seconds; 10; 0 = no $SYS updates */
     bool connection_messages;              /* true */
+    uint32_t
+        connect_timeout; /* Cairn's own: seconds to wait for CONNECT (and TLS); 10; 0 = never */
 
     unsigned log_dest;  /* CAIRN_LOG_DEST_* mask; default stderr */
     char *log_file;     /* with CAIRN_LOG_DEST_FILE */

@@ -2,6 +2,9 @@
  * conn.h — one client connection: its transport, input buffer and decode loop, output queue,
  * CONNECT timeout and keepalive; and the pool that owns every connection.
  *
+ * A connection that has not had its CONNECT accepted (conn_set_keepalive) within connect_timeout
+ * seconds of the accept is closed with -ETIMEDOUT.
+ *
  * Input: the socket is read into a per-connection buffer that grows as bytes arrive, up to
  * message_size_limit + the fixed header (the protocol maximum when 0). mqtt_decode() runs over
  * it in a loop and every whole packet goes to the handler's on_packet with views valid during
@@ -42,10 +45,9 @@ struct loop;
 struct config;
 struct transport;
 
-#define CONN_OUT_HIGH_WATER     (256u * 1024u)
-#define CONN_OUT_LOW_WATER      (64u * 1024u)
-#define CONN_CONNECT_TIMEOUT_MS 10000u /* no CONNECT within this: closed with -ETIMEDOUT */
-#define CONN_LINGER_MS          2000u  /* how long a closed conn may take to flush its queue */
+#define CONN_OUT_HIGH_WATER (256u * 1024u)
+#define CONN_OUT_LOW_WATER  (64u * 1024u)
+#define CONN_LINGER_MS      2000u /* how long a closed conn may take to flush its queue */
 
 /* ---- what the broker calls ----------------------------------------------------------- */
 
@@ -92,6 +94,8 @@ struct conn_stats {
     uint64_t connections_open;
 };
 const struct conn_stats *conn_stats(void);
+/* A connection turned away before it became a conn (listener.c). */
+void conn_stats_refused(void);
 
 /* ---- what the server wires -------------------------------------------------------- */
 
@@ -115,8 +119,6 @@ struct conn_pool *conn_pool_new(struct loop *l, const struct config *cfg,
 /* Closes every conn at once (no on_close: call conn_pool_close_all + conn_pool_flush first). */
 void conn_pool_free(struct conn_pool *p);
 void conn_pool_set_config(struct conn_pool *p, const struct config *cfg);
-/* Tests only: a shorter CONNECT timeout. */
-void conn_pool_set_connect_timeout(struct conn_pool *p, uint64_t ms);
 
 /*
  * Adopt an accepted connection: takes ownership of t (closed on failure). peer is copied.
@@ -126,10 +128,19 @@ int conn_pool_add(struct conn_pool *p, struct transport *t, int listener_index, 
 /* Open connections (all, or of one listener). */
 size_t conn_pool_count(const struct conn_pool *p);
 size_t conn_pool_count_listener(const struct conn_pool *p, int listener_index);
-/* The safe point: flush pending output, run deferred closes. Call at iteration end, after the
- * broker's own iteration end. */
+/*
+ * The safe points, at iteration end (server.c):
+ *     for (a few rounds) { conn_pool_reap; broker_on_iteration_end; conn_pool_flush;
+ *                          if (!conn_pool_pending) break; }
+ * reap runs on_close for conns closed since the last call (their will and session changes land
+ * in the batch the broker commits next) and starts their linger; flush writes every conn with
+ * pending output (one writev each) and asks for write readiness where bytes remain.
+ */
+void conn_pool_reap(struct conn_pool *p);
 void conn_pool_flush(struct conn_pool *p);
-/* conn_close(c, reason) on every conn (shutdown); conn_pool_flush() completes it. */
+/* Closes or writes requested since the last reap/flush (another round is due). */
+bool conn_pool_pending(const struct conn_pool *p);
+/* conn_close(c, reason) on every conn (shutdown); conn_pool_reap() completes it. */
 void conn_pool_close_all(struct conn_pool *p, int reason);
 /* Connections still lingering (closed, flushing). Shutdown waits for 0 or a deadline. */
 size_t conn_pool_lingering(const struct conn_pool *p);

@@ -1,0 +1,742 @@
+/*
+ * conn.c — connections and the pool that owns them.
+ *
+ * Memory per idle connection is kept small: input is read into one scratch buffer shared by the
+ * pool, and only the bytes of an incomplete packet are copied into the connection's own buffer
+ * (which grows as those bytes arrive, never to a size a peer merely announces). Output chunks
+ * exist only while output is pending.
+ *
+ * Lifetimes: a conn is on the pool's list from conn_pool_add() to conn_destroy(). conn_close()
+ * puts it on the close list; conn_pool_reap() (a safe point: no dispatch of its events is on
+ * the stack) calls on_close, then either destroys it or lets it linger, write-only, until its
+ * queue is written or CONN_LINGER_MS passes.
+ */
+#include "conn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "loop.h"
+#include "outq.h"
+#include "transport.h"
+
+#define CONN_SCRATCH     (64u * 1024u) /* shared read buffer */
+#define CONN_IOV_MAX     64            /* iovecs per writev */
+#define CONN_MIN_GROW    (16u * 1024u)
+#define CONN_NAME_MAX    256
+#define CONN_REAP_ROUNDS 8
+
+struct conn {
+    struct conn_pool *pool;
+    struct transport *t;
+    int fd;
+    int listener;
+    int events;        /* interest registered with the loop */
+    struct conn *prev; /* pool->all */
+    struct conn *next;
+    struct conn *dirty_next; /* pool->dirty: output to flush at iteration end */
+    struct conn *close_next; /* pool->closing */
+    bool dirty;
+    bool handshaking;
+    bool opened;     /* on_open succeeded: on_close is due */
+    bool connected;  /* CONNECT accepted */
+    bool got_packet; /* a first packet arrived */
+    bool closing;
+    bool lingering;   /* on_close done; only writing what is left */
+    bool reason_mqtt; /* reason is a codec code (the decoder failed) */
+    int reason;
+    uint8_t *in; /* bytes of an incomplete packet */
+    size_t in_len;
+    size_t in_cap;
+    struct outq out;
+    struct timer *connect_timer;
+    struct timer *keepalive_timer;
+    struct timer *linger_timer;
+    uint64_t keepalive_ms; /* 1.5 x keepalive, 0: none */
+    uint64_t last_rx;
+    void *data;
+    char *name;
+    char peer[64];
+};
+
+struct conn_pool {
+    struct loop *loop;
+    const struct config *cfg;
+    struct conn_handler h;
+    struct conn *all;
+    struct conn *dirty;
+    struct conn *closing;
+    size_t count; /* open (not lingering) */
+    size_t nlinger;
+    size_t *per_listener;
+    size_t n_per_listener;
+    uint8_t scratch[CONN_SCRATCH];
+};
+
+static struct conn_stats conn_counters;
+
+const struct conn_stats *conn_stats(void)
+{
+    return &conn_counters;
+}
+
+void conn_stats_refused(void)
+{
+    conn_counters.connections_refused++;
+}
+
+/* ---- small accessors ------------------------------------------------------------------- */
+
+void conn_set_data(struct conn *c, void *data)
+{
+    c->data = data;
+}
+
+void *conn_data(const struct conn *c)
+{
+    return c->data;
+}
+
+const char *conn_peer(const struct conn *c)
+{
+    return c->peer;
+}
+
+const char *conn_name(const struct conn *c)
+{
+    return c->name ? c->name : "";
+}
+
+const char *conn_identity(const struct conn *c)
+{
+    return c->t->ops->identity(c->t);
+}
+
+int conn_listener_index(const struct conn *c)
+{
+    return c->listener;
+}
+
+bool conn_closing(const struct conn *c)
+{
+    return c->closing;
+}
+
+size_t conn_out_bytes(const struct conn *c)
+{
+    return c->out.bytes;
+}
+
+void conn_set_name(struct conn *c, const char *client_id)
+{
+    size_t len = strnlen(client_id, CONN_NAME_MAX);
+    char *s = malloc(len + 1);
+
+    if (!s)
+        return; /* logs keep the old name */
+    memcpy(s, client_id, len);
+    s[len] = '\0';
+    free(c->name);
+    c->name = s;
+}
+
+/* ---- interest and flushing --------------------------------------------------------------- */
+
+/* Register what the conn needs now: read unless closing, write while output is pending. */
+static void conn_update_events(struct conn *c)
+{
+    int want = 0;
+    int events;
+
+    if (!c->closing)
+        want |= CAIRN_EV_READ;
+    if (c->out.bytes > 0)
+        want |= CAIRN_EV_WRITE;
+    events = c->t->ops->want_events(c->t, want);
+    if (events != c->events && loop_mod_fd(c->pool->loop, c->fd, events) == 0)
+        c->events = events;
+}
+
+static void conn_mark_dirty(struct conn *c)
+{
+    if (c->dirty)
+        return;
+    c->dirty = true;
+    c->dirty_next = c->pool->dirty;
+    c->pool->dirty = c;
+}
+
+static void conn_queue_close(struct conn *c, int reason, bool mqtt)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    c->reason = reason;
+    c->reason_mqtt = mqtt;
+    c->close_next = c->pool->closing;
+    c->pool->closing = c;
+}
+
+void conn_close(struct conn *c, int reason)
+{
+    conn_queue_close(c, reason, false);
+}
+
+static void conn_destroy(struct conn *c);
+
+/*
+ * One writev of as much of the queue as fits in CONN_IOV_MAX iovecs. A write error closes the
+ * conn (or, when lingering, ends it). Crossing below the low-water mark tells the handler.
+ */
+static void conn_write_out(struct conn *c)
+{
+    struct iovec iov[CONN_IOV_MAX];
+    size_t before = c->out.bytes;
+    ssize_t n;
+    int cnt;
+
+    if (before == 0 || c->handshaking)
+        goto out;
+    cnt = outq_iov(&c->out, iov, CONN_IOV_MAX);
+    n = c->t->ops->writev(c->t, iov, cnt);
+    if (n == -EAGAIN)
+        goto out;
+    if (n < 0) {
+        outq_cleanup(&c->out);
+        if (c->lingering) {
+            conn_destroy(c);
+            return;
+        }
+        conn_close(c, (int)n);
+        goto out;
+    }
+    outq_consume(&c->out, (size_t)n);
+    conn_counters.bytes_sent += (uint64_t)n;
+    if (c->lingering && c->out.bytes == 0) {
+        conn_destroy(c);
+        return;
+    }
+    if (!c->closing && before >= CONN_OUT_LOW_WATER && c->out.bytes < CONN_OUT_LOW_WATER &&
+        c->pool->h.on_writable)
+        c->pool->h.on_writable(c->pool->h.arg, c);
+out:
+    conn_update_events(c);
+}
+
+int conn_write(struct conn *c, const void *buf, size_t len)
+{
+    int rc = -EPIPE;
+
+    if (c->closing)
+        goto out;
+    rc = outq_copy(&c->out, buf, len);
+    if (rc == 0)
+        conn_mark_dirty(c);
+out:
+    return rc;
+}
+
+int conn_write_ref(struct conn *c, const void *buf, size_t len, void (*release)(void *obj),
+                   void *obj)
+{
+    int rc = -EPIPE;
+
+    if (c->closing) {
+        if (release)
+            release(obj);
+        goto out;
+    }
+    rc = outq_ref(&c->out, buf, len, release, obj);
+    if (rc == 0)
+        conn_mark_dirty(c);
+out:
+    return rc;
+}
+
+/* ---- timers ---------------------------------------------------------------------------- */
+
+static void conn_connect_timeout(void *arg)
+{
+    struct conn *c = arg;
+
+    c->connect_timer = NULL;
+    if (!c->connected && !c->closing)
+        conn_close(c, -ETIMEDOUT);
+}
+
+/* Fires at most every 1.5 x keepalive; re-arms for what is left since the last packet. */
+static void conn_keepalive_check(void *arg)
+{
+    struct conn *c = arg;
+    uint64_t now = loop_now_ms(c->pool->loop);
+    uint64_t idle = now - c->last_rx;
+
+    c->keepalive_timer = NULL;
+    if (c->closing || c->keepalive_ms == 0)
+        return;
+    if (idle >= c->keepalive_ms) {
+        conn_close(c, -ETIMEDOUT);
+        return;
+    }
+    c->keepalive_timer =
+        loop_timer_add(c->pool->loop, c->keepalive_ms - idle, conn_keepalive_check, c);
+}
+
+void conn_set_keepalive(struct conn *c, uint16_t seconds)
+{
+    c->connected = true;
+    loop_timer_cancel(c->pool->loop, c->connect_timer);
+    c->connect_timer = NULL;
+    loop_timer_cancel(c->pool->loop, c->keepalive_timer);
+    c->keepalive_timer = NULL;
+    c->keepalive_ms = (uint64_t)seconds * 1500u;
+    c->last_rx = loop_now_ms(c->pool->loop);
+    if (c->keepalive_ms)
+        c->keepalive_timer =
+            loop_timer_add(c->pool->loop, c->keepalive_ms, conn_keepalive_check, c);
+}
+
+static void conn_linger_timeout(void *arg)
+{
+    struct conn *c = arg;
+
+    c->linger_timer = NULL;
+    conn_destroy(c);
+}
+
+/* ---- input ----------------------------------------------------------------------------- */
+
+/*
+ * Decode and hand over every whole packet in buf. Returns the bytes consumed; stops early when
+ * the conn starts closing (the rest of the input no longer matters).
+ */
+static size_t conn_decode(struct conn *c, const uint8_t *buf, size_t len)
+{
+    const struct conn_handler *h = &c->pool->h;
+    size_t max = c->pool->cfg->message_size_limit;
+    size_t used = 0;
+
+    while (!c->closing && used < len) {
+        struct mqtt_packet pkt;
+        int n = mqtt_decode(buf + used, len - used, max, &pkt);
+        int rc;
+
+        if (n == -MQTT_EPARTIAL)
+            break;
+        if (n < 0) {
+            if (n == -MQTT_EPROTO_LEVEL && !c->got_packet && h->on_bad_connect) {
+                rc = h->on_bad_connect(h->arg, c, n);
+                (void)rc;
+            }
+            c->got_packet = true;
+            conn_queue_close(c, n, true);
+            break;
+        }
+        c->got_packet = true;
+        used += (size_t)n;
+        conn_counters.packets_received++;
+        c->last_rx = loop_now_ms(c->pool->loop);
+        rc = h->on_packet(h->arg, c, &pkt);
+        if (rc < 0)
+            conn_close(c, rc);
+    }
+    return used;
+}
+
+/* Keep the tail of an incomplete packet: total (when known) bounds how far the buffer grows. */
+static int conn_keep(struct conn *c, const uint8_t *p, size_t len)
+{
+    size_t need = c->in_len + len;
+    int rc = 0;
+
+    if (p == c->in && len == c->in_len)
+        goto out; /* nothing consumed: already in place */
+    if (need > c->in_cap) {
+        uint8_t *b = realloc(c->in, need);
+        if (!b) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        c->in = b;
+        c->in_cap = need;
+    }
+    memmove(c->in, p, len);
+    c->in_len = len;
+out:
+    return rc;
+}
+
+/*
+ * How much room to read into the conn's own buffer while a packet is incomplete: up to what
+ * the packet still needs (its header says), at most doubling what has arrived, so a peer that
+ * announces 256 MB and sends little costs little.
+ */
+static int conn_reserve(struct conn *c)
+{
+    uint8_t type;
+    uint8_t flags;
+    size_t remaining;
+    size_t want = c->in_len + CONN_MIN_GROW;
+    int hl = mqtt_decode_fixed_header(c->in, c->in_len, &type, &flags, &remaining);
+    int rc = 0;
+
+    if (hl > 0) {
+        size_t total = (size_t)hl + remaining;
+        size_t cap = c->in_len * 2 > want ? c->in_len * 2 : want;
+        want = total < cap ? total : cap;
+    }
+    if (want > c->in_cap) {
+        uint8_t *b = realloc(c->in, want);
+        if (!b) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        c->in = b;
+        c->in_cap = want;
+    }
+out:
+    return rc;
+}
+
+/*
+ * One read, then decode. With no partial packet pending the read goes to the pool's scratch
+ * buffer and only a leftover tail is copied; otherwise into the conn's buffer.
+ */
+static void conn_read(struct conn *c)
+{
+    uint8_t *buf;
+    size_t cap;
+    size_t len;
+    size_t used;
+    ssize_t n;
+    int rc = 0;
+
+    do {
+        if (c->in_len == 0) {
+            buf = c->pool->scratch;
+            cap = sizeof(c->pool->scratch);
+        } else {
+            rc = conn_reserve(c);
+            if (rc < 0)
+                break;
+            buf = c->in;
+            cap = c->in_cap - c->in_len;
+        }
+        n = c->t->ops->read(c->t, buf + (buf == c->in ? c->in_len : 0), cap);
+        if (n == -EAGAIN)
+            break;
+        if (n <= 0) {
+            rc = n == 0 ? -ECONNRESET : (int)n;
+            break;
+        }
+        conn_counters.bytes_received += (uint64_t)n;
+        if (buf == c->in) {
+            c->in_len += (size_t)n;
+            len = c->in_len;
+        } else {
+            len = (size_t)n;
+        }
+        used = conn_decode(c, buf, len);
+        if (c->closing)
+            break;
+        if (buf == c->in) {
+            memmove(c->in, c->in + used, len - used);
+            c->in_len = len - used;
+            if (c->in_len == 0 && c->in_cap > CONN_MIN_GROW) {
+                free(c->in); /* a big packet went through: give the memory back */
+                c->in = NULL;
+                c->in_cap = 0;
+            }
+        } else if (used < len) {
+            c->in_len = 0;
+            rc = conn_keep(c, buf + used, len - used);
+            if (rc < 0)
+                break;
+        }
+    } while (c->t->ops->pending(c->t) > 0 && !c->closing);
+    if (rc < 0)
+        conn_close(c, rc);
+}
+
+static void conn_on_event(struct loop *l, int fd, int events, void *arg)
+{
+    struct conn *c = arg;
+    int rc;
+
+    (void)l;
+    (void)fd;
+    if (c->lingering) {
+        conn_write_out(c);
+        return;
+    }
+    if (c->handshaking) {
+        rc = c->t->ops->handshake(c->t);
+        if (rc == -EAGAIN)
+            goto out;
+        if (rc < 0) {
+            conn_close(c, rc);
+            goto out;
+        }
+        c->handshaking = false;
+        events |= CAIRN_EV_READ; /* TLS may hold application data already */
+    }
+    if ((events & CAIRN_EV_READ) && !c->closing)
+        conn_read(c);
+    if ((events & CAIRN_EV_WRITE) && c->out.bytes > 0)
+        conn_write_out(c);
+out:
+    if (!c->lingering)
+        conn_update_events(c);
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------- */
+
+static void conn_unlink_dirty(struct conn_pool *p, struct conn *c)
+{
+    for (struct conn **pp = &p->dirty; *pp; pp = &(*pp)->dirty_next) {
+        if (*pp == c) {
+            *pp = c->dirty_next;
+            break;
+        }
+    }
+}
+
+/* Free everything: the transport (closes the socket), the queue (releases references). */
+static void conn_destroy(struct conn *c)
+{
+    struct conn_pool *p = c->pool;
+
+    loop_del_fd(p->loop, c->fd);
+    loop_timer_cancel(p->loop, c->connect_timer);
+    loop_timer_cancel(p->loop, c->keepalive_timer);
+    loop_timer_cancel(p->loop, c->linger_timer);
+    if (c->dirty)
+        conn_unlink_dirty(p, c);
+    if (c->lingering) {
+        p->nlinger--;
+    } else {
+        p->count--;
+        if ((size_t)c->listener < p->n_per_listener)
+            p->per_listener[c->listener]--;
+        conn_counters.connections_open--;
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        p->all = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->t->ops->close(c->t);
+    outq_cleanup(&c->out);
+    free(c->in);
+    free(c->name);
+    free(c);
+}
+
+static const char *conn_reason_text(const struct conn *c, char *buf, size_t len)
+{
+    int e = -c->reason;
+
+    if (c->reason == 0)
+        return "disconnected";
+    if (c->reason_mqtt) {
+        snprintf(buf, len, "protocol error: %s", mqtt_strerror(c->reason));
+    } else if (c->reason == -ETIMEDOUT) {
+        snprintf(buf, len, "%s", c->connected ? "keepalive timeout" : "no CONNECT in time");
+    } else if (c->reason == -ECONNRESET) {
+        snprintf(buf, len, "connection closed by peer");
+    } else if (mqtt_error_class(c->reason) >= MQTT_CLASS_MALFORMED && e != ENOMEM && e != EPIPE &&
+               e != EACCES && e != EPERM && e != EIO && e != EPROTO) {
+        snprintf(buf, len, "%s", mqtt_strerror(c->reason));
+    } else {
+        snprintf(buf, len, "%s", strerror(e));
+    }
+    return buf;
+}
+
+/* A closed conn leaves: log, on_close, then linger if bytes are still queued. */
+static void conn_finish(struct conn *c)
+{
+    struct conn_pool *p = c->pool;
+    char why[160];
+
+    if (p->cfg->connection_messages)
+        log_write(CAIRN_LOG_NOTICE, "client %s %s closed: %s", c->peer, c->name ? c->name : "-",
+                  conn_reason_text(c, why, sizeof(why)));
+    if (c->opened && p->h.on_close)
+        p->h.on_close(p->h.arg, c, c->reason);
+    c->opened = false;
+    c->data = NULL;
+    loop_timer_cancel(p->loop, c->connect_timer);
+    loop_timer_cancel(p->loop, c->keepalive_timer);
+    c->connect_timer = c->keepalive_timer = NULL;
+    if (c->out.bytes == 0) {
+        conn_destroy(c);
+        return;
+    }
+    /* linger: count it apart, keep writing what is queued */
+    p->count--;
+    if ((size_t)c->listener < p->n_per_listener)
+        p->per_listener[c->listener]--;
+    conn_counters.connections_open--;
+    c->lingering = true;
+    p->nlinger++;
+    c->linger_timer = loop_timer_add(p->loop, CONN_LINGER_MS, conn_linger_timeout, c);
+    conn_write_out(c); /* may destroy c */
+}
+
+void conn_pool_reap(struct conn_pool *p)
+{
+    for (int round = 0; round < CONN_REAP_ROUNDS && p->closing; round++) {
+        struct conn *list = p->closing;
+        p->closing = NULL;
+        while (list) {
+            struct conn *c = list;
+            list = c->close_next;
+            conn_finish(c);
+        }
+    }
+}
+
+void conn_pool_flush(struct conn_pool *p)
+{
+    for (int round = 0; round < CONN_REAP_ROUNDS && p->dirty; round++) {
+        struct conn *list = p->dirty;
+        p->dirty = NULL;
+        while (list) {
+            struct conn *c = list;
+            list = c->dirty_next;
+            c->dirty = false;
+            conn_write_out(c); /* may destroy a lingering c */
+        }
+    }
+}
+
+bool conn_pool_pending(const struct conn_pool *p)
+{
+    return p->closing != NULL || p->dirty != NULL;
+}
+
+int conn_pool_add(struct conn_pool *p, struct transport *t, int listener_index, const char *peer)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    uint32_t timeout = p->cfg->connect_timeout;
+    int rc = -ENOMEM;
+
+    if (!c) {
+        t->ops->close(t);
+        conn_counters.connections_refused++;
+        goto out;
+    }
+    if ((size_t)listener_index >= p->n_per_listener) {
+        size_t n = (size_t)listener_index + 1;
+        size_t *v = realloc(p->per_listener, n * sizeof(*v));
+        if (!v) {
+            t->ops->close(t);
+            free(c);
+            conn_counters.connections_refused++;
+            goto out;
+        }
+        memset(v + p->n_per_listener, 0, (n - p->n_per_listener) * sizeof(*v));
+        p->per_listener = v;
+        p->n_per_listener = n;
+    }
+    c->pool = p;
+    c->t = t;
+    c->fd = t->fd;
+    c->listener = listener_index;
+    c->handshaking = true;
+    outq_init(&c->out);
+    snprintf(c->peer, sizeof(c->peer), "%s", peer);
+    c->events = t->ops->want_events(t, CAIRN_EV_READ);
+    rc = loop_add_fd(p->loop, c->fd, c->events, conn_on_event, c);
+    if (rc < 0) {
+        t->ops->close(t);
+        free(c);
+        conn_counters.connections_refused++;
+        goto out;
+    }
+    c->next = p->all;
+    if (p->all)
+        p->all->prev = c;
+    p->all = c;
+    p->count++;
+    p->per_listener[listener_index]++;
+    conn_counters.connections_open++;
+    conn_counters.connections_accepted++;
+    if (timeout)
+        c->connect_timer =
+            loop_timer_add(p->loop, (uint64_t)timeout * 1000u, conn_connect_timeout, c);
+    if (p->cfg->connection_messages)
+        log_write(CAIRN_LOG_NOTICE, "client %s new connection on listener %d", c->peer,
+                  listener_index);
+    rc = p->h.on_open ? p->h.on_open(p->h.arg, c) : 0;
+    if (rc < 0) {
+        conn_close(c, rc); /* on_close is not due: on_open failed */
+        goto out;
+    }
+    c->opened = true;
+    rc = 0;
+out:
+    return rc;
+}
+
+/* ---- the pool -------------------------------------------------------------------------- */
+
+struct conn_pool *conn_pool_new(struct loop *l, const struct config *cfg,
+                                const struct conn_handler *h)
+{
+    struct conn_pool *p = calloc(1, sizeof(*p));
+
+    if (!p)
+        goto out;
+    p->loop = l;
+    p->cfg = cfg;
+    p->h = *h;
+out:
+    return p;
+}
+
+void conn_pool_set_config(struct conn_pool *p, const struct config *cfg)
+{
+    p->cfg = cfg;
+}
+
+size_t conn_pool_count(const struct conn_pool *p)
+{
+    return p->count;
+}
+
+size_t conn_pool_count_listener(const struct conn_pool *p, int listener_index)
+{
+    if (listener_index < 0 || (size_t)listener_index >= p->n_per_listener)
+        return 0;
+    return p->per_listener[listener_index];
+}
+
+size_t conn_pool_lingering(const struct conn_pool *p)
+{
+    return p->nlinger;
+}
+
+void conn_pool_close_all(struct conn_pool *p, int reason)
+{
+    for (struct conn *c = p->all; c; c = c->next)
+        if (!c->lingering)
+            conn_close(c, reason);
+}
+
+void conn_pool_free(struct conn_pool *p)
+{
+    if (!p)
+        return;
+    p->closing = NULL;
+    while (p->all)
+        conn_destroy(p->all);
+    free(p->per_listener);
+    free(p);
+}

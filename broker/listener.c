@@ -1,0 +1,334 @@
+/*
+ * listener.c — bind, listen, accept.
+ */
+#define _GNU_SOURCE /* accept4 */
+#include "listener.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "conn.h"
+#include "log.h"
+#include "loop.h"
+#include "transport.h"
+
+#define LISTENER_BACKLOG      1024
+#define LISTENER_ACCEPT_BATCH 64  /* accepts per readable event: others get their turn */
+#define LISTENER_PAUSE_MS     200 /* accepting paused after EMFILE with no reserve fd */
+#define LISTENER_MAX_SOCKS    64
+
+struct listener_sock {
+    struct listeners *owner;
+    int fd;
+    int index; /* into cfg->listeners */
+    uint16_t port;
+    char name[80]; /* "ADDR:PORT" */
+};
+
+struct listeners {
+    struct loop *loop;
+    struct conn_pool *pool;
+    const struct config *cfg;
+    struct listener_sock socks[LISTENER_MAX_SOCKS];
+    size_t n;
+    int reserve_fd; /* /dev/null, given up to shed a connection on EMFILE */
+    struct timer *pause_timer;
+    uint64_t last_emfile_log;
+};
+
+/* "1.2.3.4:5" or "[::1]:5"; IPv4-mapped IPv6 shows as IPv4. */
+static void listener_addr_str(const struct sockaddr *sa, char *buf, size_t len)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        port = ntohs(in->sin_port);
+        snprintf(buf, len, "%s:%u", host, port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+        port = ntohs(in6->sin6_port);
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+            inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], host, sizeof(host));
+            snprintf(buf, len, "%s:%u", host, port);
+        } else {
+            inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+            snprintf(buf, len, "[%s]:%u", host, port);
+        }
+    } else {
+        snprintf(buf, len, "?");
+    }
+}
+
+static void listener_resume(void *arg)
+{
+    struct listeners *ls = arg;
+
+    ls->pause_timer = NULL;
+    for (size_t i = 0; i < ls->n; i++)
+        if (ls->socks[i].fd >= 0)
+            loop_mod_fd(ls->loop, ls->socks[i].fd, CAIRN_EV_READ);
+}
+
+/*
+ * Out of descriptors: give the reserve back, accept the waiting connection and close it at once
+ * (the client sees a clean close rather than a hang), then take the reserve again. Without a
+ * reserve, stop watching the listeners for LISTENER_PAUSE_MS instead of spinning.
+ */
+static void listener_emfile(struct listeners *ls, struct listener_sock *s, int err)
+{
+    uint64_t now = loop_now_ms(ls->loop);
+    int fd;
+
+    if (now - ls->last_emfile_log >= 1000 || ls->last_emfile_log == 0) {
+        log_write(CAIRN_LOG_WARNING, "listener %s: accept: %s; refusing connections", s->name,
+                  strerror(err));
+        ls->last_emfile_log = now;
+    }
+    if (ls->reserve_fd >= 0) {
+        close(ls->reserve_fd);
+        ls->reserve_fd = -1;
+        fd = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0) {
+            close(fd);
+            conn_stats_refused();
+        }
+        ls->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    if (ls->reserve_fd < 0 && !ls->pause_timer) {
+        ls->pause_timer = loop_timer_add(ls->loop, LISTENER_PAUSE_MS, listener_resume, ls);
+        if (ls->pause_timer)
+            for (size_t i = 0; i < ls->n; i++)
+                if (ls->socks[i].fd >= 0)
+                    loop_mod_fd(ls->loop, ls->socks[i].fd, 0);
+    }
+}
+
+/* Past max_connections (global or this listener's)? */
+static bool listener_full(const struct listeners *ls, const struct listener_sock *s)
+{
+    const struct config *cfg = ls->cfg;
+    int lmax = (size_t)s->index < cfg->n_listeners ? cfg->listeners[s->index].max_connections : -1;
+
+    if (cfg->max_connections >= 0 && conn_pool_count(ls->pool) >= (size_t)cfg->max_connections)
+        return true;
+    return lmax >= 0 && conn_pool_count_listener(ls->pool, s->index) >= (size_t)lmax;
+}
+
+static void listener_on_event(struct loop *l, int fd, int events, void *arg)
+{
+    struct listener_sock *s = arg;
+    struct listeners *ls = s->owner;
+
+    (void)l;
+    (void)events;
+    for (int i = 0; i < LISTENER_ACCEPT_BATCH && s->fd >= 0; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        char peer[80];
+        struct transport *t;
+        int one = 1;
+        int cfd = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (cfd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                listener_emfile(ls, s, errno);
+            break;
+        }
+        listener_addr_str((struct sockaddr *)&ss, peer, sizeof(peer));
+        if (listener_full(ls, s)) {
+            log_write(CAIRN_LOG_NOTICE, "client %s refused: max_connections reached", peer);
+            conn_stats_refused();
+            close(cfd);
+            continue;
+        }
+        setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        t = transport_tcp_new(cfd);
+        if (!t) {
+            conn_stats_refused();
+            continue;
+        }
+        conn_pool_add(ls->pool, t, s->index, peer);
+    }
+}
+
+/* One socket on one address. 0 or -errno (what failed in *what). */
+static int listener_bind_one(struct listeners *ls, int index, const struct sockaddr *sa,
+                             socklen_t salen, bool v6only, const char **what)
+{
+    struct listener_sock *s;
+    struct sockaddr_storage got;
+    socklen_t gotlen = sizeof(got);
+    int one = 1;
+    int fd = -1;
+    int rc;
+
+    *what = "too many sockets";
+    rc = -EMFILE;
+    if (ls->n == LISTENER_MAX_SOCKS)
+        goto out;
+    *what = "socket";
+    fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        goto fail;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (sa->sa_family == AF_INET6) {
+        int v = v6only ? 1 : 0;
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v, sizeof(v));
+    }
+    *what = "bind";
+    if (bind(fd, sa, salen) < 0)
+        goto fail;
+    *what = "listen";
+    if (listen(fd, LISTENER_BACKLOG) < 0)
+        goto fail;
+    *what = "getsockname";
+    if (getsockname(fd, (struct sockaddr *)&got, &gotlen) < 0)
+        goto fail;
+    s = &ls->socks[ls->n];
+    s->owner = ls;
+    s->fd = fd;
+    s->index = index;
+    listener_addr_str((struct sockaddr *)&got, s->name, sizeof(s->name));
+    s->port = ntohs(got.ss_family == AF_INET ? ((struct sockaddr_in *)&got)->sin_port
+                                             : ((struct sockaddr_in6 *)&got)->sin6_port);
+    *what = "loop";
+    rc = loop_add_fd(ls->loop, fd, CAIRN_EV_READ, listener_on_event, s);
+    if (rc < 0)
+        goto out;
+    ls->n++;
+    fd = -1;
+    log_write(CAIRN_LOG_NOTICE, "listening on %s", s->name);
+    rc = 0;
+    goto out;
+fail:
+    rc = -errno;
+out:
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+static int listener_bind(struct listeners *ls, int index, const struct config_listener *cl,
+                         char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    char port[8];
+    const char *what = "";
+    int rc;
+
+    snprintf(port, sizeof(port), "%u", cl->port);
+    if (!cl->bind_address) {
+        /* every address: one dual-stack socket, or IPv4 alone without IPv6 */
+        struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons(cl->port)};
+        struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons(cl->port)};
+        a6.sin6_addr = in6addr_any;
+        a4.sin_addr.s_addr = htonl(INADDR_ANY);
+        rc = listener_bind_one(ls, index, (struct sockaddr *)&a6, sizeof(a6), false, &what);
+        if (rc == -EAFNOSUPPORT || (rc < 0 && strcmp(what, "socket") == 0))
+            rc = listener_bind_one(ls, index, (struct sockaddr *)&a4, sizeof(a4), false, &what);
+        if (rc < 0)
+            snprintf(err, errlen, "listener %d (port %s): %s: %s", index, port, what,
+                     strerror(-rc));
+        goto out;
+    }
+    rc = getaddrinfo(cl->bind_address, port, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "listener %d (%s port %s): %s", index, cl->bind_address, port,
+                 gai_strerror(rc));
+        rc = -EINVAL;
+        goto out;
+    }
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        rc = listener_bind_one(ls, index, ai->ai_addr, ai->ai_addrlen, true, &what);
+        if (rc < 0) {
+            char a[80];
+            listener_addr_str(ai->ai_addr, a, sizeof(a));
+            snprintf(err, errlen, "listener %d (%s): %s: %s", index, a, what, strerror(-rc));
+            break;
+        }
+    }
+out:
+    if (res)
+        freeaddrinfo(res);
+    return rc;
+}
+
+struct listeners *listener_open(struct loop *l, struct conn_pool *pool, const struct config *cfg,
+                                char *err, size_t errlen)
+{
+    struct listeners *ls = calloc(1, sizeof(*ls));
+    int rc = 0;
+
+    if (!ls) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    ls->loop = l;
+    ls->pool = pool;
+    ls->cfg = cfg;
+    ls->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    for (size_t i = 0; i < cfg->n_listeners && rc == 0; i++)
+        rc = listener_bind(ls, (int)i, &cfg->listeners[i], err, errlen);
+    if (rc < 0) {
+        listener_free(ls);
+        ls = NULL;
+    }
+out:
+    return ls;
+}
+
+void listener_stop(struct listeners *ls)
+{
+    if (!ls)
+        return;
+    loop_timer_cancel(ls->loop, ls->pause_timer);
+    ls->pause_timer = NULL;
+    for (size_t i = 0; i < ls->n; i++) {
+        if (ls->socks[i].fd < 0)
+            continue;
+        loop_del_fd(ls->loop, ls->socks[i].fd);
+        close(ls->socks[i].fd);
+        ls->socks[i].fd = -1;
+    }
+}
+
+void listener_free(struct listeners *ls)
+{
+    if (!ls)
+        return;
+    listener_stop(ls);
+    if (ls->reserve_fd >= 0)
+        close(ls->reserve_fd);
+    free(ls);
+}
+
+void listener_set_config(struct listeners *ls, const struct config *cfg)
+{
+    ls->cfg = cfg;
+}
+
+size_t listener_count(const struct listeners *ls)
+{
+    return ls->n;
+}
+
+uint16_t listener_port(const struct listeners *ls, size_t i)
+{
+    return i < ls->n ? ls->socks[i].port : 0;
+}

@@ -1,0 +1,150 @@
+/*
+ * outq.c — chunks of output. A copy chunk keeps its bytes inline after the header; the tail copy
+ * chunk takes further small writes until full, so packets queued in one iteration coalesce.
+ */
+#include "outq.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct outq_chunk {
+    struct outq_chunk *next;
+    const uint8_t *data;
+    size_t len; /* bytes in data */
+    size_t off; /* bytes already written */
+    size_t cap; /* copy chunks: room in buf; 0 for references */
+    void (*release)(void *obj);
+    void *obj;
+    uint8_t buf[];
+};
+
+void outq_init(struct outq *q)
+{
+    q->head = NULL;
+    q->tail = NULL;
+    q->bytes = 0;
+}
+
+static void outq_chunk_free(struct outq_chunk *ch)
+{
+    if (ch->cap == 0 && ch->release)
+        ch->release(ch->obj);
+    free(ch);
+}
+
+void outq_cleanup(struct outq *q)
+{
+    struct outq_chunk *ch = q->head;
+
+    while (ch) {
+        struct outq_chunk *next = ch->next;
+        outq_chunk_free(ch);
+        ch = next;
+    }
+    outq_init(q);
+}
+
+static void outq_append(struct outq *q, struct outq_chunk *ch)
+{
+    ch->next = NULL;
+    if (q->tail)
+        q->tail->next = ch;
+    else
+        q->head = ch;
+    q->tail = ch;
+    q->bytes += ch->len;
+}
+
+int outq_copy(struct outq *q, const void *buf, size_t len)
+{
+    struct outq_chunk *t = q->tail;
+    struct outq_chunk *ch;
+    size_t cap;
+    int rc = 0;
+
+    if (len == 0)
+        goto out;
+    if (t && t->cap && t->cap - t->len >= len) {
+        memcpy(t->buf + t->len, buf, len);
+        t->len += len;
+        q->bytes += len;
+        goto out;
+    }
+    cap = len > OUTQ_CHUNK ? len : OUTQ_CHUNK;
+    ch = malloc(sizeof(*ch) + cap);
+    if (!ch) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    memcpy(ch->buf, buf, len);
+    ch->data = ch->buf;
+    ch->len = len;
+    ch->off = 0;
+    ch->cap = cap;
+    ch->release = NULL;
+    ch->obj = NULL;
+    outq_append(q, ch);
+out:
+    return rc;
+}
+
+int outq_ref(struct outq *q, const void *buf, size_t len, void (*release)(void *obj), void *obj)
+{
+    struct outq_chunk *ch = NULL;
+    int rc = 0;
+
+    if (len == 0) {
+        if (release)
+            release(obj);
+        goto out;
+    }
+    ch = malloc(sizeof(*ch));
+    if (!ch) {
+        if (release)
+            release(obj);
+        rc = -ENOMEM;
+        goto out;
+    }
+    ch->data = buf;
+    ch->len = len;
+    ch->off = 0;
+    ch->cap = 0;
+    ch->release = release;
+    ch->obj = obj;
+    outq_append(q, ch);
+out:
+    return rc;
+}
+
+int outq_iov(const struct outq *q, struct iovec *iov, int max)
+{
+    int n = 0;
+
+    for (const struct outq_chunk *ch = q->head; ch && n < max; ch = ch->next) {
+        iov[n].iov_base = (void *)(uintptr_t)(ch->data + ch->off);
+        iov[n].iov_len = ch->len - ch->off;
+        n++;
+    }
+    return n;
+}
+
+void outq_consume(struct outq *q, size_t n)
+{
+    q->bytes -= n;
+    while (n > 0 && q->head) {
+        struct outq_chunk *ch = q->head;
+        size_t left = ch->len - ch->off;
+
+        if (n < left) {
+            ch->off += n;
+            break;
+        }
+        n -= left;
+        q->head = ch->next;
+        if (!q->head)
+            q->tail = NULL;
+        outq_chunk_free(ch);
+    }
+}

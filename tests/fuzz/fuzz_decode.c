@@ -1,0 +1,138 @@
+/*
+ * fuzz_decode.c — the input is a byte stream from a peer. Decode packets in a loop as a server
+ * does and, for every packet that decodes, check what must hold:
+ *   - every shorter prefix is "partial"; the packet's own remaining length as the maximum
+ *     accepts it, one less refuses it as too large;
+ *   - SUBSCRIBE/UNSUBSCRIBE filters iterate to exactly the count decoded, each one valid;
+ *   - a PUBLISH topic is a valid name that matches itself (and '#' unless it starts with '$');
+ *   - re-encoding gives the same first byte and body, decodes again to the same length, and
+ *     never writes when the buffer is one byte short.
+ * A broken invariant aborts.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz.h"
+#include "mqtt.h"
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_decode: %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);  \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+static void check_topics(const struct mqtt_packet *pkt)
+{
+    struct mqtt_topics_iter it;
+    struct mqtt_str f;
+    uint8_t qos;
+    size_t n = 0;
+
+    mqtt_topics_iter_init(&it, &pkt->u.topics);
+    while (mqtt_topics_next(&it, &f, &qos)) {
+        CHECK(mqtt_topic_filter_validate(f.p, f.len) == 0);
+        CHECK(qos <= 2);
+        CHECK(pkt->type == MQTT_SUBSCRIBE || qos == 0);
+        n++;
+    }
+    CHECK(n == pkt->u.topics.count);
+    CHECK(n > 0);
+    CHECK(it.p == pkt->u.topics.payload.p + pkt->u.topics.payload.len);
+}
+
+static void check_publish(const struct mqtt_packet *pkt)
+{
+    struct mqtt_str t = pkt->u.publish.topic;
+
+    CHECK(mqtt_topic_name_validate(t.p, t.len) == 0);
+    CHECK(mqtt_topic_filter_validate(t.p, t.len) == 0); /* a name is also a filter */
+    CHECK(mqtt_topic_match(t.p, t.len, t.p, t.len));
+    CHECK(mqtt_topic_match((const uint8_t *)"#", 1, t.p, t.len) == (t.p[0] != '$'));
+    CHECK(pkt->u.publish.qos <= 2);
+    CHECK((pkt->u.publish.qos == 0) == (pkt->u.publish.packet_id == 0));
+}
+
+static void check_reencode(const uint8_t *buf, size_t n, const struct mqtt_packet *pkt)
+{
+    size_t rem = pkt->remaining_length, hl = n - rem;
+    size_t need = mqtt_encode_packet(NULL, 0, pkt);
+    struct mqtt_packet again;
+    uint8_t *out, *small;
+
+    CHECK(need > 0);
+    CHECK(need == 1 + mqtt_remaining_length_size(rem) + rem);
+    out = malloc(need);
+    CHECK(out != NULL);
+    CHECK(mqtt_encode_packet(out, need, pkt) == need);
+    CHECK(out[0] == buf[0]);
+    CHECK(memcmp(out + need - rem, buf + hl, rem) == 0);
+    CHECK(mqtt_decode(out, need, 0, &again) == (int)need);
+    CHECK(again.type == pkt->type && again.remaining_length == rem);
+    /* one byte short: the size comes back and nothing is written (ASan watches) */
+    small = malloc(need - 1 ? need - 1 : 1);
+    CHECK(small != NULL);
+    CHECK(mqtt_encode_packet(small, need - 1, pkt) == need);
+    free(small);
+    free(out);
+}
+
+static void check_packet(const uint8_t *buf, size_t n, const struct mqtt_packet *pkt)
+{
+    struct mqtt_packet tmp;
+    size_t rem = pkt->remaining_length;
+
+    CHECK(mqtt_decode(buf, n - 1, 0, &tmp) == -MQTT_EPARTIAL);
+    CHECK(mqtt_decode(buf, n / 2, 0, &tmp) == -MQTT_EPARTIAL);
+    CHECK(mqtt_decode(buf, 1, 0, &tmp) == -MQTT_EPARTIAL);
+    if (rem > 0) {
+        CHECK(mqtt_decode(buf, n, rem, &tmp) == (int)n);
+        CHECK(mqtt_decode(buf, n, rem - 1, &tmp) == -MQTT_ETOOLARGE);
+    }
+    switch (pkt->type) {
+    case MQTT_PUBLISH:
+        check_publish(pkt);
+        break;
+    case MQTT_SUBSCRIBE:
+    case MQTT_UNSUBSCRIBE:
+        check_topics(pkt);
+        break;
+    default:
+        break;
+    }
+    check_reencode(buf, n, pkt);
+}
+
+static void check_error(int rc, const struct mqtt_packet *pkt)
+{
+    enum mqtt_err_class c = mqtt_error_class(rc);
+
+    CHECK(c == MQTT_CLASS_MALFORMED || c == MQTT_CLASS_PROTOCOL || c == MQTT_CLASS_TOO_LARGE);
+    CHECK(strcmp(mqtt_strerror(rc), "unknown error") != 0);
+    if (mqtt_error_connack(rc) >= 0) {
+        CHECK(pkt->type == MQTT_CONNECT);
+        CHECK(pkt->u.connect.protocol_name.len == 4 || pkt->u.connect.protocol_name.len == 6);
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    size_t off = 0;
+
+    while (off < size) {
+        struct mqtt_packet pkt;
+        int rc = mqtt_decode(data + off, size - off, 0, &pkt);
+        if (rc == -MQTT_EPARTIAL)
+            break;
+        if (rc < 0) {
+            check_error(rc, &pkt);
+            break;
+        }
+        CHECK((size_t)rc <= size - off);
+        check_packet(data + off, (size_t)rc, &pkt);
+        off += (size_t)rc;
+    }
+    return 0;
+}

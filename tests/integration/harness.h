@@ -237,6 +237,16 @@ int raw_publish(int fd, const char *topic, const char *payload, int qos, bool re
 /* Send PUBACK / PUBREC / PUBREL / PUBCOMP (type RAW_*) for pid. */
 int raw_send_ack(int fd, int type, int pid);
 int raw_send_disconnect(int fd);
+/*
+ * Publish and complete the flow (PUBACK, or PUBREC-PUBREL-PUBCOMP), requiring the broker's
+ * packets to be exactly those, with pid. 0 or -1.
+ */
+int raw_publish_flow(int fd, const char *topic, const char *payload, int qos, bool retain, int pid);
+/*
+ * Read the next packet, which must be a PUBLISH, into p; with ack, complete its flow as a
+ * subscriber (PUBACK, or PUBREC then the PUBREL with pid, then PUBCOMP). 1, 0 timeout, -1.
+ */
+int raw_recv_publish(int fd, struct raw_pkt *p, int timeout_ms, bool ack);
 /* Read the next packet and require type `type`: 1 got it, 0 timeout, -1 other type or closed. */
 int raw_expect(int fd, int type, struct raw_pkt *p, int timeout_ms);
 

@@ -385,3 +385,49 @@ int raw_expect(int fd, int type, struct raw_pkt *p, int timeout_ms)
     }
     return r;
 }
+
+int raw_publish_flow(int fd, const char *topic, const char *payload, int qos, bool retain, int pid)
+{
+    struct raw_pkt p = {0};
+    int rc = raw_publish(fd, topic, payload, qos, retain, false, pid);
+
+    if (rc != 0 || qos == 0)
+        goto out;
+    rc = -1;
+    if (raw_expect(fd, qos == 1 ? RAW_PUBACK : RAW_PUBREC, &p, 10000) != 1 || p.pid != pid)
+        goto out;
+    if (qos == 2) {
+        raw_pkt_free(&p);
+        if (raw_send_ack(fd, RAW_PUBREL, pid) != 0)
+            goto out;
+        if (raw_expect(fd, RAW_PUBCOMP, &p, 10000) != 1 || p.pid != pid)
+            goto out;
+    }
+    rc = 0;
+out:
+    raw_pkt_free(&p);
+    return rc;
+}
+
+int raw_recv_publish(int fd, struct raw_pkt *p, int timeout_ms, bool ack)
+{
+    struct raw_pkt rel = {0};
+    int r = raw_expect(fd, RAW_PUBLISH, p, timeout_ms);
+
+    if (r != 1 || !ack || p->qos == 0)
+        goto out;
+    r = -1;
+    if (raw_send_ack(fd, p->qos == 1 ? RAW_PUBACK : RAW_PUBREC, p->pid) != 0)
+        goto out;
+    if (p->qos == 2) {
+        if (raw_expect(fd, RAW_PUBREL, &rel, 10000) != 1 || rel.pid != p->pid ||
+            rel.first != (RAW_PUBREL << 4 | 2))
+            goto out;
+        if (raw_send_ack(fd, RAW_PUBCOMP, p->pid) != 0)
+            goto out;
+    }
+    r = 1;
+out:
+    raw_pkt_free(&rel);
+    return r;
+}

@@ -1359,3 +1359,13 @@ void persist__fail_commits(struct persist *p, unsigned n)
 {
     p->fail_commits = n;
 }
+
+int persist__put_raw(struct persist *p, const void *k, size_t kl, const void *v, size_t vl)
+{
+    char *e = NULL;
+    leveldb_put(p->db, p->wopts, k, kl, v, vl, &e);
+    if (!e)
+        return 0;
+    leveldb_free(e);
+    return -EIO;
+}

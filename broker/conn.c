@@ -565,8 +565,8 @@ static void conn_finish(struct conn *c)
     char why[160];
 
     if (p->cfg->connection_messages)
-        log_write(CAIRN_LOG_NOTICE, "client %s %s closed: %s", c->peer, c->name ? c->name : "-",
-                  conn_reason_text(c, why, sizeof(why)));
+        log_write(CAIRN_LOG_NOTICE, "client %s %s closed: %s", c->peer,
+                  c->name && *c->name ? c->name : "-", conn_reason_text(c, why, sizeof(why)));
     if (c->opened && p->h.on_close)
         p->h.on_close(p->h.arg, c, c->reason);
     c->opened = false;

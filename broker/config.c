@@ -326,14 +326,16 @@ static struct config_listener *config_default_listener(struct config_parser *p)
 static int config_listener_opt(struct config_parser *p, char *v)
 {
     char *addr = config_split(v);
-    uint16_t port;
+    uint16_t port = 0;
     int rc;
 
     rc = config_port(p, "listener", v, &port);
     if (rc < 0)
         goto out;
-    if (addr && config_split(addr))
-        return config_fail(p, "listener: expected 'listener PORT [ADDRESS]'");
+    if (addr && config_split(addr)) {
+        rc = config_fail(p, "listener: expected 'listener PORT [ADDRESS]'");
+        goto out;
+    }
     p->cur = config_new_listener(p->c, port, addr);
     if (!p->cur)
         rc = config_fail(p, "out of memory");

@@ -106,16 +106,13 @@ static bool str_is(struct mqtt_str s, const char *lit, size_t n)
 }
 
 /*
- * CONNECT [MQTT-3.1]. Two refusals leave out->u.connect filled so the server can answer with a
- * CONNACK before closing (see mqtt_error_connack()): -MQTT_EPROTO_LEVEL (protocol name and
- * level filled, the rest zero: a newer protocol's body cannot be read as 3.1.1) and
- * -MQTT_ECLIENT_ID (everything filled).
+ * CONNECT [MQTT-3.1]. -MQTT_EPROTO_LEVEL leaves the protocol name and level filled (the rest
+ * zero: a newer protocol's body cannot be read as 3.1.1) so the server can answer CONNACK 1.
  */
 static int decode_connect(const uint8_t *p, size_t n, struct mqtt_packet *out)
 {
     struct mqtt_connect *c = &out->u.connect;
     struct rd r = {p, p + n};
-    bool mqtt31;
     uint8_t f;
     int rc;
 
@@ -129,11 +126,9 @@ static int decode_connect(const uint8_t *p, size_t n, struct mqtt_packet *out)
     }
     c->protocol_level = *r.p++;
     if (str_is(c->protocol_name, "MQTT", 4)) {
-        mqtt31 = false;
         if (c->protocol_level != 4)
-            rc = -MQTT_EPROTO_LEVEL; /* answer CONNACK 1 [MQTT-3.1.2-2] */
-    } else if (str_is(c->protocol_name, "MQIsdp", 6)) {
-        mqtt31 = true; /* MQTT 3.1 */
+            rc = -MQTT_EPROTO_LEVEL;                    /* answer CONNACK 1 [MQTT-3.1.2-2] */
+    } else if (str_is(c->protocol_name, "MQIsdp", 6)) { /* MQTT 3.1 */
         if (c->protocol_level != 3)
             rc = -MQTT_EPROTO_LEVEL; /* answer CONNACK 1 [MQTT-3.1.2-2] */
     } else {
@@ -204,13 +199,12 @@ static int decode_connect(const uint8_t *p, size_t n, struct mqtt_packet *out)
         if (rc < 0)
             goto out;
     }
-    if (rd_left(&r) != 0) {
+    if (rd_left(&r) != 0)
         rc = -MQTT_ELONG;
-        goto out;
-    }
-    /* MQTT 3.1 (section 3.1 "Client Identifier"): 1 to 23 characters, else CONNACK 2 */
-    if (mqtt31 && (c->client_id.len == 0 || c->client_id.len > 23))
-        rc = -MQTT_ECLIENT_ID;
+    /*
+     * The client id's length is left to the server, which answers CONNACK 2 itself: empty with
+     * clean session 0 [MQTT-3.1.3-8], or an MQTT 3.1 id outside 1..23 bytes.
+     */
 out:
     return rc;
 }

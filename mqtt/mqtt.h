@@ -76,7 +76,7 @@ enum mqtt_err {
     MQTT_ETOPIC_WILDCARD,   /* wildcard in a topic name [MQTT-3.3.2-2] */
     MQTT_EFILTER,           /* '#' not last and alone, '+' not alone [MQTT-4.7.1-2/3] */
     MQTT_ECONNACK_RESERVED, /* CONNACK reserved bits set [MQTT-3.2.2-1] */
-    MQTT_ECLIENT_ID,        /* client id too long or bad characters (MQTT 3.1: over 23) */
+    MQTT_ECLIENT_ID,        /* client id refused (for a server's own checks; not from decode) */
     MQTT_ESUBACK_CODE,      /* SUBACK return code not 0, 1, 2 or 0x80 [MQTT-3.9.3-2] */
     /* too large */
     MQTT_ETOOLARGE = 60, /* remaining length over the caller's maximum */
@@ -198,11 +198,12 @@ int mqtt_decode_fixed_header(const uint8_t *buf, size_t len, uint8_t *type, uint
  *
  * Both client-to-server and server-to-client packets decode (a test client needs CONNACK).
  *
- * Two CONNECT refusals call for a CONNACK before closing (mqtt_error_connack() gives its code),
- * and leave out->type == MQTT_CONNECT with out->u.connect filled: -MQTT_EPROTO_LEVEL (a known
- * protocol name with another level: name and level filled, the rest zeroed, since a newer
- * protocol's body cannot be read as 3.1.1) and -MQTT_ECLIENT_ID (MQTT 3.1 client id not 1..23
- * bytes: every field filled). Both are returned only once the whole packet is in buf.
+ * One CONNECT refusal calls for a CONNACK (return code 1) before closing: -MQTT_EPROTO_LEVEL, a
+ * known protocol name with another level [MQTT-3.1.2-2]. It leaves out->type == MQTT_CONNECT
+ * and out->u.connect's protocol name and level filled, the rest zeroed (a newer protocol's body
+ * cannot be read as 3.1.1); it is returned once the whole packet is in buf.
+ * The client id's length is not judged here: the server answers CONNACK 2 itself for an empty
+ * id with clean session 0 [MQTT-3.1.3-8] or an MQTT 3.1 id outside 1..23 bytes.
  */
 int mqtt_decode(const uint8_t *buf, size_t len, size_t max_packet, struct mqtt_packet *out);
 

@@ -232,6 +232,8 @@ size_t raw_build_publish(uint8_t *buf, size_t cap, const char *topic, const void
 int raw_mqtt_connect(const struct broker *b, const struct raw_conn_opts *o, int *rc, int *sp);
 /* SUBSCRIBE one filter and wait for SUBACK (other packets before it are an error): granted. */
 int raw_subscribe(int fd, int pid, const char *filter, int qos);
+/* UNSUBSCRIBE one filter and wait for its UNSUBACK. 0 or -1. */
+int raw_unsubscribe(int fd, int pid, const char *filter);
 int raw_publish(int fd, const char *topic, const char *payload, int qos, bool retain, bool dup,
                 int pid);
 /* Send PUBACK / PUBREC / PUBREL / PUBCOMP (type RAW_*) for pid. */

@@ -431,3 +431,24 @@ out:
     raw_pkt_free(&rel);
     return r;
 }
+
+int raw_unsubscribe(int fd, int pid, const char *filter)
+{
+    uint8_t buf[1024];
+    struct raw_w w = {.b = buf, .n = 5, .cap = sizeof(buf), .ok = true};
+    struct raw_pkt p = {0};
+    size_t n;
+    int rc = -1;
+
+    raw_put16(&w, (unsigned)pid);
+    raw_put_str(&w, filter, strlen(filter));
+    n = raw_finish(&w, RAW_UNSUBSCRIBE << 4 | 2);
+    if (n == 0 || raw_send(fd, buf, n) != 0)
+        goto out;
+    if (raw_expect(fd, RAW_UNSUBACK, &p, 10000) != 1 || p.pid != pid)
+        goto out;
+    rc = 0;
+out:
+    raw_pkt_free(&p);
+    return rc;
+}

@@ -351,6 +351,13 @@ void session_offline(struct session *s)
         s->refill_seq = first;
 }
 
+void session_online(struct session *s, void *owner)
+{
+    s->owner = owner;
+    for (struct sentry *e = s->inflight.head; e; e = e->next)
+        e->resend = true;
+}
+
 /* ---- queue and in-flight ------------------------------------------------------------------ */
 
 int session_enqueue(struct session *s, struct msg *m, uint8_t qos)
@@ -506,6 +513,7 @@ static int session__refill_cb(void *ctx, const struct persist_qentry *q,
         /* in flight when the session went offline (or the broker stopped) */
         s->q_count--;
         s->q_bytes -= msg_bytes(e->m);
+        e->resend = true;
         sentry__push(&s->inflight, e);
         if (e->pid > s->last_pid)
             s->last_pid = e->pid;

@@ -74,6 +74,7 @@ struct sentry {
     uint8_t qos;   /* delivery QoS: min(published, granted) */
     uint8_t state; /* enum persist_qstate */
     bool stored;   /* has a record in the store */
+    bool resend;   /* back in the window from the store or a reconnect: resend (DUP / PUBREL) */
 };
 
 struct sentry_list {
@@ -122,7 +123,9 @@ struct session {
     /* for the broker */
     struct session *dirty_next;
     bool dirty;
+    bool refill_retry;
     struct timer *expiry;
+    void *expiry_ctx;
 };
 
 /* ---- the table ---------------------------------------------------------------------------- */
@@ -169,6 +172,8 @@ void session_touch(struct session *s, int64_t now);
  * on disk; the next connect reads them back), and in-memory QoS 0 entries unless queue_qos0.
  */
 void session_offline(struct session *s);
+/* The client came (back): every in-flight entry is to be resent (sentry.resend). */
+void session_online(struct session *s, void *owner);
 
 /* ---- queue and in-flight ------------------------------------------------------------------ */
 enum {

@@ -1,0 +1,675 @@
+/*
+ * broker.c — the broker_* entry points the server calls, the iteration end (commit, then
+ * send), restore, and the helpers the handlers share (client.h).
+ */
+#include "broker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth.h"
+#include "client.h"
+#include "config.h"
+#include "conn.h"
+#include "log.h"
+#include "loop.h"
+#include "sys.h"
+
+/* Queued entries a durable online session keeps in memory (the rest waits on disk). */
+#define BROKER_WINDOW 500u
+
+static void broker__limits(const struct config *cfg, struct session_limits *l)
+{
+    memset(l, 0, sizeof(*l));
+    l->max_inflight = cfg->max_inflight_messages;
+    l->max_queued = cfg->max_queued_messages;
+    l->max_queued_bytes = cfg->max_queued_bytes;
+    l->queue_qos0 = cfg->queue_qos0_messages;
+    l->window = BROKER_WINDOW;
+}
+
+int64_t broker__now(void)
+{
+    return (int64_t)time(NULL);
+}
+
+uint64_t broker__msg_id(struct broker *b)
+{
+    return ++b->last_msg_id;
+}
+
+/* ---- restore ------------------------------------------------------------------------------ */
+
+static int broker__restore_session(void *ctx, struct mqtt_str cid, const struct persist_session *s,
+                                   const struct persist_queue_info *q)
+{
+    struct broker *b = ctx;
+
+    return session_restore(b->sessions, cid, s, q) ? 0 : -ENOMEM;
+}
+
+static int broker__restore_sub(void *ctx, struct mqtt_str cid, struct mqtt_str filter, uint8_t qos)
+{
+    struct broker *b = ctx;
+    struct session *s = session_find(b->sessions, cid);
+    int rc = 0;
+
+    if (!s) /* a subscription without its session: ignore it */
+        goto out;
+    if ((rc = session_sub_set(s, filter, qos)) < 0)
+        goto out;
+    rc = route_subscribe(&b->route, filter, s, qos);
+    rc = rc < 0 ? rc : 0;
+out:
+    return rc;
+}
+
+static int broker__restore_inbound(void *ctx, struct mqtt_str cid, uint16_t pid)
+{
+    struct broker *b = ctx;
+    struct session *s = session_find(b->sessions, cid);
+
+    return s ? session_inbound_add(s, pid) : 0;
+}
+
+static int broker__restore_retain(void *ctx, const struct persist_msg *pm)
+{
+    struct broker *b = ctx;
+    struct msg *m =
+        msg_new(pm->id, pm->topic.p, pm->topic.len, pm->payload.p, pm->payload.len, pm->qos, true);
+    int rc = -ENOMEM;
+
+    if (!m)
+        goto out;
+    if (pm->id > b->last_msg_id)
+        b->last_msg_id = pm->id;
+    rc = retain_set(&b->retain, m);
+out:
+    msg_unref(m);
+    return rc;
+}
+
+static int broker__expiry_each(void *ctx, struct session *s)
+{
+    broker__session_expiry_arm(ctx, s);
+    return 0;
+}
+
+static int broker__restore(struct broker *b, char *err, size_t errlen)
+{
+    static const struct persist_restore_ops ops = {
+        .session = broker__restore_session,
+        .sub = broker__restore_sub,
+        .inbound = broker__restore_inbound,
+        .retain = broker__restore_retain,
+    };
+    uint64_t max_id = 0;
+    int rc;
+
+    session_table_set_loading(b->sessions, true);
+    rc = persist_restore(b->store, &ops, b, &max_id, err, errlen);
+    session_table_set_loading(b->sessions, false);
+    if (rc != 0) {
+        if (err[0] == '\0')
+            snprintf(err, errlen, "%s: restore failed (%d)", b->cfg->persistence_location, rc);
+        rc = rc < 0 ? rc : -EIO;
+        goto out;
+    }
+    if (max_id > b->last_msg_id)
+        b->last_msg_id = max_id;
+    session_table_each(b->sessions, broker__expiry_each, b);
+    log_write(CAIRN_LOG_NOTICE, "restored %zu sessions, %zu subscriptions, %zu retained from %s",
+              session_table_count(b->sessions), route_count(&b->route), retain_count(&b->retain),
+              b->cfg->persistence_location);
+out:
+    return rc;
+}
+
+/* ---- life cycle --------------------------------------------------------------------------- */
+
+struct broker *broker_new(const struct config *cfg, struct loop *loop, char *err, size_t errlen)
+{
+    struct broker *b = calloc(1, sizeof(*b));
+    struct session_limits lim;
+
+    if (errlen)
+        err[0] = '\0';
+    if (!b) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    b->cfg = cfg;
+    b->loop = loop;
+    b->start_ms = loop_now_ms(loop);
+    if (route_init(&b->route) < 0 || retain_init(&b->retain) < 0 || !(b->msgs = msg_table_new())) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    b->auth = auth_new(cfg, err, errlen);
+    if (!b->auth)
+        goto fail;
+    if (cfg->persistence) {
+        struct persist_options po = {
+            .dir = cfg->persistence_location ? cfg->persistence_location : "./cairn-data",
+            .sync = cfg->persistence_sync,
+        };
+        if (persist_open(&po, &b->store, err, errlen) < 0)
+            goto fail;
+    }
+    broker__limits(cfg, &lim);
+    b->sessions = session_table_new(b->store, b->msgs, &lim);
+    if (!b->sessions) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (b->store && broker__restore(b, err, errlen) < 0)
+        goto fail;
+    if (sys_start(b) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    return b;
+fail:
+    broker_free(b);
+    return NULL;
+}
+
+static int broker__cancel_expiry(void *ctx, struct session *s)
+{
+    broker__session_expiry_cancel(ctx, s);
+    return 0;
+}
+
+void broker_free(struct broker *b)
+{
+    if (!b)
+        return;
+    sys_stop(b);
+    if (b->kick)
+        loop_timer_cancel(b->loop, b->kick);
+    if (b->sessions) {
+        session_table_each(b->sessions, broker__cancel_expiry, b);
+        session_table_free(b->sessions);
+    }
+    route_cleanup(&b->route);
+    route_hits_cleanup(&b->hits);
+    retain_cleanup(&b->retain);
+    msg_table_free(b->msgs);
+    persist_close(b->store);
+    auth_free(b->auth);
+    free(b);
+}
+
+/* ---- dirty lists -------------------------------------------------------------------------- */
+
+static void broker__kick_cb(void *arg)
+{
+    struct broker *b = arg;
+
+    b->kick = NULL; /* the iteration end of this iteration does the work */
+}
+
+void broker__kick(struct broker *b)
+{
+    if (!b->kick)
+        b->kick = loop_timer_add(b->loop, 0, broker__kick_cb, b);
+}
+
+void broker__client_dirty(struct broker *b, struct client *cl)
+{
+    if (cl->dirty)
+        return;
+    cl->dirty = true;
+    cl->dirty_next = b->dirty_clients;
+    b->dirty_clients = cl;
+}
+
+void broker__session_dirty(struct broker *b, struct session *s)
+{
+    if (s->dirty || !s->owner)
+        return;
+    s->dirty = true;
+    s->dirty_next = b->dirty_sessions;
+    b->dirty_sessions = s;
+}
+
+static void broker__client_undirty(struct broker *b, struct client *cl)
+{
+    struct client **pp = &b->dirty_clients;
+
+    if (!cl->dirty)
+        return;
+    while (*pp && *pp != cl)
+        pp = &(*pp)->dirty_next;
+    if (*pp)
+        *pp = cl->dirty_next;
+    cl->dirty = false;
+}
+
+static void broker__session_undirty(struct broker *b, struct session *s)
+{
+    struct session **pp = &b->dirty_sessions;
+
+    if (!s->dirty)
+        return;
+    while (*pp && *pp != s)
+        pp = &(*pp)->dirty_next;
+    if (*pp)
+        *pp = s->dirty_next;
+    s->dirty = false;
+}
+
+/* ---- sessions ----------------------------------------------------------------------------- */
+
+void broker__session_discard(struct broker *b, struct session *s)
+{
+    broker__session_expiry_cancel(b, s);
+    broker__session_undirty(b, s);
+    for (size_t i = 0; i < s->n_subs; i++) {
+        struct mqtt_str f = {(const uint8_t *)s->subs[i].filter, s->subs[i].len};
+        route_unsubscribe(&b->route, f, s);
+    }
+    session_del(s);
+}
+
+static void broker__expiry_cb(void *arg)
+{
+    struct session *s = arg;
+    struct broker *b = s->expiry_ctx;
+
+    s->expiry = NULL;
+    if (s->owner)
+        return;
+    log_write(CAIRN_LOG_NOTICE, "expiring client %s, its session has been inactive too long",
+              s->id);
+    broker__session_discard(b, s);
+}
+
+void broker__session_expiry_arm(struct broker *b, struct session *s)
+{
+    uint64_t exp = b->cfg->persistent_client_expiration;
+    int64_t idle = broker__now() - s->last_seen;
+    uint64_t delay;
+
+    broker__session_expiry_cancel(b, s);
+    if (exp == 0 || s->owner)
+        return;
+    delay = idle >= (int64_t)exp ? 0 : (exp - (uint64_t)(idle > 0 ? idle : 0)) * 1000u;
+    s->expiry_ctx = b;
+    s->expiry = loop_timer_add(b->loop, delay, broker__expiry_cb, s);
+}
+
+void broker__session_expiry_cancel(struct broker *b, struct session *s)
+{
+    if (s->expiry) {
+        loop_timer_cancel(b->loop, s->expiry);
+        s->expiry = NULL;
+    }
+}
+
+bool broker__can_read(struct broker *b, struct session *s, struct mqtt_str topic)
+{
+    struct client *cl = s->owner;
+
+    if (!cl)
+        return true; /* checked again when sent */
+    return auth_can_read(b->auth, cl->listener, s->id, cl->username, (const char *)topic.p,
+                         topic.len);
+}
+
+/* ---- routing ------------------------------------------------------------------------------ */
+
+int broker__route(struct broker *b, struct msg *m)
+{
+    int rc = route_match(&b->route, msg_topic(m), &b->hits);
+
+    if (rc < 0)
+        goto out;
+    for (size_t i = 0; i < b->hits.n; i++) {
+        struct session *s = b->hits.v[i].sub;
+        uint8_t qos = b->hits.v[i].qos < m->qos ? b->hits.v[i].qos : m->qos;
+        int q;
+        if (s->owner && !broker__can_read(b, s, msg_topic(m)))
+            continue;
+        q = session_enqueue(s, m, qos);
+        if (q == SESSION_DROPPED_LIMIT) {
+            b->stats.messages_dropped++;
+            if (s->dropped == 1 || s->dropped % 1000 == 0)
+                log_write(CAIRN_LOG_WARNING,
+                          "client %s: queue full (%llu messages, %llu bytes): message on %s "
+                          "dropped (%llu so far)",
+                          s->id, (unsigned long long)s->q_count, (unsigned long long)s->q_bytes,
+                          m->topic, (unsigned long long)s->dropped);
+        } else if (q == SESSION_QUEUED) {
+            broker__session_dirty(b, s);
+        }
+    }
+out:
+    return rc;
+}
+
+int broker_publish(struct broker *b, struct mqtt_str topic, struct mqtt_str payload, uint8_t qos,
+                   bool retain, bool store_retained)
+{
+    struct msg *m = NULL, *rm = NULL;
+    int rc = -ENOMEM;
+
+    m = msg_new(broker__msg_id(b), topic.p, topic.len, payload.p, payload.len, qos, false);
+    if (!m || msg_table_add(b->msgs, m) < 0)
+        goto out;
+    if (retain && b->cfg->retain_available) {
+        /* the retained copy is sent with RETAIN=1 to new subscribers [MQTT-3.3.1-8] */
+        rm = msg_new(broker__msg_id(b), topic.p, topic.len, payload.p, payload.len, qos, true);
+        if (!rm || retain_set(&b->retain, rm) < 0)
+            goto out;
+        if (b->store && store_retained) {
+            if (payload.len == 0) {
+                persist_retain_del(b->store, topic);
+            } else {
+                struct persist_msg pm = {rm->id, topic, payload, qos, true};
+                persist_retain_put(b->store, &pm);
+            }
+        }
+    }
+    rc = broker__route(b, m);
+out:
+    msg_unref(rm);
+    msg_unref(m);
+    return rc;
+}
+
+void broker__publish_will(struct broker *b, struct client *cl)
+{
+    struct msg *w = cl->will;
+
+    if (!w)
+        return;
+    cl->will = NULL;
+    log_write(CAIRN_LOG_DEBUG, "client %s %s: publishing will on %s", client_peer(cl),
+              client_id(cl), w->topic);
+    if (broker_publish(b, msg_topic(w), msg_payload(w), w->qos, w->retain, true) < 0)
+        log_write(CAIRN_LOG_ERR, "client %s: will dropped: out of memory", client_id(cl));
+    msg_unref(w);
+}
+
+/* ---- the server's calls ------------------------------------------------------------------- */
+
+int broker_on_open(struct broker *b, struct conn *c)
+{
+    struct client *cl = client_new(b, c);
+
+    if (!cl)
+        return -ENOMEM;
+    conn_set_data(c, cl);
+    return 0;
+}
+
+int broker_on_bad_connect(struct broker *b, struct conn *c, int err)
+{
+    uint8_t buf[4];
+    size_t n = mqtt_encode_connack(buf, sizeof(buf), false, MQTT_CONNACK_BAD_PROTOCOL);
+
+    if (err == -MQTT_EPROTO_LEVEL) {
+        conn_write(c, buf, n);
+        log_write(CAIRN_LOG_NOTICE, "client %s: unacceptable protocol level, CONNACK 1",
+                  conn_peer(c));
+    }
+    conn_close(c, err);
+    return 0;
+}
+
+int broker_on_packet(struct broker *b, struct conn *c, const struct mqtt_packet *pkt)
+{
+    struct client *cl = conn_data(c);
+    int rc = -EPROTO;
+
+    if (!cl)
+        goto out;
+    if (!cl->connected && pkt->type != MQTT_CONNECT) {
+        /* [MQTT-3.1.0-1] the first packet must be CONNECT */
+        goto out;
+    }
+    switch (pkt->type) {
+    case MQTT_CONNECT:
+        rc = cl->connected ? -EPROTO /* [MQTT-3.1.0-2] */ : handle_connect(b, cl, &pkt->u.connect);
+        break;
+    case MQTT_PUBLISH:
+        rc = handle_publish(b, cl, &pkt->u.publish);
+        break;
+    case MQTT_PUBACK:
+    case MQTT_PUBREC:
+    case MQTT_PUBREL:
+    case MQTT_PUBCOMP:
+        rc = handle_ack(b, cl, pkt->type, pkt->u.ack.packet_id);
+        break;
+    case MQTT_SUBSCRIBE:
+        rc = handle_subscribe(b, cl, &pkt->u.topics);
+        break;
+    case MQTT_UNSUBSCRIBE:
+        rc = handle_unsubscribe(b, cl, &pkt->u.topics);
+        break;
+    case MQTT_PINGREQ:
+        rc = handle_pingreq(b, cl);
+        break;
+    case MQTT_DISCONNECT:
+        rc = handle_disconnect(b, cl);
+        break;
+    default: /* a server-to-client packet from a client */
+        rc = -EPROTO;
+        break;
+    }
+out:
+    return rc;
+}
+
+void broker_on_close(struct broker *b, struct conn *c, int reason)
+{
+    struct client *cl = conn_data(c);
+    struct session *s;
+
+    if (!cl)
+        return;
+    conn_set_data(c, NULL);
+    broker__client_undirty(b, cl);
+    s = cl->session;
+    if (cl->connected && s && s->owner == cl) {
+        if (reason != 0 && !cl->disconnecting)
+            broker__publish_will(b, cl);
+        broker__session_undirty(b, s);
+        if (s->clean) {
+            broker__session_discard(b, s);
+        } else {
+            session_offline(s);
+            session_touch(s, broker__now());
+            broker__session_expiry_arm(b, s);
+        }
+        if (b->stats.clients_connected)
+            b->stats.clients_connected--;
+    }
+    cl->session = NULL;
+    client_free(cl);
+    broker__kick(b);
+}
+
+void broker_on_writable(struct broker *b, struct conn *c)
+{
+    struct client *cl = conn_data(c);
+
+    if (cl && cl->session && cl->session->owner == cl) {
+        broker__session_dirty(b, cl->session);
+        broker__kick(b);
+    }
+}
+
+/* ---- the iteration end: pump, commit, send ------------------------------------------------ */
+
+/* Hold the resends of entries that came back into the in-flight window. */
+static void broker__resend(struct client *cl, struct session *s)
+{
+    for (struct sentry *e = s->inflight.head; e; e = e->next) {
+        if (!e->resend)
+            continue;
+        e->resend = false;
+        if (e->state == PERSIST_Q_WAIT_PUBCOMP)
+            client_hold_ack(cl, MQTT_PUBREL, e->pid);
+        else
+            client_hold_publish(cl, e->m, e->qos, e->pid, true);
+    }
+}
+
+/* Finish an entry the client may not read (ACL changed since it was queued). */
+static void broker__drop_entry(struct session *s, struct sentry *e)
+{
+    if (e->qos == 0) {
+        sentry_free(e);
+    } else if (e->qos == 1) {
+        session_ack(s, MQTT_PUBACK, e->pid);
+    } else {
+        session_ack(s, MQTT_PUBREC, e->pid);
+        session_ack(s, MQTT_PUBCOMP, e->pid);
+    }
+}
+
+/* Move what the window allows from s's queue into its client's held output. */
+static void broker__pump(struct broker *b, struct session *s)
+{
+    struct client *cl = s->owner;
+    size_t dropped = 0;
+
+    if (!cl || conn_closing(cl->conn))
+        return;
+    if (session_wants_refill(s)) {
+        int n = session_refill(s);
+        if (n < 0)
+            log_write(CAIRN_LOG_ERR, "client %s: reading its queue from the store failed (%d)",
+                      s->id, n);
+    }
+    broker__resend(cl, s);
+    while (session_can_pop(s)) {
+        struct sentry *e;
+        bool slow = conn_out_bytes(cl->conn) + cl->held_bytes >= CONN_OUT_HIGH_WATER;
+        if (slow && s->queue.head->qos > 0)
+            break; /* QoS 1/2 wait in the queue until the client reads */
+        e = session_pop(s);
+        if (slow) { /* a subscriber that stops reading loses QoS 0, never memory */
+            dropped++;
+            sentry_free(e);
+            continue;
+        }
+        if (b->auth && !auth_can_read(b->auth, cl->listener, s->id, cl->username, e->m->topic,
+                                      e->m->topic_len)) {
+            broker__drop_entry(s, e);
+            continue;
+        }
+        client_hold_publish(cl, e->m, e->qos, e->pid, false);
+        if (e->qos == 0)
+            sentry_free(e);
+        if (session_wants_refill(s) && session_refill(s) <= 0)
+            break;
+    }
+    if (dropped) {
+        b->stats.messages_dropped += dropped;
+        log_write(CAIRN_LOG_DEBUG, "client %s: slow reader, %zu QoS 0 messages dropped", s->id,
+                  dropped);
+    }
+}
+
+/* After a failed commit: nothing held may leave. */
+static void broker__commit_failed(struct broker *b)
+{
+    for (struct client *cl = b->dirty_clients; cl; cl = cl->dirty_next) {
+        client_drop_held(cl);
+        conn_close(cl->conn, -EIO);
+    }
+}
+
+void broker_on_iteration_end(struct broker *b)
+{
+    struct session *s, *again = NULL;
+    struct client *cl;
+    bool ok = true;
+
+    while ((s = b->dirty_sessions)) {
+        b->dirty_sessions = s->dirty_next;
+        s->dirty = false;
+        broker__pump(b, s);
+        /* a queue whose next part is still in this batch: read it next iteration */
+        if (s->owner && session_wants_refill(s) && s->queue.n == 0 && !s->refill_retry) {
+            s->refill_retry = true;
+            s->dirty_next = again;
+            again = s;
+        } else if (s->queue.n) {
+            s->refill_retry = false;
+        }
+    }
+    if (b->store && !persist_batch_empty(b->store)) {
+        char err[256] = "";
+        b->stats.commits++;
+        if (persist_commit(b->store, err, sizeof(err)) < 0) {
+            ok = false;
+            b->stats.commit_failures++;
+            log_write(CAIRN_LOG_ERR, "store write failed, acknowledgements withheld: %s", err);
+        }
+    }
+    if (!ok)
+        broker__commit_failed(b);
+    while ((cl = b->dirty_clients)) {
+        b->dirty_clients = cl->dirty_next;
+        cl->dirty = false;
+        if (ok)
+            client_flush_held(cl);
+    }
+    while ((s = again)) {
+        again = s->dirty_next;
+        broker__session_dirty(b, s);
+        broker__kick(b);
+    }
+}
+
+/* ---- reload, shutdown, stats -------------------------------------------------------------- */
+
+int broker_reload(struct broker *b, const struct config *cfg)
+{
+    struct session_limits lim;
+    char err[256];
+
+    b->cfg = cfg;
+    broker__limits(cfg, &lim);
+    session_table_set_limits(b->sessions, &lim);
+    if (auth_reload(&b->auth, cfg, err, sizeof(err)) < 0)
+        log_write(CAIRN_LOG_WARNING, "reload: keeping the previous auth rules: %s", err);
+    sys_stop(b);
+    sys_start(b);
+    session_table_each(b->sessions, broker__expiry_each, b);
+    return 0;
+}
+
+void broker_shutdown(struct broker *b)
+{
+    b->shutting_down = true;
+    broker_on_iteration_end(b);
+    sys_stop(b);
+}
+
+const struct broker_stats *broker_stats(const struct broker *b)
+{
+    return &b->stats;
+}
+
+size_t broker_session_count(const struct broker *b)
+{
+    return session_table_count(b->sessions);
+}
+
+size_t broker_subscription_count(const struct broker *b)
+{
+    return route_count(&b->route);
+}
+
+size_t broker_retained_count(const struct broker *b)
+{
+    return retain_count(&b->retain);
+}

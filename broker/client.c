@@ -1,0 +1,184 @@
+/*
+ * client.c — per-connection state and the held output (client.h).
+ */
+#include "client.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+
+struct client *client_new(struct broker *b, struct conn *c)
+{
+    struct client *cl = calloc(1, sizeof(*cl));
+
+    if (cl) {
+        cl->b = b;
+        cl->conn = c;
+        cl->listener = conn_listener_index(c);
+    }
+    return cl;
+}
+
+void client_free(struct client *cl)
+{
+    if (!cl)
+        return;
+    client_drop_held(cl);
+    free(cl->held);
+    free(cl->raw);
+    msg_unref(cl->will);
+    free(cl->username);
+    free(cl);
+}
+
+const char *client_peer(const struct client *cl)
+{
+    return conn_peer(cl->conn);
+}
+
+const char *client_id(const struct client *cl)
+{
+    return cl->session ? cl->session->id : conn_name(cl->conn);
+}
+
+static int client__held_slot(struct client *cl, struct client_held **out)
+{
+    int rc = 0;
+
+    if (cl->n_held == cl->cap_held) {
+        size_t cap = cl->cap_held ? cl->cap_held * 2 : 8;
+        struct client_held *v = realloc(cl->held, cap * sizeof(*v));
+        if (!v) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        cl->held = v;
+        cl->cap_held = cap;
+    }
+    *out = &cl->held[cl->n_held];
+    memset(*out, 0, sizeof(**out));
+out:
+    return rc;
+}
+
+int client_hold_raw(struct client *cl, const uint8_t *p, size_t len)
+{
+    struct client_held *h;
+    int rc;
+
+    if ((rc = client__held_slot(cl, &h)) < 0)
+        goto out;
+    if (cl->raw_len + len > cl->raw_cap) {
+        size_t cap = cl->raw_cap ? cl->raw_cap : 256;
+        uint8_t *v;
+        while (cap < cl->raw_len + len)
+            cap *= 2;
+        v = realloc(cl->raw, cap);
+        if (!v) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        cl->raw = v;
+        cl->raw_cap = cap;
+    }
+    memcpy(cl->raw + cl->raw_len, p, len);
+    h->off = (uint32_t)cl->raw_len;
+    h->len = (uint32_t)len;
+    cl->raw_len += len;
+    cl->held_bytes += len;
+    cl->n_held++;
+    broker__client_dirty(cl->b, cl);
+out:
+    return rc;
+}
+
+int client_hold_ack(struct client *cl, enum mqtt_type type, uint16_t pid)
+{
+    uint8_t buf[4];
+    size_t n = mqtt_encode_ack(buf, sizeof(buf), type, pid);
+
+    return n == 4 ? client_hold_raw(cl, buf, n) : -EINVAL;
+}
+
+int client_hold_publish(struct client *cl, struct msg *m, uint8_t qos, uint16_t pid, bool dup)
+{
+    struct client_held *h;
+    int rc;
+
+    if ((rc = client__held_slot(cl, &h)) < 0)
+        goto out;
+    h->m = msg_ref(m);
+    h->qos = qos;
+    h->pid = pid;
+    h->dup = dup;
+    cl->held_bytes += m->payload_len + m->topic_len + 7u;
+    cl->n_held++;
+    broker__client_dirty(cl->b, cl);
+out:
+    return rc;
+}
+
+int client_send_publish(struct client *cl, struct msg *m, uint8_t qos, uint16_t pid, bool dup)
+{
+    size_t hlen;
+    const uint8_t *hdr = msg_header(m, qos, &hlen);
+    int rc = -ENOMEM;
+
+    if (!hdr)
+        goto out;
+    if (dup || qos > 0) {
+        /* the shared header up to the packet id; DUP needs a copy of the first byte */
+        uint8_t pidb[2] = {(uint8_t)(pid >> 8), (uint8_t)pid};
+        size_t shared = hlen - 2;
+        if (dup) {
+            uint8_t b0 = hdr[0] | 0x08;
+            if ((rc = conn_write(cl->conn, &b0, 1)) < 0)
+                goto out;
+            rc = conn_write_ref(cl->conn, hdr + 1, shared - 1, msg_release, msg_ref(m));
+        } else {
+            rc = conn_write_ref(cl->conn, hdr, shared, msg_release, msg_ref(m));
+        }
+        if (rc < 0 || (rc = conn_write(cl->conn, pidb, 2)) < 0)
+            goto out;
+    } else if ((rc = conn_write_ref(cl->conn, hdr, hlen, msg_release, msg_ref(m))) < 0) {
+        goto out;
+    }
+    if (m->payload_len)
+        rc = conn_write_ref(cl->conn, m->payload, m->payload_len, msg_release, msg_ref(m));
+    if (rc == 0)
+        cl->b->stats.messages_sent++;
+out:
+    return rc;
+}
+
+void client_flush_held(struct client *cl)
+{
+    int rc = 0;
+
+    for (size_t i = 0; i < cl->n_held; i++) {
+        struct client_held *h = &cl->held[i];
+        if (rc == 0) {
+            if (h->m)
+                rc = client_send_publish(cl, h->m, h->qos, h->pid, h->dup);
+            else
+                rc = conn_write(cl->conn, cl->raw + h->off, h->len);
+        }
+        msg_unref(h->m);
+        h->m = NULL;
+    }
+    /* a failed write means the conn is closing; what it missed is resent on reconnect */
+    cl->n_held = 0;
+    cl->raw_len = 0;
+    cl->held_bytes = 0;
+}
+
+void client_drop_held(struct client *cl)
+{
+    for (size_t i = 0; i < cl->n_held; i++)
+        msg_unref(cl->held[i].m);
+    cl->n_held = 0;
+    cl->raw_len = 0;
+    cl->held_bytes = 0;
+}

@@ -1,0 +1,143 @@
+/*
+ * client.h — one connected client (conn_data of its conn), and the broker internals that the
+ * packet handlers (handle_*.c) share.
+ *
+ * A client exists from broker_on_open to broker_on_close. Before its CONNECT is accepted it
+ * has no session; after a takeover it has none again (the new connection took it) and its
+ * close then changes nothing.
+ *
+ * Held output (ack after durable): every packet whose meaning depends on state recorded in
+ * this iteration's batch — CONNACK, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK and
+ * every PUBLISH to the client — is appended to the client's held list instead of the conn.
+ * broker_on_iteration_end writes the lists after the commit (client_flush_held) or drops them
+ * (client_drop_held). Raw packets are copied into one byte buffer; a PUBLISH is held as a
+ * message reference with its QoS, packet id and DUP flag. Refusing CONNACKs and PINGRESP are
+ * written directly.
+ *
+ * Ownership: the client owns its will message, username copy and held list (with one message
+ * reference per held PUBLISH); it borrows its conn and session.
+ */
+#ifndef CAIRN_CLIENT_H
+#define CAIRN_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker.h"
+#include "msg.h"
+#include "mqtt.h"
+#include "persist.h"
+#include "retain.h"
+#include "route.h"
+#include "session.h"
+
+struct auth;
+struct timer;
+
+struct client_held {
+    struct msg *m; /* NULL: raw bytes [off, off + len) of the raw buffer */
+    uint32_t off;
+    uint32_t len;
+    uint16_t pid;
+    uint8_t qos;
+    bool dup;
+};
+
+struct client {
+    struct broker *b;
+    struct conn *conn;
+    struct session *session; /* NULL before CONNECT and after a takeover */
+    bool connected;          /* CONNECT accepted */
+    bool disconnecting;      /* DISCONNECT received: no will */
+    uint8_t protocol_level;
+    uint16_t keepalive;
+    struct msg *will; /* one reference, or NULL */
+    char *username;   /* as auth settled it, or NULL */
+    int listener;
+
+    struct client_held *held;
+    size_t n_held;
+    size_t cap_held;
+    uint8_t *raw;
+    size_t raw_len;
+    size_t raw_cap;
+    size_t held_bytes; /* bytes the held packets will take on the wire */
+    struct client *dirty_next;
+    bool dirty; /* on the broker's list of clients with held output */
+};
+
+struct broker {
+    const struct config *cfg;
+    struct loop *loop;
+    struct persist *store; /* NULL: persistence false */
+    struct auth *auth;
+    struct msg_table *msgs;
+    struct session_table *sessions;
+    struct route route;
+    struct retain retain;
+    struct route_hits hits;
+    uint64_t last_msg_id;
+    uint64_t next_auto_id;
+
+    struct client *dirty_clients;
+    struct session *dirty_sessions;
+    struct timer *kick;
+    struct timer *sys_timer;
+    uint64_t start_ms;
+    bool shutting_down;
+    struct broker_stats stats;
+};
+
+/* ---- client.c ----------------------------------------------------------------------------- */
+struct client *client_new(struct broker *b, struct conn *c);
+void client_free(struct client *cl);
+/* Hold a raw packet (copied). 0 or -ENOMEM. */
+int client_hold_raw(struct client *cl, const uint8_t *p, size_t len);
+/* Hold an ack packet (PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK) for pid. */
+int client_hold_ack(struct client *cl, enum mqtt_type type, uint16_t pid);
+/* Hold a PUBLISH of m at qos with pid (takes a new reference to m). */
+int client_hold_publish(struct client *cl, struct msg *m, uint8_t qos, uint16_t pid, bool dup);
+/* Write the held packets to the conn, in order. */
+void client_flush_held(struct client *cl);
+/* Forget the held packets. */
+void client_drop_held(struct client *cl);
+/* Write a PUBLISH now: shared header and payload by reference, the packet id copied. */
+int client_send_publish(struct client *cl, struct msg *m, uint8_t qos, uint16_t pid, bool dup);
+/* "ADDR ID" for logs. */
+const char *client_peer(const struct client *cl);
+const char *client_id(const struct client *cl);
+
+/* ---- broker.c (shared by the handlers) ---------------------------------------------------- */
+/* Put cl on the list of clients whose held output is written at iteration end. */
+void broker__client_dirty(struct broker *b, struct client *cl);
+/* Put s on the list of sessions pumped at iteration end (if it has a client). */
+void broker__session_dirty(struct broker *b, struct session *s);
+/* Make sure another loop iteration (and so an iteration end) follows soon. */
+void broker__kick(struct broker *b);
+/* Remove a session and its subscriptions from the route tree and the store. */
+void broker__session_discard(struct broker *b, struct session *s);
+/* Arm (or re-arm) the expiry timer of an offline persistent session. */
+void broker__session_expiry_arm(struct broker *b, struct session *s);
+void broker__session_expiry_cancel(struct broker *b, struct session *s);
+/* Route m to every matching session (the caller keeps its reference). */
+int broker__route(struct broker *b, struct msg *m);
+/* A new message id. */
+uint64_t broker__msg_id(struct broker *b);
+/* Unix seconds now. */
+int64_t broker__now(void);
+/* Publish cl's will, if it has one, and forget it. */
+void broker__publish_will(struct broker *b, struct client *cl);
+/* May the session's client receive topic (ACL)? */
+bool broker__can_read(struct broker *b, struct session *s, struct mqtt_str topic);
+
+/* ---- handlers (one file per packet type) -------------------------------------------------- */
+int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connect *p);
+int handle_publish(struct broker *b, struct client *cl, const struct mqtt_publish *p);
+int handle_subscribe(struct broker *b, struct client *cl, const struct mqtt_topics *t);
+int handle_unsubscribe(struct broker *b, struct client *cl, const struct mqtt_topics *t);
+int handle_ack(struct broker *b, struct client *cl, enum mqtt_type type, uint16_t pid);
+int handle_pingreq(struct broker *b, struct client *cl);
+int handle_disconnect(struct broker *b, struct client *cl);
+
+#endif

@@ -1,0 +1,167 @@
+/*
+ * handle_connect.c — CONNECT: identifier and keepalive checks, authentication, the will,
+ * session lookup / takeover / clean start, and the CONNACK (held until the batch holding the
+ * session record is durable).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "client.h"
+#include "config.h"
+#include "conn.h"
+#include "log.h"
+
+/* Refuse with CONNACK rc: written at once (it depends on nothing stored), then closed. */
+static int connect__refuse(struct client *cl, uint8_t rc, const char *why)
+{
+    uint8_t buf[4];
+    size_t n = mqtt_encode_connack(buf, sizeof(buf), false, rc);
+
+    log_write(CAIRN_LOG_NOTICE, "client %s: CONNECT refused (CONNACK %u): %s", client_peer(cl), rc,
+              why);
+    conn_write(cl->conn, buf, n);
+    conn_close(cl->conn, -ECONNREFUSED);
+    return 0;
+}
+
+static char *connect__strdup(struct mqtt_str s)
+{
+    char *p = malloc(s.len + 1);
+
+    if (p) {
+        if (s.len)
+            memcpy(p, s.p, s.len);
+        p[s.len] = '\0';
+    }
+    return p;
+}
+
+/* "auto-" and 32 hex digits, unique for this broker's lifetime and unlikely to collide. */
+static void connect__gen_id(struct broker *b, char *out, size_t len)
+{
+    uint64_t r = ((uint64_t)rand() << 32) ^ (uint64_t)rand() ^ (uint64_t)broker__now();
+
+    snprintf(out, len, "auto-%016" PRIx64 "%016" PRIx64, r, ++b->next_auto_id);
+}
+
+/* A connection with this id is online: it loses the session (Mosquitto publishes its will). */
+static void connect__takeover(struct broker *b, struct session *s)
+{
+    struct client *old = s->owner;
+
+    log_write(CAIRN_LOG_NOTICE, "client %s %s: already connected, closing old connection",
+              client_peer(old), s->id);
+    broker__publish_will(b, old);
+    old->session = NULL;
+    s->owner = NULL;
+    conn_close(old->conn, -ECONNRESET);
+    if (b->stats.clients_connected)
+        b->stats.clients_connected--;
+}
+
+int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connect *p)
+{
+    const struct config *cfg = b->cfg;
+    char gen[64], *user = NULL;
+    const char *user_out = NULL;
+    struct mqtt_str id = p->client_id;
+    struct session *s;
+    bool present = false;
+    uint8_t buf[4];
+    int code, rc = 0;
+
+    cl->protocol_level = p->protocol_level;
+    if (id.len == 0) {
+        /* [MQTT-3.1.3-7/8]; MQTT 3.1 has no empty ids */
+        if (!p->clean_session || p->protocol_level == 3) {
+            rc = connect__refuse(cl, MQTT_CONNACK_ID_REJECTED, "empty client id");
+            goto out;
+        }
+        connect__gen_id(b, gen, sizeof(gen));
+        id.p = (const uint8_t *)gen;
+        id.len = strlen(gen);
+    } else if (p->protocol_level == 3 && id.len > 23) {
+        rc = connect__refuse(cl, MQTT_CONNACK_ID_REJECTED, "MQTT 3.1 client id over 23 bytes");
+        goto out;
+    }
+    if (cfg->max_keepalive && p->keepalive > cfg->max_keepalive) {
+        /* Mosquitto 2.0 refuses a keepalive over max_keepalive from MQTT < 5 this way */
+        rc = connect__refuse(cl, MQTT_CONNACK_ID_REJECTED, "keepalive over max_keepalive");
+        goto out;
+    }
+    if (p->has_username && !(user = connect__strdup(p->username))) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    code = auth_check_connect(b->auth, cl->listener, conn_identity(cl->conn), user,
+                              p->has_password ? p->password.p : NULL,
+                              p->has_password ? p->password.len : 0, &user_out);
+    if (code != 0) {
+        rc = connect__refuse(cl, (uint8_t)code,
+                             code == MQTT_CONNACK_BAD_CREDENTIALS ? "bad username or password"
+                                                                  : "not authorised");
+        goto out;
+    }
+    if (user_out && !(cl->username = strdup(user_out))) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if (p->will_flag) {
+        char *cid = connect__strdup(id);
+        bool ok = cid && auth_can_write(b->auth, cl->listener, cid, cl->username,
+                                        (const char *)p->will_topic.p, p->will_topic.len);
+        free(cid);
+        if (!ok) {
+            rc = connect__refuse(cl, MQTT_CONNACK_NOT_AUTHORIZED, "will topic not allowed");
+            goto out;
+        }
+        cl->will = msg_new(0, p->will_topic.p, p->will_topic.len, p->will_payload.p,
+                           p->will_payload.len, p->will_qos, p->will_retain);
+        if (!cl->will) {
+            rc = -ENOMEM;
+            goto out;
+        }
+    }
+
+    s = session_find(b->sessions, id);
+    if (s && s->owner)
+        connect__takeover(b, s);
+    if (s && (p->clean_session || s->clean)) {
+        broker__session_discard(b, s);
+        s = NULL;
+    }
+    if (s) {
+        present = true;
+        broker__session_expiry_cancel(b, s);
+        session_touch(s, broker__now());
+    } else {
+        s = session_new(b->sessions, id, p->clean_session, broker__now());
+        if (!s) {
+            rc = -ENOMEM;
+            goto out;
+        }
+    }
+    session_online(s, cl);
+    cl->session = s;
+    cl->connected = true;
+    cl->keepalive = p->keepalive;
+    b->stats.clients_connected++;
+    mqtt_encode_connack(buf, sizeof(buf), present, MQTT_CONNACK_ACCEPTED);
+    if ((rc = client_hold_raw(cl, buf, 4)) < 0)
+        goto out;
+    conn_set_name(cl->conn, s->id);
+    conn_set_keepalive(cl->conn, p->keepalive);
+    broker__session_dirty(b, s); /* resend in-flight, then the queue */
+    if (cfg->connection_messages)
+        log_write(CAIRN_LOG_NOTICE, "client %s %s connected (p%u, c%d, k%u%s%s%s)", client_peer(cl),
+                  s->id, p->protocol_level, p->clean_session ? 1 : 0, p->keepalive,
+                  cl->username ? ", u'" : "", cl->username ? cl->username : "",
+                  cl->username ? "'" : "");
+out:
+    free(user);
+    return rc;
+}

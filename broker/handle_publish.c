@@ -1,0 +1,47 @@
+/*
+ * handle_publish.c — an inbound PUBLISH, QoS 0, 1 and 2 as [MQTT-4.3]:
+ *   QoS 0: route.
+ *   QoS 1: route, hold PUBACK (sent once the batch is durable).
+ *   QoS 2: method B — route on PUBLISH, store the packet id, hold PUBREC; a PUBLISH with an id
+ *          still stored (the publisher's resend, DUP or not) is not routed again, only
+ *          answered with PUBREC; PUBREL (handle_ack.c) deletes the id and answers PUBCOMP.
+ */
+#include <errno.h>
+
+#include "auth.h"
+#include "client.h"
+#include "config.h"
+#include "log.h"
+
+int handle_publish(struct broker *b, struct client *cl, const struct mqtt_publish *p)
+{
+    struct session *s = cl->session;
+    int rc = 0;
+
+    if (!s)
+        goto out; /* taken over: the conn is closing */
+    b->stats.messages_received++;
+    if (p->qos == 2 && session_inbound_has(s, p->packet_id))
+        goto ack; /* [MQTT-4.3.3-2] already delivered */
+    if (!auth_can_write(b->auth, cl->listener, s->id, cl->username, (const char *)p->topic.p,
+                        p->topic.len)) {
+        /* Mosquitto with MQTT 3.1.1 acknowledges and drops a denied PUBLISH */
+        log_write(CAIRN_LOG_DEBUG, "client %s %s: PUBLISH to %.*s denied", client_peer(cl), s->id,
+                  (int)p->topic.len, (const char *)p->topic.p);
+        goto ack;
+    }
+    /* retain_available false: a 3.1.1 client cannot be told, so forward and keep nothing */
+    rc = broker_publish(b, p->topic, p->payload, p->qos, p->retain, true);
+    if (rc < 0)
+        goto out;
+ack:
+    if (p->qos == 1) {
+        rc = client_hold_ack(cl, MQTT_PUBACK, p->packet_id);
+    } else if (p->qos == 2) {
+        if ((rc = session_inbound_add(s, p->packet_id)) < 0)
+            goto out;
+        rc = client_hold_ack(cl, MQTT_PUBREC, p->packet_id);
+    }
+out:
+    return rc;
+}

@@ -1,0 +1,20 @@
+/*
+ * sys.h — the $SYS topics: every sys_interval seconds (0: never) the broker publishes,
+ * retained like Mosquitto, $SYS/broker/version, uptime, clients/connected, clients/total,
+ * messages/received, messages/sent, subscriptions/count, retained messages/count,
+ * load/bytes/received and load/bytes/sent. They are routed like any message but never
+ * written to the store. A timer on the loop (loop_timer_add, re-armed each time) drives it.
+ */
+#ifndef CAIRN_SYS_H
+#define CAIRN_SYS_H
+
+struct broker;
+
+/* Publish once now and arm the timer (nothing when sys_interval is 0). 0 or -ENOMEM. */
+int sys_start(struct broker *b);
+/* Cancel the timer. */
+void sys_stop(struct broker *b);
+/* Publish every $SYS topic now. */
+void sys_publish(struct broker *b);
+
+#endif

@@ -1,0 +1,358 @@
+/*
+ * test_session.c — sessions: packet ids (never reused while in flight, wrapping past 65535
+ * and skipping 0), the in-flight window, queue limits (messages, bytes, QoS 0 offline), the
+ * QoS 1/2 sender states, inbound QoS 2 ids, subscriptions; and with a real store: an offline
+ * queue kept on disk, read back in order through a bounded window, and restored after a
+ * reopen with its in-flight entries marked for resend.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "session.h"
+
+static struct mqtt_str S(const char *s) {
+    struct mqtt_str v = {(const uint8_t *)s, strlen(s)};
+    return v;
+}
+
+static uint64_t next_id = 1;
+
+static struct msg *mk(const char *payload, uint8_t qos)
+{
+    return msg_new(next_id++, (const uint8_t *)"t/x", 3, (const uint8_t *)payload, strlen(payload),
+                   qos, false);
+}
+
+static int dummy_owner;
+
+static struct session_limits lim(uint32_t inflight, uint32_t queued, uint64_t bytes, bool q0)
+{
+    struct session_limits l = {inflight, queued, bytes, q0, 50};
+    return l;
+}
+
+static void enqueue_n(struct session *s, int n, uint8_t qos)
+{
+    for (int i = 0; i < n; i++) {
+        char p[32];
+        struct msg *m;
+        snprintf(p, sizeof(p), "%d", i);
+        m = mk(p, qos);
+        assert_int_equal(session_enqueue(s, m, qos), SESSION_QUEUED);
+        msg_unref(m);
+    }
+}
+
+static void test_pids_unique_and_wrapping(void **state)
+{
+    struct session_limits l = lim(5, 0, 0, false);
+    struct session_table *t = session_table_new(NULL, NULL, &l);
+    struct session *s = session_new(t, S("c1"), true, 0);
+    struct sentry *e;
+
+    session_online(s, &dummy_owner);
+    s->last_pid = 65533;
+    enqueue_n(s, 8, 1);
+    assert_int_equal(session_pop(s)->pid, 65534);
+    assert_int_equal(session_pop(s)->pid, 65535);
+    assert_int_equal(session_pop(s)->pid, 1); /* 0 is never used [MQTT-2.3.1-1] */
+    assert_int_equal(session_pop(s)->pid, 2);
+    assert_int_equal(session_pop(s)->pid, 3);
+    assert_null(session_pop(s)); /* window of 5 full */
+    assert_int_equal(session_ack(s, MQTT_PUBACK, 2), 0);
+    assert_int_equal(session_ack(s, MQTT_PUBACK, 2), -ENOENT);
+    /* wrap again with 65535, 1 and 3 still in flight */
+    s->last_pid = 65534;
+    e = session_pop(s);
+    assert_non_null(e);
+    assert_int_equal(e->pid, 2); /* 65535 and 1 in use, 2 was freed */
+    assert_false(session_can_pop(s));
+    for (uint32_t p = 1; p <= 65535; p++)
+        if (session_pid_in_use(s, (uint16_t)p))
+            assert_true(p == 65534 || p == 65535 || p == 1 || p == 2 || p == 3);
+    session_del(s);
+    session_table_free(t);
+}
+
+static void test_pid_not_reused_long_run(void **state)
+{
+    struct session_limits l = lim(20, 0, 0, false);
+    struct session_table *t = session_table_new(NULL, NULL, &l);
+    struct session *s = session_new(t, S("c1"), true, 0);
+    uint16_t oldest = 0;
+
+    session_online(s, &dummy_owner);
+    /* one entry stays in flight for 200,000 allocations: its id is never handed out again */
+    enqueue_n(s, 1, 1);
+    oldest = session_pop(s)->pid;
+    for (int i = 0; i < 200000; i++) {
+        struct sentry *e;
+        enqueue_n(s, 1, 1);
+        e = session_pop(s);
+        assert_non_null(e);
+        assert_int_not_equal(e->pid, oldest);
+        assert_int_not_equal(e->pid, 0);
+        assert_int_equal(session_ack(s, MQTT_PUBACK, e->pid), 0);
+    }
+    assert_int_equal(session_inflight(s), 1);
+    session_table_free(t);
+}
+
+static void test_window_and_qos0(void **state)
+{
+    struct session_limits l = lim(2, 0, 0, false);
+    struct session_table *t = session_table_new(NULL, NULL, &l);
+    struct session *s = session_new(t, S("c1"), true, 0);
+    struct sentry *e;
+
+    session_online(s, &dummy_owner);
+    enqueue_n(s, 2, 1);
+    enqueue_n(s, 1, 0);
+    enqueue_n(s, 1, 2);
+    assert_non_null(session_pop(s));
+    assert_non_null(session_pop(s));
+    e = session_pop(s); /* QoS 0 needs no window slot */
+    assert_non_null(e);
+    assert_int_equal(e->qos, 0);
+    assert_int_equal(e->pid, 0);
+    sentry_free(e);
+    assert_null(session_pop(s)); /* QoS 2 waits */
+    assert_int_equal(s->q_count, 1);
+    assert_int_equal(session_ack(s, MQTT_PUBACK, 1), 0);
+    e = session_pop(s);
+    assert_non_null(e);
+    assert_int_equal(e->state, PERSIST_Q_WAIT_PUBREC);
+    /* QoS 2 sender states */
+    assert_int_equal(session_ack(s, MQTT_PUBACK, e->pid), -ENOENT);
+    assert_int_equal(session_ack(s, MQTT_PUBCOMP, e->pid), -ENOENT);
+    assert_int_equal(session_ack(s, MQTT_PUBREC, e->pid), 0);
+    assert_int_equal(e->state, PERSIST_Q_WAIT_PUBCOMP);
+    assert_int_equal(session_ack(s, MQTT_PUBREC, e->pid), 0); /* repeated: PUBREL again */
+    assert_int_equal(session_ack(s, MQTT_PUBCOMP, 3), 0);
+    assert_int_equal(session_inflight(s), 1);
+    session_table_free(t);
+}
+
+static void test_queue_limits(void **state)
+{
+    struct session_limits l = lim(1, 3, 0, false);
+    struct session_table *t = session_table_new(NULL, NULL, &l);
+    struct session *s = session_new(t, S("c1"), false, 0);
+    struct msg *m = mk("0123456789", 1);
+
+    /* offline, persistent, no store: QoS 1 queued, QoS 0 dropped without queue_qos0 */
+    assert_int_equal(session_enqueue(s, m, 0), SESSION_DROPPED_QOS0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(session_enqueue(s, m, 1), SESSION_QUEUED);
+    assert_int_equal(session_enqueue(s, m, 1), SESSION_DROPPED_LIMIT);
+    assert_int_equal(s->dropped, 1);
+    assert_int_equal(s->q_count, 3);
+    assert_int_equal(s->q_bytes, 30);
+    /* in flight does not count against max_queued */
+    session_online(s, &dummy_owner);
+    assert_non_null(session_pop(s));
+    assert_int_equal(session_enqueue(s, m, 1), SESSION_QUEUED);
+    assert_int_equal(session_enqueue(s, m, 1), SESSION_DROPPED_LIMIT);
+    /* bytes */
+    l = lim(1, 0, 45, true);
+    session_table_set_limits(t, &l);
+    assert_int_equal(s->q_bytes, 30);
+    assert_int_equal(session_enqueue(s, m, 1), SESSION_QUEUED); /* 40 */
+    assert_int_equal(session_enqueue(s, m, 1), SESSION_DROPPED_LIMIT);
+    /* queue_qos0 while offline */
+    session_offline(s);
+    l = lim(1, 0, 0, true);
+    session_table_set_limits(t, &l);
+    assert_int_equal(session_enqueue(s, m, 0), SESSION_QUEUED);
+    msg_unref(m);
+    session_table_free(t);
+}
+
+static void test_inbound_and_subs(void **state)
+{
+    struct session_limits l = lim(1, 0, 0, false);
+    struct session_table *t = session_table_new(NULL, NULL, &l);
+    struct session *s = session_new(t, S("c1"), false, 0);
+
+    assert_ptr_equal(session_find(t, S("c1")), s);
+    assert_null(session_find(t, S("c2")));
+    for (int i = 100; i > 0; i--)
+        assert_int_equal(session_inbound_add(s, (uint16_t)(i * 7)), 0);
+    assert_int_equal(session_inbound_add(s, 7), 0);
+    assert_int_equal(s->n_inbound, 100);
+    assert_true(session_inbound_has(s, 700));
+    assert_false(session_inbound_has(s, 701));
+    assert_int_equal(session_inbound_del(s, 700), 0);
+    assert_int_equal(session_inbound_del(s, 700), -ENOENT);
+    assert_false(session_inbound_has(s, 700));
+    assert_int_equal(session_sub_set(s, S("a/#"), 1), 0);
+    assert_int_equal(session_sub_set(s, S("a/#"), 2), 1);
+    assert_int_equal(session_sub_set(s, S("b"), 0), 0);
+    assert_int_equal(s->n_subs, 2);
+    assert_int_equal(session_sub_del(s, S("a/+")), -ENOENT);
+    assert_int_equal(session_sub_del(s, S("a/#")), 0);
+    assert_int_equal(s->n_subs, 1);
+    /* many sessions: the table grows */
+    for (int i = 0; i < 2000; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "id%d", i);
+        assert_non_null(session_new(t, S(id), true, 0));
+    }
+    assert_int_equal(session_table_count(t), 2001);
+    assert_non_null(session_find(t, S("id1234")));
+    session_del(session_find(t, S("id1234")));
+    assert_null(session_find(t, S("id1234")));
+    session_table_free(t);
+}
+
+/* ---- with a store ------------------------------------------------------------------------ */
+
+static char dir[64];
+
+static struct persist *open_store(void)
+{
+    struct persist_options o = {.dir = dir, .sync = false};
+    struct persist *p = NULL;
+    char err[256];
+
+    assert_int_equal(persist_open(&o, &p, err, sizeof(err)), 0);
+    return p;
+}
+
+static void commit(struct persist *p)
+{
+    char err[256];
+    assert_int_equal(persist_commit(p, err, sizeof(err)), 0);
+}
+
+static int restore_session(void *ctx, struct mqtt_str cid, const struct persist_session *ps,
+                           const struct persist_queue_info *q)
+{
+    return session_restore(ctx, cid, ps, q) ? 0 : -ENOMEM;
+}
+
+static void test_durable_queue_window_and_restore(void **state)
+{
+    struct session_limits l = lim(3, 0, 0, false);
+    struct msg_table *msgs = msg_table_new();
+    struct persist *p;
+    struct session_table *t;
+    struct session *s;
+    int expect = 0;
+    uint64_t max_id = 0;
+    char err[256];
+    struct persist_restore_ops ops = {.session = restore_session};
+
+    snprintf(dir, sizeof(dir), "/tmp/cairn-test-session-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    p = open_store();
+    t = session_table_new(p, msgs, &l);
+    s = session_new(t, S("dur"), false, 100);
+    assert_true(s->durable);
+    /* offline: nothing stays in memory */
+    enqueue_n(s, 200, 1);
+    assert_int_equal(s->queue.n, 0);
+    assert_int_equal(s->disk_count, 200);
+    assert_int_equal(s->q_count, 200);
+    commit(p);
+    /* online: read back a window (50) at a time, in order */
+    session_online(s, &dummy_owner);
+    for (int round = 0; round < 100 && expect < 200; round++) {
+        struct sentry *e;
+        if (session_wants_refill(s))
+            assert_true(session_refill(s) > 0);
+        assert_true(s->queue.n <= 50);
+        while ((e = session_pop(s))) {
+            char want[16];
+            snprintf(want, sizeof(want), "%d", expect++);
+            assert_int_equal(e->m->payload_len, strlen(want));
+            assert_memory_equal(e->m->payload, want, strlen(want));
+            /* the first two stay in flight, the rest are acknowledged */
+            if (expect > 2)
+                assert_int_equal(session_ack(s, MQTT_PUBACK, e->pid), 0);
+        }
+        commit(p);
+    }
+    assert_int_equal(expect, 200);
+    assert_int_equal(session_inflight(s), 2);
+    /* one more, then the in-flight QoS 1 entry with id 1 goes to WAIT... via a QoS 2 entry */
+    enqueue_n(s, 1, 2);
+    {
+        struct sentry *e = session_pop(s);
+        assert_non_null(e);
+        assert_int_equal(session_ack(s, MQTT_PUBREC, e->pid), 0);
+    }
+    enqueue_n(s, 5, 1); /* queued behind a full window */
+    assert_int_equal(session_inbound_add(s, 42), 0);
+    commit(p);
+    session_table_free(t);
+    persist_close(p);
+
+    /* reopen: the session comes back offline with its whole queue on disk */
+    p = open_store();
+    t = session_table_new(p, msgs, &l);
+    session_table_set_loading(t, true);
+    assert_int_equal(persist_restore(p, &ops, t, &max_id, err, sizeof(err)), 0);
+    session_table_set_loading(t, false);
+    assert_true(max_id >= 206);
+    s = session_find(t, S("dur"));
+    assert_non_null(s);
+    assert_int_equal(s->q_count, 8);
+    assert_int_equal(s->disk_count, 8);
+    session_online(s, &dummy_owner);
+    assert_int_equal(session_refill(s), 8);
+    assert_int_equal(session_inflight(s), 3);
+    assert_int_equal(s->q_count, 5);
+    {
+        struct sentry *e = s->inflight.head;
+        assert_int_equal(e->state, PERSIST_Q_WAIT_PUBACK);
+        assert_true(e->resend);
+        assert_memory_equal(e->m->payload, "0", 1);
+        e = e->next;
+        assert_memory_equal(e->m->payload, "1", 1);
+        e = e->next;
+        assert_int_equal(e->state, PERSIST_Q_WAIT_PUBCOMP);
+        assert_int_equal(session_ack(s, MQTT_PUBCOMP, e->pid), 0);
+    }
+    /* a new id never collides with one restored in flight */
+    {
+        struct sentry *e = session_pop(s);
+        assert_non_null(e);
+        assert_int_equal(session_inflight(s), 3);
+        for (struct sentry *o = s->inflight.head; o != e; o = o->next)
+            assert_int_not_equal(o->pid, e->pid);
+    }
+    commit(p);
+    session_del(s);
+    commit(p);
+    session_table_free(t);
+    persist_close(p);
+    msg_table_free(msgs);
+    {
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        assert_int_equal(system(cmd), 0);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pids_unique_and_wrapping),
+        cmocka_unit_test(test_pid_not_reused_long_run),
+        cmocka_unit_test(test_window_and_qos0),
+        cmocka_unit_test(test_queue_limits),
+        cmocka_unit_test(test_inbound_and_subs),
+        cmocka_unit_test(test_durable_queue_window_and_restore),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

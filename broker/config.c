@@ -513,10 +513,10 @@ static int config_line(struct config_parser *p, char *s)
 
     while (*s == ' ' || *s == '\t')
         s++;
-    if (*s == '\0' || *s == '#')
-        goto out;
     for (char *e = s + strlen(s); e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r');)
         *--e = '\0';
+    if (*s == '\0' || *s == '#')
+        goto out;
     v = config_split(s);
     o = config_find(s);
     if (!o) {
@@ -535,7 +535,7 @@ static int config_line(struct config_parser *p, char *s)
         rc = config_special(p, s, v);
         goto out;
     }
-    if (o->kind != K_STR && config_split(v)) {
+    if (o->kind != K_STR && strpbrk(v, " \t")) {
         rc = config_fail(p, "%s: expected one value, got '%s'", s, v);
         goto out;
     }

@@ -170,26 +170,41 @@ static void loop_dispatch(struct loop *l, const struct loop_fired *f)
         e->cb(l, f->fd, events, e->arg);
 }
 
+/* One iteration; the wait is capped at max_wait_ms (-1: only timers bound it). */
+static int loop_iterate(struct loop *l, int max_wait_ms)
+{
+    int timeout = loop_timeout(l);
+    int n;
+
+    if (max_wait_ms >= 0 && (timeout < 0 || timeout > max_wait_ms))
+        timeout = max_wait_ms;
+    n = loop__backend_wait(l->backend, timeout, l->fired, LOOP_MAX_FIRED);
+    if (n < 0)
+        goto out;
+    l->now = timer_clock_ms();
+    for (int i = 0; i < n; i++)
+        loop_dispatch(l, &l->fired[i]);
+    timer_heap_run(&l->timers, timer_clock_ms());
+    l->now = timer_clock_ms();
+    if (l->iteration_end)
+        l->iteration_end(l->iteration_end_arg);
+out:
+    return n;
+}
+
 int loop_run(struct loop *l)
 {
     int rc = 0;
 
     l->stop = false;
-    while (!l->stop) {
-        int n = loop__backend_wait(l->backend, loop_timeout(l), l->fired, LOOP_MAX_FIRED);
-        if (n < 0) {
-            rc = n;
-            break;
-        }
-        l->now = timer_clock_ms();
-        for (int i = 0; i < n; i++)
-            loop_dispatch(l, &l->fired[i]);
-        timer_heap_run(&l->timers, timer_clock_ms());
-        l->now = timer_clock_ms();
-        if (l->iteration_end)
-            l->iteration_end(l->iteration_end_arg);
-    }
-    return rc;
+    while (!l->stop && rc >= 0)
+        rc = loop_iterate(l, -1);
+    return rc < 0 ? rc : 0;
+}
+
+int loop_run_once(struct loop *l, int max_wait_ms)
+{
+    return loop_iterate(l, max_wait_ms);
 }
 
 void loop_stop(struct loop *l)

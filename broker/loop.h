@@ -52,6 +52,9 @@ void loop_set_iteration_end(struct loop *l, void (*cb)(void *arg), void *arg);
 
 /* Run until loop_stop(). 0, or -errno when the wait itself fails. */
 int loop_run(struct loop *l);
+/* One iteration waiting at most max_wait_ms (-1: until an event or timer). Returns the number of
+ * fd events dispatched, or -errno. For tests and tools that drive the loop themselves. */
+int loop_run_once(struct loop *l, int max_wait_ms);
 /* Make loop_run() return after the current iteration. Safe from any callback. */
 void loop_stop(struct loop *l);
 bool loop_stopping(const struct loop *l);

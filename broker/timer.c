@@ -162,3 +162,14 @@ size_t timer_heap_run(struct timer_heap *h, uint64_t now)
     }
     return ran;
 }
+
+bool timer__heap_valid(const struct timer_heap *h)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        if (h->v[i]->index != i)
+            return false;
+        if (i > 0 && timer_less(h->v[i], h->v[(i - 1) / 2]))
+            return false;
+    }
+    return true;
+}

@@ -15,6 +15,7 @@
 #ifndef CAIRN_TIMER_H
 #define CAIRN_TIMER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,5 +44,8 @@ void timer_heap_cancel(struct timer_heap *h, struct timer *t);
 uint64_t timer_heap_next(const struct timer_heap *h);
 /* Run (and free) every timer whose deadline is <= now. Returns how many ran. */
 size_t timer_heap_run(struct timer_heap *h, uint64_t now);
+
+/* Tests: does every node keep the heap order, and know its own index? */
+bool timer__heap_valid(const struct timer_heap *h);
 
 #endif

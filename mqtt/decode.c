@@ -281,7 +281,6 @@ static int decode_topics(const uint8_t *p, size_t n, struct mqtt_packet *out, bo
     struct mqtt_topics *t = &out->u.topics;
     struct rd r = {p, p + n};
     struct mqtt_str filter;
-    int rc;
 
     t->with_qos = with_qos;
     t->count = 0;
@@ -296,7 +295,7 @@ static int decode_topics(const uint8_t *p, size_t n, struct mqtt_packet *out, bo
     if (rd_left(&r) == 0) /* [MQTT-3.8.3-3] [MQTT-3.10.3-2] */
         return -MQTT_EEMPTY_SUB;
     while (rd_left(&r) > 0) {
-        rc = rd_str(&r, &filter);
+        int rc = rd_str(&r, &filter);
         if (rc < 0)
             return rc;
         /* [MQTT-3.8.3-1] [MQTT-3.10.3-1] [MQTT-4.7.1-2] [MQTT-4.7.1-3] */

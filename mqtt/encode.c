@@ -93,7 +93,7 @@ size_t mqtt_encode_connect(uint8_t *buf, size_t cap, const struct mqtt_connect *
         p = mqtt__put_str(p, c->username);
     if (c->has_password)
         p = mqtt__put_str(p, c->password);
-    return total;
+    return (size_t)(p - buf); /* == total */
 }
 
 size_t mqtt_encode_connack(uint8_t *buf, size_t cap, bool session_present, uint8_t rc)

@@ -73,7 +73,8 @@ static size_t frame(uint8_t *out, uint8_t first, const struct bld *body)
 }
 
 /* CONNECT with the given name, level, flags and payload strings (NULL ends the list). */
-static int connect_raw(struct mqtt_packet *pkt, const char *name, uint8_t level, uint8_t flags, ...)
+static int connect_raw(struct mqtt_packet *pkt, const char *name, uint8_t level, unsigned flags,
+                       ...)
 {
     struct bld body = {.n = 0};
     uint8_t out[1100];
@@ -82,7 +83,7 @@ static int connect_raw(struct mqtt_packet *pkt, const char *name, uint8_t level,
 
     putstr(&body, name);
     put8(&body, level);
-    put8(&body, flags);
+    put8(&body, (uint8_t)flags);
     put16(&body, 60);
     va_start(ap, flags);
     while ((s = va_arg(ap, const char *)) != NULL)

@@ -215,7 +215,10 @@ bool mqtt_topics_next(struct mqtt_topics_iter *it, struct mqtt_str *filter, uint
 /*
  * Every encoder writes into buf when the whole packet fits in cap bytes and returns the size
  * the packet needs either way (snprintf-style). A return of 0 means the values cannot be
- * encoded (a string over 65535 bytes, a packet over the protocol's maximum).
+ * encoded (a string over 65535 bytes, a packet over the protocol's maximum) or form no valid
+ * packet (QoS 3, packet identifier 0 where one is required, no filter in a SUBSCRIBE or
+ * UNSUBSCRIBE, no code or a reserved one in a SUBACK, a password without a user name).
+ * Strings are not validated here (UTF-8, topic syntax): use mqtt_topic_*_validate().
  */
 size_t mqtt_encode_connect(uint8_t *buf, size_t cap, const struct mqtt_connect *c);
 size_t mqtt_encode_connack(uint8_t *buf, size_t cap, bool session_present, uint8_t rc);
@@ -238,7 +241,7 @@ size_t mqtt_encode_packet(uint8_t *buf, size_t cap, const struct mqtt_packet *pk
  * payload length) and the offset of its packet identifier within it, so a sender can patch
  * the identifier (and the DUP bit in byte 0) per subscriber and send header + shared payload.
  * Returns the header length needed (fixed header + topic + packet id), 0 if unencodable.
- * *pid_offset is set to the identifier's offset (0 for QoS 0).
+ * *pid_offset is set to the identifier's offset (0 for QoS 0); the identifier is written as 0.
  */
 size_t mqtt_encode_publish_header(uint8_t *buf, size_t cap, struct mqtt_str topic, uint8_t qos,
                                   bool retain, size_t payload_len, size_t *pid_offset);

@@ -1,0 +1,471 @@
+/*
+ * tls.c — TLS contexts: one per TLS listener, built from the config, checked hard (a TLS
+ * listener never falls back to plaintext), reference-counted across SIGHUP reloads. See tls.h.
+ * The transport itself is in tls_transport.c, the PSK file in tls_psk.c.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+
+#include "auth.h" /* auth__read_file */
+#include "config.h"
+#include "log.h"
+#include "tls_internal.h"
+
+struct tls_set {
+    struct tls_ctx **v;
+    size_t n;
+};
+
+/* ---- process-wide randomness ------------------------------------------------------------ */
+
+static mbedtls_entropy_context tls_entropy;
+static mbedtls_ctr_drbg_context tls_drbg;
+static bool tls_drbg_ready;
+
+mbedtls_ctr_drbg_context *tls__drbg(char *err, size_t errlen)
+{
+    static const unsigned char pers[] = "cairn-tls";
+    int ret;
+
+    if (tls_drbg_ready)
+        return &tls_drbg;
+    mbedtls_entropy_init(&tls_entropy);
+    mbedtls_ctr_drbg_init(&tls_drbg);
+    ret = mbedtls_ctr_drbg_seed(&tls_drbg, mbedtls_entropy_func, &tls_entropy, pers,
+                                sizeof(pers) - 1);
+    if (ret != 0) {
+        char msg[128];
+
+        mbedtls_strerror(ret, msg, sizeof(msg));
+        snprintf(err, errlen, "TLS: cannot seed the random generator: %s", msg);
+        mbedtls_ctr_drbg_free(&tls_drbg);
+        mbedtls_entropy_free(&tls_entropy);
+        return NULL;
+    }
+    tls_drbg_ready = true;
+    return &tls_drbg;
+}
+
+/* ---- where in the config file ----------------------------------------------------------- */
+
+/* [s, e) trimmed of blanks and a CR. */
+static void tls_trim(const char **s, const char **e)
+{
+    while (*s < *e && (**s == ' ' || **s == '\t'))
+        (*s)++;
+    while (*e > *s && ((*e)[-1] == ' ' || (*e)[-1] == '\t' || (*e)[-1] == '\r'))
+        (*e)--;
+}
+
+/*
+ * Line of "opt [value]" in text: within listener block `block` (the block-th "listener" line
+ * to the next; -1 before the first), or anywhere when block is -2. 0 when not found.
+ */
+static unsigned tls_find_line(const char *text, const char *opt, const char *value, long block)
+{
+    const char *s = text;
+    unsigned line = 0;
+    long cur = -1;
+    size_t olen = strlen(opt);
+
+    while (*s) {
+        const char *nl = strchr(s, '\n'), *e = nl ? nl : s + strlen(s), *w, *v;
+
+        line++;
+        tls_trim(&s, &e);
+        w = s;
+        while (w < e && *w != ' ' && *w != '\t')
+            w++;
+        if ((size_t)(w - s) == 8 && memcmp(s, "listener", 8) == 0)
+            cur++;
+        if ((block == -2 || cur == block) && (size_t)(w - s) == olen && memcmp(s, opt, olen) == 0) {
+            v = w;
+            tls_trim(&v, &e);
+            if (!value ||
+                (strlen(value) == (size_t)(e - v) && memcmp(v, value, (size_t)(e - v)) == 0))
+                return line;
+        }
+        if (!nl)
+            break;
+        s = nl + 1;
+    }
+    return 0;
+}
+
+/*
+ * "FILE:LINE: " for option opt (with value, when known) of listener i into buf; "FILE: " or
+ * "listener N: " when the line cannot be found. config.h keeps no line numbers, so the file is
+ * scanned again: the listener's own block first when the blocks map one-to-one to listeners.
+ */
+static void tls_where(const struct config *cfg, size_t i, const char *opt, const char *value,
+                      char *buf, size_t len)
+{
+    char *text = NULL, ignore[64];
+    size_t tlen, blocks = 0;
+    unsigned line = 0;
+    long block = -2;
+
+    if (!cfg->path || auth__read_file(cfg->path, &text, &tlen, ignore, sizeof(ignore)) != 0) {
+        snprintf(buf, len, "%s: listener %zu: ", cfg->path ? cfg->path : "config", i);
+        goto out;
+    }
+    while (tls_find_line(text, "listener", NULL, (long)blocks) != 0)
+        blocks++;
+    if (blocks == cfg->n_listeners)
+        block = (long)i;
+    if (opt)
+        line = tls_find_line(text, opt, value, block);
+    if (!line && opt && block != -2)
+        line = tls_find_line(text, opt, value, -2);
+    if (!line && block >= 0)
+        line = tls_find_line(text, "listener", NULL, block);
+    if (line)
+        snprintf(buf, len, "%s:%u: ", cfg->path, line);
+    else
+        snprintf(buf, len, "%s: listener %zu: ", cfg->path, i);
+out:
+    free(text);
+}
+
+/* err = where(opt) + reason [+ ": " + mbedTLS text]. Returns -EINVAL. */
+static int tls_fail(const struct config *cfg, size_t i, const char *opt, const char *value,
+                    int mbedtls_err, char *err, size_t errlen, const char *reason)
+{
+    char where[512], msg[160] = "";
+
+    tls_where(cfg, i, opt, value, where, sizeof(where));
+    if (mbedtls_err) {
+        msg[0] = ':';
+        msg[1] = ' ';
+        mbedtls_strerror(mbedtls_err, msg + 2, sizeof(msg) - 2);
+    }
+    snprintf(err, errlen, "%s%s%s", where, reason, msg);
+    return -EINVAL;
+}
+
+/* ---- building a context ----------------------------------------------------------------- */
+
+bool tls_wanted(const struct config_security *sec)
+{
+    return sec->certfile || sec->keyfile || sec->cafile || sec->capath || sec->crlfile ||
+           sec->tls_version || sec->ciphers || sec->psk_hint || sec->require_certificate ||
+           sec->use_identity_as_username || sec->use_subject_as_username;
+}
+
+/* Combinations that cannot make a working TLS listener. */
+static int tls_check_options(const struct config *cfg, size_t i, char *err, size_t errlen)
+{
+    const struct config_security *s = &cfg->listeners[i].sec;
+    int rc = 0;
+
+    if (s->certfile && !s->keyfile)
+        rc = tls_fail(cfg, i, "certfile", s->certfile, 0, err, errlen,
+                      "certfile without keyfile: this TLS listener would have no key");
+    else if (s->keyfile && !s->certfile)
+        rc = tls_fail(cfg, i, "keyfile", s->keyfile, 0, err, errlen,
+                      "keyfile without certfile: this TLS listener would have no certificate");
+    else if (!s->certfile && !s->psk_hint)
+        rc = tls_fail(cfg, i,
+                      s->cafile                ? "cafile"
+                      : s->require_certificate ? "require_certificate"
+                                               : NULL,
+                      NULL, 0, err, errlen,
+                      "TLS options without certfile and keyfile (or psk_hint and psk_file)");
+    else if (s->psk_hint && !s->psk_file)
+        rc = tls_fail(cfg, i, "psk_hint", s->psk_hint, 0, err, errlen, "psk_hint without psk_file");
+    else if (s->require_certificate && !s->cafile && !s->capath)
+        rc = tls_fail(cfg, i, "require_certificate", NULL, 0, err, errlen,
+                      "require_certificate needs cafile or capath to verify clients against");
+    else if (s->crlfile && !s->require_certificate)
+        rc = tls_fail(cfg, i, "crlfile", s->crlfile, 0, err, errlen,
+                      "crlfile needs require_certificate true");
+    else if ((s->use_identity_as_username || s->use_subject_as_username) && s->certfile &&
+             !s->require_certificate)
+        rc = tls_fail(cfg, i,
+                      s->use_identity_as_username ? "use_identity_as_username"
+                                                  : "use_subject_as_username",
+                      NULL, 0, err, errlen,
+                      "a certificate identity as username needs require_certificate true");
+    return rc;
+}
+
+/* tls_version: TLS 1.2 is both floor and ceiling with mbedTLS 2.28. */
+static int tls_version(const struct config *cfg, size_t i, char *err, size_t errlen)
+{
+    const char *v = cfg->listeners[i].sec.tls_version;
+    char where[512];
+    int rc = 0;
+
+    if (!v || strcmp(v, "tlsv1.2") == 0)
+        goto out;
+    if (strcmp(v, "tlsv1.1") == 0 || strcmp(v, "tlsv1") == 0) {
+        tls_where(cfg, i, "tls_version", v, where, sizeof(where));
+        log_write(CAIRN_LOG_WARNING, "%stls_version %s raised to tlsv1.2, Cairn's floor", where, v);
+        goto out;
+    }
+    if (strcmp(v, "tlsv1.3") == 0)
+        rc = tls_fail(cfg, i, "tls_version", v, 0, err, errlen,
+                      "tlsv1.3 is not available: mbedTLS 2.28 speaks TLS 1.2");
+    else
+        rc = tls_fail(cfg, i, "tls_version", v, 0, err, errlen,
+                      "unknown tls_version (tlsv1.2, or tlsv1.1 which is raised to 1.2)");
+out:
+    return rc;
+}
+
+/* ciphers: mbedTLS suite names separated by ':' ',' or blanks. */
+static int tls_ciphers(struct tls_ctx *ctx, const struct config *cfg, size_t i, char *err,
+                       size_t errlen)
+{
+    const char *list = cfg->listeners[i].sec.ciphers;
+    char *copy = NULL, *save = NULL, *tok;
+    size_t n = 0;
+    int rc = 0;
+
+    if (!list)
+        goto out;
+    rc = -ENOMEM;
+    copy = strdup(list);
+    ctx->ciphers = calloc(strlen(list) / 2 + 2, sizeof(int));
+    if (!copy || !ctx->ciphers) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (tok = strtok_r(copy, ":, \t", &save); tok; tok = strtok_r(NULL, ":, \t", &save)) {
+        int id = mbedtls_ssl_get_ciphersuite_id(tok);
+        char reason[256];
+
+        if (id == 0) {
+            snprintf(reason, sizeof(reason),
+                     "unknown cipher suite \"%.100s\" (mbedTLS names, e.g. "
+                     "TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256)",
+                     tok);
+            rc = tls_fail(cfg, i, "ciphers", list, 0, err, errlen, reason);
+            goto out;
+        }
+        ctx->ciphers[n++] = id;
+    }
+    rc = n ? 0 : tls_fail(cfg, i, "ciphers", list, 0, err, errlen, "empty cipher list");
+out:
+    free(copy);
+    return rc;
+}
+
+/* Certificate, key, CA and CRL files. */
+static int tls_load_files(struct tls_ctx *ctx, const struct config *cfg, size_t i, char *err,
+                          size_t errlen)
+{
+    const struct config_security *s = &cfg->listeners[i].sec;
+    int ret, rc = 0;
+
+    if (s->certfile) {
+        ret = mbedtls_x509_crt_parse_file(&ctx->cert, s->certfile);
+        if (ret != 0) {
+            rc = tls_fail(cfg, i, "certfile", s->certfile, ret < 0 ? ret : 0, err, errlen,
+                          "cannot load certfile");
+            goto out;
+        }
+        ret = mbedtls_pk_parse_keyfile(&ctx->key, s->keyfile, NULL);
+        if (ret != 0) {
+            rc = tls_fail(cfg, i, "keyfile", s->keyfile, ret, err, errlen, "cannot load keyfile");
+            goto out;
+        }
+        ret = mbedtls_pk_check_pair(&ctx->cert.pk, &ctx->key);
+        if (ret != 0) {
+            rc = tls_fail(cfg, i, "keyfile", s->keyfile, 0, err, errlen,
+                          "keyfile does not match the certificate in certfile");
+            goto out;
+        }
+    }
+    if (s->cafile) {
+        ret = mbedtls_x509_crt_parse_file(&ctx->ca, s->cafile);
+        if (ret != 0) {
+            rc = tls_fail(cfg, i, "cafile", s->cafile, ret < 0 ? ret : 0, err, errlen,
+                          "cannot load cafile");
+            goto out;
+        }
+    }
+    if (s->capath) {
+        ret = mbedtls_x509_crt_parse_path(&ctx->ca, s->capath);
+        if (ret < 0) {
+            rc = tls_fail(cfg, i, "capath", s->capath, ret, err, errlen, "cannot load capath");
+            goto out;
+        }
+        if (ret > 0)
+            log_write(CAIRN_LOG_WARNING, "capath %s: %d files are not certificates", s->capath,
+                      ret);
+    }
+    if (s->crlfile) {
+        ret = mbedtls_x509_crl_parse_file(&ctx->crl, s->crlfile);
+        if (ret != 0) {
+            rc = tls_fail(cfg, i, "crlfile", s->crlfile, ret < 0 ? ret : 0, err, errlen,
+                          "cannot load crlfile");
+            goto out;
+        }
+    }
+out:
+    return rc;
+}
+
+static int tls_conf(struct tls_ctx *ctx, const struct config_security *s,
+                    mbedtls_ctr_drbg_context *drbg)
+{
+    mbedtls_ssl_config *c = &ctx->conf;
+    int ret;
+
+    ret = mbedtls_ssl_config_defaults(c, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                      MBEDTLS_SSL_PRESET_DEFAULT);
+    if (ret)
+        goto out;
+    mbedtls_ssl_conf_rng(c, mbedtls_ctr_drbg_random, drbg);
+    mbedtls_ssl_conf_min_version(c, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+    if (s->certfile) {
+        ret = mbedtls_ssl_conf_own_cert(c, &ctx->cert, &ctx->key);
+        if (ret)
+            goto out;
+    }
+    if (s->cafile || s->capath)
+        mbedtls_ssl_conf_ca_chain(c, &ctx->ca, s->crlfile ? &ctx->crl : NULL);
+    mbedtls_ssl_conf_authmode(c, s->require_certificate ? MBEDTLS_SSL_VERIFY_REQUIRED
+                                                        : MBEDTLS_SSL_VERIFY_NONE);
+    if (ctx->psk)
+        mbedtls_ssl_conf_psk_cb(c, tls__psk_cb, ctx);
+    if (ctx->ciphers)
+        mbedtls_ssl_conf_ciphersuites(c, ctx->ciphers);
+out:
+    return ret;
+}
+
+int tls_ctx_new(const struct config *cfg, size_t i, struct tls_ctx **out, char *err, size_t errlen)
+{
+    const struct config_security *s = &cfg->listeners[i].sec;
+    struct tls_ctx *ctx = NULL;
+    mbedtls_ctr_drbg_context *drbg;
+    int rc = 0, ret;
+
+    *out = NULL;
+    if (!tls_wanted(s))
+        goto out;
+    rc = tls_check_options(cfg, i, err, errlen);
+    if (rc)
+        goto out;
+    rc = tls_version(cfg, i, err, errlen);
+    if (rc)
+        goto out;
+    rc = -EINVAL;
+    drbg = tls__drbg(err, errlen);
+    if (!drbg)
+        goto out;
+    rc = -ENOMEM;
+    ctx = calloc(1, sizeof(*ctx));
+    if (!ctx) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    ctx->refs = 1;
+    ctx->id = s->use_subject_as_username ? TLS_ID_SUBJECT : TLS_ID_CN;
+    mbedtls_ssl_config_init(&ctx->conf);
+    mbedtls_x509_crt_init(&ctx->cert);
+    mbedtls_pk_init(&ctx->key);
+    mbedtls_x509_crt_init(&ctx->ca);
+    mbedtls_x509_crl_init(&ctx->crl);
+    rc = tls_load_files(ctx, cfg, i, err, errlen);
+    if (rc == 0)
+        rc = tls_ciphers(ctx, cfg, i, err, errlen);
+    if (rc)
+        goto out;
+    if (s->psk_hint) {
+        rc = -EINVAL;
+        ctx->psk = tls__psk_load(s->psk_file, err, errlen);
+        if (!ctx->psk)
+            goto out;
+    }
+    ret = tls_conf(ctx, s, drbg);
+    if (ret) {
+        rc = tls_fail(cfg, i, NULL, NULL, ret, err, errlen, "TLS set-up failed");
+        goto out;
+    }
+    *out = ctx;
+    ctx = NULL;
+    rc = 0;
+out:
+    tls_ctx_unref(ctx);
+    return rc;
+}
+
+struct tls_ctx *tls_ctx_ref(struct tls_ctx *ctx)
+{
+    ctx->refs++;
+    return ctx;
+}
+
+void tls_ctx_unref(struct tls_ctx *ctx)
+{
+    if (!ctx || --ctx->refs > 0)
+        return;
+    mbedtls_ssl_config_free(&ctx->conf);
+    mbedtls_x509_crt_free(&ctx->cert);
+    mbedtls_pk_free(&ctx->key);
+    mbedtls_x509_crt_free(&ctx->ca);
+    mbedtls_x509_crl_free(&ctx->crl);
+    tls__psk_free(ctx->psk);
+    free(ctx->ciphers);
+    free(ctx);
+}
+
+/* ---- the set of every listener ---------------------------------------------------------- */
+
+struct tls_set *tls_set_new(const struct config *cfg, char *err, size_t errlen)
+{
+    struct tls_set *s = calloc(1, sizeof(*s));
+
+    if (!s || !(s->v = calloc(cfg->n_listeners + 1, sizeof(*s->v)))) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    s->n = cfg->n_listeners;
+    for (size_t i = 0; i < s->n; i++)
+        if (tls_ctx_new(cfg, i, &s->v[i], err, errlen) != 0)
+            goto fail;
+    return s;
+fail:
+    tls_set_free(s);
+    return NULL;
+}
+
+void tls_set_free(struct tls_set *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; s->v && i < s->n; i++)
+        tls_ctx_unref(s->v[i]);
+    free(s->v);
+    free(s);
+}
+
+struct tls_ctx *tls_set_get(const struct tls_set *s, size_t i)
+{
+    return (s && i < s->n) ? s->v[i] : NULL;
+}
+
+int tls_set_reload(struct tls_set **s, const struct config *cfg)
+{
+    char err[512];
+    struct tls_set *ns = tls_set_new(cfg, err, sizeof(err));
+    int rc = -EINVAL;
+
+    if (!ns) {
+        log_write(CAIRN_LOG_ERR, "reload: keeping the previous TLS settings: %s", err);
+        goto out;
+    }
+    tls_set_free(*s);
+    *s = ns;
+    rc = 0;
+out:
+    return rc;
+}

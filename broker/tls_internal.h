@@ -1,0 +1,59 @@
+/*
+ * tls_internal.h — what tls.c (contexts), tls_psk.c (PSK file) and tls_transport.c share.
+ * Nothing outside broker/tls*.c includes this.
+ */
+#ifndef CAIRN_TLS_INTERNAL_H
+#define CAIRN_TLS_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/x509_crl.h>
+#include <mbedtls/x509_crt.h>
+
+#include "tls.h"
+
+/* How the transport names its peer (identity()). */
+enum tls_id { TLS_ID_CN, TLS_ID_SUBJECT };
+
+struct tls_psk_table;
+
+struct tls_ctx {
+    unsigned refs;
+    mbedtls_ssl_config conf;
+    mbedtls_x509_crt cert; /* certfile: our chain */
+    mbedtls_pk_context key;
+    mbedtls_x509_crt ca; /* cafile + capath */
+    mbedtls_x509_crl crl;
+    int *ciphers; /* 0-terminated list for mbedtls_ssl_conf_ciphersuites, or NULL */
+    struct tls_psk_table *psk;
+    enum tls_id id;
+};
+
+/* The process-wide DRBG, seeded on first call. NULL with err set when seeding fails. */
+mbedtls_ctr_drbg_context *tls__drbg(char *err, size_t errlen);
+
+/*
+ * Load "identity:hexkey" lines. NULL with "FILE:LINE: reason" in err. Keys are 1..
+ * MBEDTLS_PSK_MAX_LEN bytes; identities unique.
+ */
+struct tls_psk_table *tls__psk_load(const char *path, char *err, size_t errlen);
+void tls__psk_free(struct tls_psk_table *t);
+/* The key for an identity (not NUL-terminated), NULL when unknown. */
+const uint8_t *tls__psk_find(const struct tls_psk_table *t, const unsigned char *id, size_t idlen,
+                             size_t *keylen);
+
+/* mbedtls_ssl_conf_psk_cb callback: looks the identity up in ctx->psk and records it in the
+ * transport (the BIO context) for identity(). */
+int tls__psk_cb(void *ctx, mbedtls_ssl_context *ssl, const unsigned char *id, size_t idlen);
+/* Remember a PSK identity in the transport whose BIO context this is. 0 or -ENOMEM. */
+int tls__transport_set_psk_identity(void *bio, const unsigned char *id, size_t idlen);
+
+/* "peer: TLS handshake failed: mbedTLS text (verify detail)" at NOTICE. */
+void tls__log_error(int fd, const char *what, int mbedtls_err, uint32_t verify_flags);
+
+#endif

@@ -1,0 +1,444 @@
+/*
+ * tls_transport.c — one TLS connection as a broker/transport.h transport. See tls.h for the
+ * design: readiness-driven handshake, records packed from gathered writes through one shared
+ * staging buffer, partial records finished with the same length, decrypted bytes reported by
+ * pending().
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <mbedtls/error.h>
+#include <mbedtls/net_sockets.h>
+#include <mbedtls/oid.h>
+
+#include "log.h"
+#include "tls_internal.h"
+#include "transport.h"
+
+#define TLS_STAGE MBEDTLS_SSL_OUT_CONTENT_LEN
+
+struct tls_transport {
+    struct transport base;
+    struct tls_ctx *ctx; /* one reference */
+    mbedtls_ssl_context ssl;
+    int need;           /* CAIRN_EV_* the last WANT_READ/WANT_WRITE asked for */
+    bool done;          /* handshake complete */
+    size_t pending_len; /* a record of this length is partly sent: retry with it */
+    int sock_err;       /* errno of the last failed send/recv */
+    char *identity;     /* PSK identity, certificate CN or subject; NULL */
+};
+
+/*
+ * One staging buffer for every connection: the loop is single-threaded and mbedTLS copies the
+ * bytes into its own record buffer before mbedtls_ssl_write returns; a retry after WANT_WRITE
+ * only flushes that record and does not read the buffer again.
+ */
+static unsigned char tls_stage[TLS_STAGE];
+
+/* ---- socket I/O for mbedTLS ------------------------------------------------------------- */
+
+static int tls_bio_send(void *arg, const unsigned char *buf, size_t len)
+{
+    struct tls_transport *t = arg;
+    ssize_t n;
+
+    do {
+        n = send(t->base.fd, buf, len, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n >= 0)
+        return (int)n;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return MBEDTLS_ERR_SSL_WANT_WRITE;
+    t->sock_err = errno;
+    return (errno == EPIPE || errno == ECONNRESET) ? MBEDTLS_ERR_NET_CONN_RESET
+                                                   : MBEDTLS_ERR_NET_SEND_FAILED;
+}
+
+static int tls_bio_recv(void *arg, unsigned char *buf, size_t len)
+{
+    struct tls_transport *t = arg;
+    ssize_t n;
+
+    do {
+        n = recv(t->base.fd, buf, len, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n >= 0)
+        return (int)n;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return MBEDTLS_ERR_SSL_WANT_READ;
+    t->sock_err = errno;
+    return errno == ECONNRESET ? MBEDTLS_ERR_NET_CONN_RESET : MBEDTLS_ERR_NET_RECV_FAILED;
+}
+
+/* ---- errors ----------------------------------------------------------------------------- */
+
+void tls__log_error(int fd, const char *what, int mbedtls_err, uint32_t verify_flags)
+{
+    struct sockaddr_storage sa;
+    socklen_t salen = sizeof(sa);
+    char addr[INET6_ADDRSTRLEN] = "?", msg[160], verify[256] = "";
+    unsigned port = 0;
+
+    if (!log_enabled(CAIRN_LOG_NOTICE))
+        return;
+    if (getpeername(fd, (struct sockaddr *)&sa, &salen) == 0) {
+        if (sa.ss_family == AF_INET) {
+            const struct sockaddr_in *in = (const struct sockaddr_in *)&sa;
+
+            inet_ntop(AF_INET, &in->sin_addr, addr, sizeof(addr));
+            port = ntohs(in->sin_port);
+        } else if (sa.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&sa;
+
+            inet_ntop(AF_INET6, &in6->sin6_addr, addr, sizeof(addr));
+            port = ntohs(in6->sin6_port);
+        }
+    }
+    mbedtls_strerror(mbedtls_err, msg, sizeof(msg));
+    if (verify_flags && verify_flags != (uint32_t)-1) {
+        int n = mbedtls_x509_crt_verify_info(verify, sizeof(verify), " (", verify_flags);
+
+        /* verify_info ends each reason with '\n': turn the list into one line. */
+        for (int i = 0; i < n && verify[i]; i++)
+            if (verify[i] == '\n')
+                verify[i] = verify[i + 1] ? ';' : ')';
+    }
+    log_write(CAIRN_LOG_NOTICE, "client %s:%u: TLS %s failed: %s%s", addr, port, what, msg, verify);
+}
+
+/* An mbedTLS error as the -errno the connection closes with. */
+static int tls_errno(const struct tls_transport *t, int ret)
+{
+    switch (ret) {
+    case MBEDTLS_ERR_SSL_CONN_EOF:
+    case MBEDTLS_ERR_NET_CONN_RESET:
+        return -ECONNRESET;
+    case MBEDTLS_ERR_NET_SEND_FAILED:
+    case MBEDTLS_ERR_NET_RECV_FAILED:
+        return t->sock_err ? -t->sock_err : -EIO;
+    case MBEDTLS_ERR_X509_CERT_VERIFY_FAILED:
+    case MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE:
+    case MBEDTLS_ERR_SSL_PEER_VERIFY_FAILED:
+    case MBEDTLS_ERR_SSL_UNKNOWN_IDENTITY:
+        return -EACCES;
+    default:
+        return -EPROTO;
+    }
+}
+
+static bool tls_quiet_error(int ret)
+{
+    return ret == MBEDTLS_ERR_SSL_CONN_EOF || ret == MBEDTLS_ERR_NET_CONN_RESET;
+}
+
+/* ---- identity --------------------------------------------------------------------------- */
+
+int tls__transport_set_psk_identity(void *bio, const unsigned char *id, size_t idlen)
+{
+    struct tls_transport *t = bio;
+    char *s = memchr(id, '\0', idlen) ? NULL : strndup((const char *)id, idlen);
+
+    if (!s)
+        return -ENOMEM;
+    free(t->identity);
+    t->identity = s;
+    return 0;
+}
+
+/* Append s[0..n) to out (cap), escaping as RFC 2253 does. false when it does not fit. */
+static bool tls_dn_append(char *out, size_t cap, size_t *pos, const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        bool esc = strchr(",+\"\\<>;", s[i]) != NULL || (i == 0 && (s[i] == '#' || s[i] == ' ')) ||
+                   (i == n - 1 && s[i] == ' ');
+
+        if (s[i] == '\0' || *pos + 3 >= cap)
+            return false;
+        if (esc)
+            out[(*pos)++] = '\\';
+        out[(*pos)++] = (char)s[i];
+    }
+    out[*pos] = '\0';
+    return true;
+}
+
+/* The subject as OpenSSL's RFC 2253 printing gives it (last RDN first): "CN=a,O=b,C=c". */
+static char *tls_subject(const mbedtls_x509_name *name)
+{
+    const mbedtls_x509_name *v[64];
+    char out[1024];
+    size_t n = 0, pos = 0;
+
+    for (; name && n < 64; name = name->next)
+        if (name->oid.p)
+            v[n++] = name;
+    out[0] = '\0';
+    while (n-- > 0) {
+        const char *sn = NULL;
+        char oid[64];
+
+        if (mbedtls_oid_get_attr_short_name(&v[n]->oid, &sn) != 0) {
+            if (mbedtls_oid_get_numeric_string(oid, sizeof(oid), &v[n]->oid) < 0)
+                return NULL;
+            sn = oid;
+        }
+        if (pos + strlen(sn) + 3 >= sizeof(out))
+            return NULL;
+        pos += (size_t)snprintf(out + pos, sizeof(out) - pos, "%s%s=", pos ? "," : "", sn);
+        if (!tls_dn_append(out, sizeof(out), &pos, v[n]->val.p, v[n]->val.len))
+            return NULL;
+    }
+    return strdup(out);
+}
+
+static char *tls_common_name(const mbedtls_x509_name *name)
+{
+    for (; name; name = name->next)
+        if (MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &name->oid) == 0)
+            return memchr(name->val.p, '\0', name->val.len)
+                       ? NULL
+                       : strndup((const char *)name->val.p, name->val.len);
+    return NULL;
+}
+
+/* After the handshake: the verified certificate's CN or subject (a PSK identity wins). */
+static void tls_set_cert_identity(struct tls_transport *t)
+{
+    const mbedtls_x509_crt *peer;
+
+    if (t->identity)
+        return;
+    peer = mbedtls_ssl_get_peer_cert(&t->ssl);
+    if (!peer || mbedtls_ssl_get_verify_result(&t->ssl) != 0)
+        return;
+    t->identity = t->ctx->id == TLS_ID_SUBJECT ? tls_subject(&peer->subject)
+                                               : tls_common_name(&peer->subject);
+}
+
+/* ---- transport ops ---------------------------------------------------------------------- */
+
+static int tls_handshake(struct transport *base)
+{
+    struct tls_transport *t = (struct tls_transport *)base;
+    int ret, rc = 0;
+
+    if (t->done)
+        goto out;
+    ret = mbedtls_ssl_handshake(&t->ssl);
+    if (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE) {
+        t->need = ret == MBEDTLS_ERR_SSL_WANT_READ ? CAIRN_EV_READ : CAIRN_EV_WRITE;
+        rc = -EAGAIN;
+        goto out;
+    }
+    if (ret != 0) {
+        if (!tls_quiet_error(ret))
+            tls__log_error(t->base.fd, "handshake", ret, mbedtls_ssl_get_verify_result(&t->ssl));
+        rc = tls_errno(t, ret);
+        goto out;
+    }
+    t->done = true;
+    t->need = 0;
+    tls_set_cert_identity(t);
+out:
+    return rc;
+}
+
+static ssize_t tls_read(struct transport *base, void *buf, size_t len)
+{
+    struct tls_transport *t = (struct tls_transport *)base;
+    int ret = mbedtls_ssl_read(&t->ssl, buf, len);
+
+    t->need = 0;
+    if (ret > 0)
+        return ret;
+    if (ret == 0 || ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || ret == MBEDTLS_ERR_SSL_CONN_EOF)
+        return 0;
+    if (ret == MBEDTLS_ERR_SSL_WANT_READ)
+        return -EAGAIN;
+    if (ret == MBEDTLS_ERR_SSL_WANT_WRITE) {
+        t->need = CAIRN_EV_WRITE;
+        return -EAGAIN;
+    }
+    if (!tls_quiet_error(ret))
+        tls__log_error(t->base.fd, "read", ret, 0);
+    return tls_errno(t, ret);
+}
+
+/* Skip n bytes of the iovec array (position *k, *off). */
+static void tls_iov_advance(const struct iovec *iov, int iovcnt, int *k, size_t *off, size_t n)
+{
+    while (n > 0 && *k < iovcnt) {
+        size_t left = iov[*k].iov_len - *off;
+
+        if (n < left) {
+            *off += n;
+            return;
+        }
+        n -= left;
+        (*k)++;
+        *off = 0;
+    }
+    while (*k < iovcnt && iov[*k].iov_len == *off) {
+        (*k)++;
+        *off = 0;
+    }
+}
+
+/*
+ * The next record's bytes from position (k, off): the iovec itself when it alone fills a
+ * record or is the last; otherwise copied from as many iovecs as fit into the staging buffer.
+ */
+static const unsigned char *tls_iov_gather(const struct iovec *iov, int iovcnt, int k, size_t off,
+                                           size_t *len)
+{
+    size_t left = iov[k].iov_len - off, n = 0;
+
+    if (left >= TLS_STAGE || k == iovcnt - 1) {
+        *len = left < TLS_STAGE ? left : TLS_STAGE;
+        return (const unsigned char *)iov[k].iov_base + off;
+    }
+    for (; k < iovcnt && n < TLS_STAGE; k++, off = 0) {
+        size_t take = iov[k].iov_len - off;
+
+        if (take > TLS_STAGE - n)
+            take = TLS_STAGE - n;
+        memcpy(tls_stage + n, (const unsigned char *)iov[k].iov_base + off, take);
+        n += take;
+    }
+    *len = n;
+    return tls_stage;
+}
+
+static ssize_t tls_writev(struct transport *base, const struct iovec *iov, int iovcnt)
+{
+    struct tls_transport *t = (struct tls_transport *)base;
+    size_t total = 0, off = 0;
+    int k = 0;
+    ssize_t rc;
+
+    if (t->pending_len) {
+        size_t offered = 0;
+
+        for (int i = 0; i < iovcnt; i++)
+            offered += iov[i].iov_len;
+        if (offered < t->pending_len) {
+            rc = -EPROTO; /* the caller must re-offer the bytes of the record in flight */
+            goto out;
+        }
+    }
+    tls_iov_advance(iov, iovcnt, &k, &off, 0);
+    while (k < iovcnt) {
+        const unsigned char *p;
+        size_t len;
+        int ret;
+
+        if (t->pending_len) {
+            /* Finish the record already built; mbedTLS does not read the buffer again. */
+            p = tls_stage;
+            len = t->pending_len;
+        } else {
+            p = tls_iov_gather(iov, iovcnt, k, off, &len);
+        }
+        ret = mbedtls_ssl_write(&t->ssl, p, len);
+        if (ret == MBEDTLS_ERR_SSL_WANT_WRITE || ret == MBEDTLS_ERR_SSL_WANT_READ) {
+            t->pending_len = len;
+            break;
+        }
+        if (ret < 0) {
+            if (total > 0)
+                break; /* report what went; the error comes back on the next call */
+            if (!tls_quiet_error(ret))
+                tls__log_error(t->base.fd, "write", ret, 0);
+            rc = tls_errno(t, ret);
+            goto out;
+        }
+        t->pending_len = 0;
+        total += (size_t)ret;
+        tls_iov_advance(iov, iovcnt, &k, &off, (size_t)ret);
+    }
+    rc = total > 0 ? (ssize_t)total : -EAGAIN;
+out:
+    return rc;
+}
+
+static size_t tls_pending(const struct transport *base)
+{
+    const struct tls_transport *t = (const struct tls_transport *)base;
+    size_t n = mbedtls_ssl_get_bytes_avail(&t->ssl);
+
+    /* A whole record may wait undecrypted in the input buffer: one more read handles it. */
+    if (n == 0 && t->done && mbedtls_ssl_check_pending(&t->ssl))
+        n = 1;
+    return n;
+}
+
+static int tls_want_events(const struct transport *base, int caller_wants)
+{
+    const struct tls_transport *t = (const struct tls_transport *)base;
+    int ev = caller_wants;
+
+    if (!t->done)
+        return t->need ? t->need : CAIRN_EV_READ;
+    if (t->need == CAIRN_EV_WRITE || t->pending_len)
+        ev |= CAIRN_EV_WRITE;
+    return ev;
+}
+
+static const char *tls_identity(const struct transport *base)
+{
+    return ((const struct tls_transport *)base)->identity;
+}
+
+static void tls_close(struct transport *base)
+{
+    struct tls_transport *t = (struct tls_transport *)base;
+
+    if (!t)
+        return;
+    if (t->done && !t->pending_len)
+        mbedtls_ssl_close_notify(&t->ssl); /* best effort: the socket is non-blocking */
+    mbedtls_ssl_free(&t->ssl);
+    close(t->base.fd);
+    tls_ctx_unref(t->ctx);
+    free(t->identity);
+    free(t);
+}
+
+static const struct transport_ops tls_ops = {
+    .handshake = tls_handshake,
+    .read = tls_read,
+    .writev = tls_writev,
+    .pending = tls_pending,
+    .want_events = tls_want_events,
+    .identity = tls_identity,
+    .close = tls_close,
+};
+
+struct transport *tls_transport_new(struct tls_ctx *ctx, int fd)
+{
+    struct tls_transport *t = calloc(1, sizeof(*t));
+
+    if (!t)
+        goto fail;
+    t->base.ops = &tls_ops;
+    t->base.fd = fd;
+    mbedtls_ssl_init(&t->ssl);
+    if (mbedtls_ssl_setup(&t->ssl, &ctx->conf) != 0) {
+        mbedtls_ssl_free(&t->ssl);
+        free(t);
+        goto fail;
+    }
+    mbedtls_ssl_set_bio(&t->ssl, t, tls_bio_send, tls_bio_recv, NULL);
+    t->ctx = tls_ctx_ref(ctx);
+    t->need = CAIRN_EV_READ; /* the client speaks first */
+    return &t->base;
+fail:
+    close(fd);
+    return NULL;
+}

@@ -19,6 +19,56 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/*
+ * Packets read ahead while waiting for another (a PUBLISH that arrives before the PUBREL being
+ * awaited): kept per fd in arrival order and returned first by raw_read_packet(). A new
+ * connection drops what an earlier socket with the same fd number left.
+ */
+#define RAW_MAX_PENDING 256
+
+static struct {
+    int fd;
+    struct raw_pkt p;
+} raw_pending[RAW_MAX_PENDING];
+static int raw_npending;
+
+static bool raw_pending_pop(int fd, struct raw_pkt *p)
+{
+    for (int i = 0; i < raw_npending; i++) {
+        if (raw_pending[i].fd == fd) {
+            *p = raw_pending[i].p;
+            memmove(&raw_pending[i], &raw_pending[i + 1],
+                    (size_t)(raw_npending - i - 1) * sizeof(raw_pending[0]));
+            raw_npending--;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Takes ownership of *p (left empty). -1 when full (p freed). */
+static int raw_pending_push(int fd, struct raw_pkt *p)
+{
+    if (raw_npending == RAW_MAX_PENDING) {
+        raw_pkt_free(p);
+        return -1;
+    }
+    raw_pending[raw_npending].fd = fd;
+    raw_pending[raw_npending].p = *p;
+    raw_npending++;
+    memset(p, 0, sizeof(*p));
+    p->pid = -1;
+    return 0;
+}
+
+static void raw_pending_drop(int fd)
+{
+    struct raw_pkt p;
+
+    while (raw_pending_pop(fd, &p))
+        raw_pkt_free(&p);
+}
+
 int raw_connect(const struct broker *b)
 {
     struct sockaddr_in a = {.sin_family = AF_INET,
@@ -35,6 +85,7 @@ int raw_connect(const struct broker *b)
         close(fd);
         return -e;
     }
+    raw_pending_drop(fd);
     return fd;
 }
 
@@ -133,7 +184,8 @@ static void raw_parse(struct raw_pkt *p)
     }
 }
 
-int raw_read_packet(int fd, struct raw_pkt *p, int timeout_ms)
+/* Read one packet from the socket itself (not the read-ahead queue). */
+static int raw_read_socket(int fd, struct raw_pkt *p, int timeout_ms)
 {
     uint64_t deadline = t_now_ms() + (uint64_t)timeout_ms;
     uint8_t byte;
@@ -169,6 +221,15 @@ int raw_read_packet(int fd, struct raw_pkt *p, int timeout_ms)
     raw_parse(p);
 out:
     return rc;
+}
+
+int raw_read_packet(int fd, struct raw_pkt *p, int timeout_ms)
+{
+    memset(p, 0, sizeof(*p));
+    p->pid = -1;
+    if (raw_pending_pop(fd, p))
+        return 1;
+    return raw_read_socket(fd, p, timeout_ms);
 }
 
 int raw_expect_close(int fd, int timeout_ms)
@@ -420,9 +481,19 @@ int raw_recv_publish(int fd, struct raw_pkt *p, int timeout_ms, bool ack)
     if (raw_send_ack(fd, p->qos == 1 ? RAW_PUBACK : RAW_PUBREC, p->pid) != 0)
         goto out;
     if (p->qos == 2) {
-        if (raw_expect(fd, RAW_PUBREL, &rel, 10000) != 1 || rel.pid != p->pid ||
-            rel.first != (RAW_PUBREL << 4 | 2))
+        /* Later PUBLISHes may come before the PUBREL: keep them for the next reads. */
+        for (;;) {
+            if (raw_read_socket(fd, &rel, 10000) != 1)
+                goto out;
+            if (rel.first >> 4 != RAW_PUBLISH)
+                break;
+            if (raw_pending_push(fd, &rel) != 0)
+                goto out;
+        }
+        if (rel.first != (RAW_PUBREL << 4 | 2) || rel.pid != p->pid) {
+            t_note("raw: want PUBREL %d, got 0x%02x pid %d", p->pid, rel.first, rel.pid);
             goto out;
+        }
         if (raw_send_ack(fd, RAW_PUBCOMP, p->pid) != 0)
             goto out;
     }

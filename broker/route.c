@@ -267,6 +267,8 @@ out:
 
 static int route__add_subs(struct route_hits *h, const struct route_node *n)
 {
+    if (n->nsubs == 0)
+        return 0;
     if (h->n + n->nsubs > h->cap) {
         size_t cap = h->cap ? h->cap : 16;
         struct route_hit *v;

@@ -24,6 +24,7 @@
 #include "persist.h"
 #include "persist_internal.h"
 #include "persist_record.h"
+#include "persist_refs.h"
 
 #define CACHE_BYTES        (16u << 20) /* LRU block cache */
 #define WRITE_BUFFER_BYTES (8u << 20)  /* memtable: fewer, larger level-0 files under load */
@@ -36,21 +37,6 @@ struct buf {
     uint8_t *p;
     size_t len;
     size_t cap;
-};
-
-/* One message id's references. id 0 marks an empty slot; message id 0 lives in reftab.zero. */
-struct ref {
-    uint64_t id;
-    uint32_t count;
-    uint32_t len; /* payload length, for queue entry records */
-};
-
-/* Open addressing, linear probing, backward-shift deletion (no tombstones). */
-struct reftab {
-    struct ref *slots;
-    size_t mask;
-    size_t used;
-    struct ref zero;
 };
 
 struct undo {
@@ -85,7 +71,7 @@ struct persist {
     bool restored;
     char *snap_dir;
 
-    struct reftab refs;
+    struct persist_refs refs;
     struct undo *undo;
     size_t nundo, capundo;
     struct pend *pend;
@@ -143,98 +129,6 @@ static bool grow(void **arr, size_t *cap, size_t need, size_t elem)
     return true;
 }
 
-/* ---- reference table ------------------------------------------------------------------- */
-static size_t ref_hash(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return (size_t)x;
-}
-
-static struct ref *ref_find(const struct reftab *t, uint64_t id)
-{
-    if (id == 0)
-        return t->zero.count ? (struct ref *)&t->zero : NULL;
-    if (!t->slots)
-        return NULL;
-    for (size_t i = ref_hash(id) & t->mask;; i = (i + 1) & t->mask) {
-        if (t->slots[i].id == id)
-            return &t->slots[i];
-        if (t->slots[i].id == 0)
-            return NULL;
-    }
-}
-
-static bool ref_grow(struct reftab *t)
-{
-    size_t cap = t->slots ? (t->mask + 1) * 2 : 1024;
-    struct ref *s = calloc(cap, sizeof *s);
-    if (!s)
-        return false;
-    for (size_t i = 0; t->slots && i <= t->mask; i++) {
-        if (t->slots[i].id == 0)
-            continue;
-        size_t j = ref_hash(t->slots[i].id) & (cap - 1);
-        while (s[j].id)
-            j = (j + 1) & (cap - 1);
-        s[j] = t->slots[i];
-    }
-    free(t->slots);
-    t->slots = s;
-    t->mask = cap - 1;
-    return true;
-}
-
-/* The entry of id, added with count 0 if absent (the caller sets a count or removes it). */
-static struct ref *ref_insert(struct reftab *t, uint64_t id)
-{
-    if (id == 0)
-        return &t->zero;
-    struct ref *r = ref_find(t, id);
-    if (r)
-        return r;
-    if ((!t->slots || (t->used + 1) * 4 > (t->mask + 1) * 3) && !ref_grow(t))
-        return NULL;
-    size_t i = ref_hash(id) & t->mask;
-    while (t->slots[i].id)
-        i = (i + 1) & t->mask;
-    t->slots[i] = (struct ref){id, 0, 0};
-    t->used++;
-    return &t->slots[i];
-}
-
-static void ref_remove(struct reftab *t, uint64_t id)
-{
-    if (id == 0) {
-        t->zero.count = 0;
-        return;
-    }
-    struct ref *r = ref_find(t, id);
-    if (!r)
-        return;
-    size_t i = (size_t)(r - t->slots);
-    /* shift later members of the run back so every probe sequence stays unbroken */
-    for (size_t j = (i + 1) & t->mask; t->slots[j].id; j = (j + 1) & t->mask) {
-        size_t home = ref_hash(t->slots[j].id) & t->mask;
-        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-        if (!stays) {
-            t->slots[i] = t->slots[j];
-            i = j;
-        }
-    }
-    t->slots[i].id = 0;
-    t->used--;
-}
-
-static void ref_clear(struct reftab *t)
-{
-    free(t->slots);
-    memset(t, 0, sizeof *t);
-}
-
 /* ---- the open batch -------------------------------------------------------------------- */
 static void batch_fail(struct persist *p, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -285,7 +179,7 @@ static void pend_push(struct persist *p, const uint8_t *k, size_t kl, uint8_t op
     p->pendkeys.len += kl;
 }
 
-static bool undo_push(struct persist *p, const struct ref *r, uint64_t id)
+static bool undo_push(struct persist *p, const struct persist_ref *r, uint64_t id)
 {
     if (!grow((void **)&p->undo, &p->capundo, p->nundo + 1, sizeof *p->undo))
         return false;
@@ -299,11 +193,11 @@ static void undo_all(struct persist *p)
     while (p->nundo) {
         struct undo *u = &p->undo[--p->nundo];
         if (u->count == 0) {
-            ref_remove(&p->refs, u->id);
+            persist_refs_remove(&p->refs, u->id);
             continue;
         }
         /* cannot fail: the table never shrinks, so the slot count that held it still does */
-        struct ref *r = ref_insert(&p->refs, u->id);
+        struct persist_ref *r = persist_refs_get(&p->refs, u->id);
         if (r) {
             r->count = u->count;
             r->len = u->len;
@@ -325,10 +219,10 @@ static void batch_discard(struct persist *p)
 /* One more reference to id; returns the new count, 0 when out of memory. */
 static uint32_t msg_ref(struct persist *p, uint64_t id, uint32_t len)
 {
-    struct ref *r = ref_insert(&p->refs, id);
+    struct persist_ref *r = persist_refs_get(&p->refs, id);
     if (!r || !undo_push(p, r, id)) {
         if (r && r->count == 0)
-            ref_remove(&p->refs, id);
+            persist_refs_remove(&p->refs, id);
         batch_fail(p, -ENOMEM, "out of memory");
         return 0;
     }
@@ -341,7 +235,7 @@ static uint32_t msg_ref(struct persist *p, uint64_t id, uint32_t len)
 static void msg_unref(struct persist *p, uint64_t id)
 {
     uint8_t k[16];
-    struct ref *r = ref_find(&p->refs, id);
+    struct persist_ref *r = persist_refs_find(&p->refs, id);
     if (!r)
         return; /* nothing counted: the caller's bookkeeping is off; never underflow */
     if (!undo_push(p, r, id)) {
@@ -349,7 +243,7 @@ static void msg_unref(struct persist *p, uint64_t id)
         return;
     }
     if (--r->count == 0) {
-        ref_remove(&p->refs, id);
+        persist_refs_remove(&p->refs, id);
         batch_del(p, k, persist_rec_key_msg(k, sizeof k, id));
     }
 }
@@ -408,7 +302,7 @@ void persist_enqueue(struct persist *p, struct mqtt_str cid, const struct persis
                    (unsigned long long)e->msg_id, (unsigned long long)m->id);
         return;
     }
-    const struct ref *known = ref_find(&p->refs, e->msg_id);
+    const struct persist_ref *known = persist_refs_find(&p->refs, e->msg_id);
     if (!known && !m) {
         batch_fail(p, -EINVAL, "enqueue: message %llu is not stored and no body was given",
                    (unsigned long long)e->msg_id);
@@ -444,7 +338,7 @@ void persist_queue_update(struct persist *p, struct mqtt_str cid, const struct p
     uint8_t v[SMALL_REC];
     if (!change_ok(p))
         return;
-    const struct ref *r = ref_find(&p->refs, e->msg_id);
+    const struct persist_ref *r = persist_refs_find(&p->refs, e->msg_id);
     if (!r) {
         batch_fail(p, -EINVAL, "queue update: message %llu is not stored",
                    (unsigned long long)e->msg_id);
@@ -881,7 +775,7 @@ static int restore_one(struct restore *r, const uint8_t *k, size_t kl, const uin
             restore_drop(r, k, kl);
             break;
         }
-        struct ref *ref = ref_insert(&p->refs, e.msg_id);
+        struct persist_ref *ref = persist_refs_get(&p->refs, e.msg_id);
         if (!ref) {
             seterr(err, errlen, "persist: out of memory");
             return -ENOMEM;
@@ -911,7 +805,7 @@ static int restore_one(struct restore *r, const uint8_t *k, size_t kl, const uin
             break;
         if (key.msg_id > *max_id)
             *max_id = key.msg_id;
-        if (ref_find(&p->refs, key.msg_id)) {
+        if (persist_refs_find(&p->refs, key.msg_id)) {
             r->found++;
             p->stats.bodies++;
             p->stats.body_bytes += m.payload.len;
@@ -989,7 +883,7 @@ int persist_restore(struct persist *p, const struct persist_restore_ops *ops, vo
         goto out;
     }
     p->restored = false;
-    ref_clear(&p->refs);
+    persist_refs_cleanup(&p->refs);
     memset(&p->stats, 0, sizeof p->stats);
     r.cleanup = leveldb_writebatch_create();
     it = leveldb_create_iterator(p->db, p->scan_opts);
@@ -1334,7 +1228,7 @@ void persist_close(struct persist *p)
         leveldb_writeoptions_destroy(p->wopts);
     if (p->snap_dir)
         persist__snapshot_remove(p->snap_dir, -1);
-    ref_clear(&p->refs);
+    persist_refs_cleanup(&p->refs);
     free(p->undo);
     free(p->pend);
     free(p->pendkeys.p);
@@ -1346,13 +1240,13 @@ void persist_close(struct persist *p)
 /* ---- internal hooks -------------------------------------------------------------------- */
 uint32_t persist__refcount(const struct persist *p, uint64_t msg_id)
 {
-    const struct ref *r = ref_find(&p->refs, msg_id);
+    const struct persist_ref *r = persist_refs_find(&p->refs, msg_id);
     return r ? r->count : 0;
 }
 
 size_t persist__refcount_size(const struct persist *p)
 {
-    return p->refs.used + (p->refs.zero.count ? 1 : 0);
+    return persist_refs_size(&p->refs);
 }
 
 void persist__fail_commits(struct persist *p, unsigned n)

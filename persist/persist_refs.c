@@ -1,0 +1,127 @@
+/*
+ * persist_refs.c — the message reference table (see persist_refs.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "persist_refs.h"
+
+#define MIN_CAP 1024
+/* grow when used would pass 80% of the slots */
+#define FULL(used, cap) ((used)*5 > (cap)*4)
+
+/*
+ * Message ids are a counter, so they need mixing: without it one long-lived queue's ids and the
+ * current ids would fall on the same slots and merge into one long probe run.
+ */
+static uint64_t mix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+/* Map a 64-bit hash onto [0, cap) with a multiply instead of a division. */
+static size_t home(uint64_t id, size_t cap)
+{
+    return (size_t)(((unsigned __int128)mix(id) * cap) >> 64);
+}
+
+struct persist_ref *persist_refs_find(const struct persist_refs *t, uint64_t id)
+{
+    if (id == 0)
+        return t->zero.count ? (struct persist_ref *)&t->zero : NULL;
+    if (!t->slots)
+        return NULL;
+    for (size_t i = home(id, t->cap);;) {
+        if (t->slots[i].id == id)
+            return &t->slots[i];
+        if (t->slots[i].id == 0)
+            return NULL;
+        if (++i == t->cap)
+            i = 0;
+    }
+}
+
+static bool grow(struct persist_refs *t)
+{
+    size_t cap = t->cap ? t->cap + t->cap / 2 : MIN_CAP;
+    struct persist_ref *s = calloc(cap, sizeof *s);
+    if (!s)
+        return false;
+    for (size_t i = 0; i < t->cap; i++) {
+        if (t->slots[i].id == 0)
+            continue;
+        size_t j = home(t->slots[i].id, cap);
+        while (s[j].id)
+            if (++j == cap)
+                j = 0;
+        s[j] = t->slots[i];
+    }
+    free(t->slots);
+    t->slots = s;
+    t->cap = cap;
+    return true;
+}
+
+struct persist_ref *persist_refs_get(struct persist_refs *t, uint64_t id)
+{
+    if (id == 0)
+        return &t->zero;
+    if ((!t->slots || FULL(t->used + 1, t->cap)) && !grow(t))
+        return NULL;
+    /* one probe run: the id, or the empty slot that ends its run */
+    size_t i = home(id, t->cap);
+    while (t->slots[i].id != id) {
+        if (t->slots[i].id == 0) {
+            t->slots[i] = (struct persist_ref){id, 0, 0};
+            t->used++;
+            break;
+        }
+        if (++i == t->cap)
+            i = 0;
+    }
+    return &t->slots[i];
+}
+
+void persist_refs_remove(struct persist_refs *t, uint64_t id)
+{
+    if (id == 0) {
+        t->zero.count = 0;
+        return;
+    }
+    struct persist_ref *r = persist_refs_find(t, id);
+    if (!r)
+        return;
+    size_t hole = (size_t)(r - t->slots);
+    /* move later members of the run back into the hole when their home allows it */
+    for (size_t j = hole + 1;; j++) {
+        if (j == t->cap)
+            j = 0;
+        if (t->slots[j].id == 0)
+            break;
+        size_t h = home(t->slots[j].id, t->cap);
+        /* j stays when its home lies cyclically in (hole, j] */
+        bool stays = hole <= j ? (h > hole && h <= j) : (h > hole || h <= j);
+        if (!stays) {
+            t->slots[hole] = t->slots[j];
+            hole = j;
+        }
+    }
+    t->slots[hole].id = 0;
+    t->used--;
+}
+
+size_t persist_refs_size(const struct persist_refs *t)
+{
+    return t->used + (t->zero.count ? 1 : 0);
+}
+
+void persist_refs_cleanup(struct persist_refs *t)
+{
+    free(t->slots);
+    memset(t, 0, sizeof *t);
+}

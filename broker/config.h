@@ -12,8 +12,8 @@
  * accepted with a warning logged.
  *
  * Ownership: struct config owns every string it holds (malloc'd; config_cleanup frees them).
- * Strings are NULL when the option was not given. config_load() fills *out only on success; on
- * failure *out is left cleaned up (safe to config_cleanup again).
+ * Strings are NULL when the option was not given. config_load() and config_parse() fill *out
+ * only on success; on failure *out is untouched (nothing to clean up).
  */
 #ifndef CAIRN_CONFIG_H
 #define CAIRN_CONFIG_H

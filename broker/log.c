@@ -42,6 +42,12 @@ bool log_enabled(int level)
     return log_state.dest != 0 && (log_state.mask & CAIRN_LOG_MASK(level)) != 0;
 }
 
+bool log_to_stderr(void)
+{
+    return (log_state.dest & CAIRN_LOG_DEST_STDERR) &&
+           (log_state.mask & CAIRN_LOG_MASK(CAIRN_LOG_ERR));
+}
+
 static void log_put(int fd, const char *p, size_t len)
 {
     while (len > 0) {

@@ -45,6 +45,9 @@ int log_reopen(void);
 /* Back to the start-up state: stderr only. */
 void log_close(void);
 
+/* Do lines go to stderr (so a caller need not print an error there twice)? */
+bool log_to_stderr(void);
+
 /* "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG" */
 const char *log_level_name(int level);
 

@@ -132,12 +132,13 @@ static struct config *server_load(const char *path, char *err, size_t errlen)
     } else {
         config_defaults(cfg);
         rc = config_add_default_listener(cfg);
-        if (rc < 0)
+        if (rc < 0) {
+            config_cleanup(cfg);
             snprintf(err, errlen, "out of memory");
+        }
     }
     if (rc < 0) {
-        config_cleanup(cfg);
-        free(cfg);
+        free(cfg); /* config_load leaves it untouched on failure */
         cfg = NULL;
     }
 out:
@@ -400,8 +401,9 @@ int server_run(const char *config_path)
     int rc;
 
     if (server_start(&s, err, sizeof(err)) < 0) {
-        fprintf(stderr, "cairn: %s\n", err);
         log_write(CAIRN_LOG_ERR, "%s", err);
+        if (!log_to_stderr())
+            fprintf(stderr, "cairn: %s\n", err);
         goto out;
     }
     rc = loop_run(s.loop);

@@ -153,6 +153,15 @@ typedef int (*persist_queue_cb)(void *ctx, const struct persist_qentry *e,
 int persist_queue_read(struct persist *p, struct mqtt_str cid, uint64_t from_seq, size_t max,
                        persist_queue_cb cb, void *ctx);
 
+/*
+ * LevelDB reads table files through shared mappings, so pages a read touched count in this
+ * process's resident memory although they are only page cache. This drops them from the
+ * process (the data stays cached). persist_restore() does it as it goes; the broker may call it
+ * now and then (say with $SYS) so that draining big queues does not grow its RSS. Costs one
+ * read of /proc/self/maps; does nothing outside Linux.
+ */
+void persist_trim(struct persist *p);
+
 /* What the last persist_restore() found. Totals over the whole store. */
 struct persist_stats {
     uint64_t sessions;

@@ -3,10 +3,12 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "persist_refs.h"
 
-#define MIN_CAP 1024
+#define MIN_CAP   1024
+#define HUGE_PAGE (2u << 20)
 /* grow when used would pass 80% of the slots */
 #define FULL(used, cap) ((used)*5 > (cap)*4)
 
@@ -46,10 +48,29 @@ struct persist_ref *persist_refs_find(const struct persist_refs *t, uint64_t id)
     }
 }
 
+/*
+ * Every lookup lands on a random slot, so on a big table nearly every one is a TLB miss too;
+ * huge pages take most of those away (restore does two lookups per queued message).
+ */
+static struct persist_ref *slots_alloc(size_t cap)
+{
+    size_t bytes = cap * sizeof(struct persist_ref);
+    void *s = NULL;
+    if (bytes < HUGE_PAGE)
+        return calloc(cap, sizeof(struct persist_ref));
+    if (posix_memalign(&s, HUGE_PAGE, bytes))
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(s, bytes, MADV_HUGEPAGE);
+#endif
+    memset(s, 0, bytes);
+    return s;
+}
+
 static bool grow(struct persist_refs *t)
 {
     size_t cap = t->cap ? t->cap + t->cap / 2 : MIN_CAP;
-    struct persist_ref *s = calloc(cap, sizeof *s);
+    struct persist_ref *s = slots_alloc(cap);
     if (!s)
         return false;
     for (size_t i = 0; i < t->cap; i++) {

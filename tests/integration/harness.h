@@ -169,6 +169,19 @@ void pc_msgs_free(struct pc_msg *m, int n);
 /* Expect nothing within timeout_ms: 0 if nothing arrived, 1 if a message did (freed). */
 int pc_expect_none(MQTTClient c, int timeout_ms);
 
+/* ---- Paho MQTTAsync publisher for bulk sends (harness_async.c) ---- */
+
+struct ap;
+/* Connect (clean session unless persistent) and wait for CONNACK. NULL on failure. */
+struct ap *ap_connect(const struct broker *b, const char *id, bool persistent);
+/* Queue one message (payload copied by Paho); returns at once. 0 or -1. */
+int ap_publish(struct ap *a, const char *topic, const void *payload, int len, int qos);
+/* Wait until n flows completed (acked or failed) or timeout_ms: the number acked. */
+long ap_wait(struct ap *a, long n, int timeout_ms);
+long ap_failed(struct ap *a);
+/* Disconnect, destroy, free. NULL does nothing. */
+void ap_close(struct ap *a);
+
 /* ---- raw sockets speaking exact bytes (harness_raw.c) ---- */
 
 enum {

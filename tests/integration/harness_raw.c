@@ -24,13 +24,13 @@
  * awaited): kept per fd in arrival order and returned first by raw_read_packet(). A new
  * connection drops what an earlier socket with the same fd number left.
  */
-#define RAW_MAX_PENDING 256
-
-static struct {
+struct raw_pending {
     int fd;
     struct raw_pkt p;
-} raw_pending[RAW_MAX_PENDING];
-static int raw_npending;
+};
+
+static struct raw_pending *raw_pending; /* grown by raw_pending_push(), never shrunk */
+static int raw_npending, raw_pending_cap;
 
 static bool raw_pending_pop(int fd, struct raw_pkt *p)
 {
@@ -46,12 +46,19 @@ static bool raw_pending_pop(int fd, struct raw_pkt *p)
     return false;
 }
 
-/* Takes ownership of *p (left empty). -1 when full (p freed). */
+/* Takes ownership of *p (left empty). -1 when out of memory (p freed). */
 static int raw_pending_push(int fd, struct raw_pkt *p)
 {
-    if (raw_npending == RAW_MAX_PENDING) {
-        raw_pkt_free(p);
-        return -1;
+    if (raw_npending == raw_pending_cap) {
+        int cap = raw_pending_cap ? raw_pending_cap * 2 : 256;
+        struct raw_pending *bigger = realloc(raw_pending, (size_t)cap * sizeof(*bigger));
+
+        if (!bigger) {
+            raw_pkt_free(p);
+            return -1;
+        }
+        raw_pending = bigger;
+        raw_pending_cap = cap;
     }
     raw_pending[raw_npending].fd = fd;
     raw_pending[raw_npending].p = *p;

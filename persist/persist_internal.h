@@ -4,10 +4,70 @@
 #ifndef CAIRN_PERSIST_INTERNAL_H
 #define CAIRN_PERSIST_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "persist.h"
+#include "persist_refs.h"
+
+/* Grow *arr (of *cap elements of elem bytes) to hold need; false when out of memory. */
+static inline bool persist__grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return true;
+    size_t c = *cap ? *cap * 2 : 64;
+    while (c < need)
+        c *= 2;
+    void *q = realloc(*arr, c * elem);
+    if (!q)
+        return false;
+    *arr = q;
+    *cap = c;
+    return true;
+}
+
+/*
+ * persist_restore.c: what restore makes of the records, fed in key order by the backend.
+ * Sessions are kept until the scan has passed the queues and bodies, then reported with their
+ * queue summaries; queue entries count body references into refs; every record is checked.
+ */
+struct persist_scan_session {
+    size_t off; /* client id in the arena */
+    size_t len;
+    struct persist_session s;
+    struct persist_queue_info q;
+};
+
+struct persist_scan {
+    const struct persist_restore_ops *ops;
+    void *ctx;
+    struct persist_refs *refs;
+    struct persist_stats *stats;
+    struct persist_scan_session *sess;
+    size_t nsess, capsess;
+    uint8_t *arena; /* client ids of sess[] */
+    size_t arena_len, arena_cap;
+    size_t cur;      /* merge cursor into sess[] for the kind being scanned */
+    uint8_t curkind; /* its kind */
+    bool emitted;    /* sessions reported */
+    uint64_t found;  /* referenced bodies seen */
+    uint64_t max_id;
+};
+
+void persist__scan_init(struct persist_scan *s, const struct persist_restore_ops *ops, void *ctx,
+                        struct persist_refs *refs, struct persist_stats *stats);
+/*
+ * One record. Returns 0; a callback's non-zero value; or -EBADMSG (damaged), -EPROTO (format),
+ * -ENOMEM, with err set. *drop: the record is garbage (a body nothing refers to) or an orphan
+ * (a client's record without its session) and may be deleted.
+ */
+int persist__scan_record(struct persist_scan *s, const uint8_t *k, size_t kl, const uint8_t *v,
+                         size_t vl, bool *drop, char *err, size_t errlen);
+/* After the last record: reports the sessions if no later kind did; sets stats->missing. */
+int persist__scan_finish(struct persist_scan *s);
+void persist__scan_cleanup(struct persist_scan *s);
 
 /* References the in-memory table holds for msg_id (0 when the body is not stored). */
 uint32_t persist__refcount(const struct persist *p, uint64_t msg_id);

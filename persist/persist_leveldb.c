@@ -117,21 +117,6 @@ static bool buf_reserve(struct buf *b, size_t n)
     return true;
 }
 
-static bool grow(void **arr, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return true;
-    size_t c = *cap ? *cap * 2 : 64;
-    while (c < need)
-        c *= 2;
-    void *q = realloc(*arr, c * elem);
-    if (!q)
-        return false;
-    *arr = q;
-    *cap = c;
-    return true;
-}
-
 /* ---- the open batch -------------------------------------------------------------------- */
 static void batch_fail(struct persist *p, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -172,7 +157,7 @@ static void batch_del(struct persist *p, const uint8_t *k, size_t kl)
 
 static void pend_push(struct persist *p, const uint8_t *k, size_t kl, uint8_t op, uint64_t msg_id)
 {
-    if (!grow((void **)&p->pend, &p->cappend, p->npend + 1, sizeof *p->pend) ||
+    if (!persist__grow((void **)&p->pend, &p->cappend, p->npend + 1, sizeof *p->pend) ||
         !buf_reserve(&p->pendkeys, p->pendkeys.len + kl)) {
         batch_fail(p, -ENOMEM, "out of memory");
         return;
@@ -184,7 +169,7 @@ static void pend_push(struct persist *p, const uint8_t *k, size_t kl, uint8_t op
 
 static bool undo_push(struct persist *p, const struct persist_ref *r, uint64_t id)
 {
-    if (!grow((void **)&p->undo, &p->capundo, p->nundo + 1, sizeof *p->undo))
+    if (!persist__grow((void **)&p->undo, &p->capundo, p->nundo + 1, sizeof *p->undo))
         return false;
     p->undo[p->nundo++] = (struct undo){id, r->count, r->len};
     return true;
@@ -521,7 +506,7 @@ static void del_queue(struct persist *p, const uint8_t *pre, size_t pl)
         }
         if (d->op == PEND_KILL || d->klen != pl + 8 || memcmp(k, pre, pl) != 0)
             continue;
-        if (!grow((void **)&ops, &cap, n + 1, sizeof *ops)) {
+        if (!persist__grow((void **)&ops, &cap, n + 1, sizeof *ops)) {
             batch_fail(p, -ENOMEM, "out of memory");
             goto out;
         }
@@ -686,238 +671,22 @@ void persist_trim(struct persist *p)
 }
 
 /* ---- restore --------------------------------------------------------------------------- */
-struct rsess {
-    size_t off; /* client id in the arena */
-    size_t len;
-    struct persist_session s;
-    struct persist_queue_info q;
-};
-
-struct restore {
-    struct persist *p;
-    const struct persist_restore_ops *ops;
-    void *ctx;
-    struct rsess *sess;
-    size_t nsess, capsess;
-    struct buf arena;
-    size_t cur; /* merge cursor into sess[] for the kind being scanned */
-    uint8_t curkind;
-    leveldb_writebatch_t *cleanup;
-    size_t ncleanup;
-    uint64_t found; /* referenced bodies seen */
-};
-
-static int cid_cmp(const uint8_t *a, size_t al, struct mqtt_str b)
-{
-    if (al != b.len)
-        return al < b.len ? -1 : 1;
-    return al ? memcmp(a, b.p, al) : 0;
-}
-
 /*
- * Sessions and every per-client kind sort by (length, client id), so one cursor that only
- * moves forward finds each record's session: a merge join, no hash of client ids.
+ * One pass over the whole store in key order; persist_restore.c makes sense of each record.
+ * Records it finds unreferenced (bodies) or without a session are deleted in one batch at the
+ * end, and only when the scan got through everything.
  */
-static struct rsess *restore_session_of(struct restore *r, uint8_t kind, struct mqtt_str cid)
-{
-    if (kind != r->curkind) {
-        r->curkind = kind;
-        r->cur = 0;
-    }
-    while (r->cur < r->nsess) {
-        struct rsess *s = &r->sess[r->cur];
-        int c = cid_cmp(r->arena.p + s->off, s->len, cid);
-        if (c == 0)
-            return s;
-        if (c > 0)
-            return NULL;
-        r->cur++;
-    }
-    return NULL;
-}
-
-static void restore_drop(struct restore *r, const uint8_t *k, size_t kl)
-{
-    r->p->stats.orphans++;
-    if (!r->p->read_only) {
-        leveldb_writebatch_delete(r->cleanup, (const char *)k, kl);
-        r->ncleanup++;
-    }
-}
-
-static int restore_emit_sessions(struct restore *r)
-{
-    for (size_t i = 0; i < r->nsess; i++) {
-        struct rsess *s = &r->sess[i];
-        struct mqtt_str cid = {r->arena.p + s->off, s->len};
-        if (r->ops->session) {
-            int rc = r->ops->session(r->ctx, cid, &s->s, &s->q);
-            if (rc)
-                return rc;
-        }
-    }
-    return 0;
-}
-
-/* One record. Returns 0, a callback's non-zero value, or -EBADMSG / -ENOMEM with err set. */
-static int restore_one(struct restore *r, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
-                       uint64_t *max_id, char *err, size_t errlen)
-{
-    struct persist *p = r->p;
-    struct persist_rec_key key;
-    int rc = persist_rec_key_decode(k, kl, &key);
-    if (rc < 0) {
-        seterr(err, errlen, "persist: damaged key (kind 0x%02x, %zu bytes): %s", kl ? k[0] : 0, kl,
-               persist_rec_strerror(rc));
-        return -EBADMSG;
-    }
-    switch (key.kind) {
-    case PERSIST_K_META: {
-        uint32_t format;
-        if (key.name.len == 6 && memcmp(key.name.p, "format", 6) == 0) {
-            rc = persist_rec_meta_decode(v, vl, &format);
-            if (rc == 0 && format != PERSIST_FORMAT) {
-                seterr(err, errlen, "persist: store format %u, this cairn reads format %u", format,
-                       PERSIST_FORMAT);
-                return -EPROTO;
-            }
-        }
-        break;
-    }
-    case PERSIST_K_SESSION: {
-        struct rsess *s;
-        if (!grow((void **)&r->sess, &r->capsess, r->nsess + 1, sizeof *r->sess) ||
-            !buf_reserve(&r->arena, r->arena.len + key.cid.len)) {
-            seterr(err, errlen, "persist: out of memory");
-            return -ENOMEM;
-        }
-        s = &r->sess[r->nsess];
-        memset(s, 0, sizeof *s);
-        rc = persist_rec_session_decode(v, vl, &s->s);
-        if (rc < 0)
-            break;
-        s->off = r->arena.len;
-        s->len = key.cid.len;
-        if (key.cid.len)
-            memcpy(r->arena.p + r->arena.len, key.cid.p, key.cid.len);
-        r->arena.len += key.cid.len;
-        r->nsess++;
-        p->stats.sessions++;
-        break;
-    }
-    case PERSIST_K_QUEUE: {
-        struct persist_qentry e;
-        uint32_t plen;
-        rc = persist_rec_qentry_decode(v, vl, &e, &plen);
-        if (rc < 0)
-            break;
-        struct rsess *s = restore_session_of(r, key.kind, key.cid);
-        if (!s) {
-            restore_drop(r, k, kl);
-            break;
-        }
-        struct persist_ref *ref = persist_refs_get(&p->refs, e.msg_id);
-        if (!ref) {
-            seterr(err, errlen, "persist: out of memory");
-            return -ENOMEM;
-        }
-        if (ref->count == 0)
-            ref->len = plen;
-        ref->count++;
-        if (s->q.count == 0)
-            s->q.first_seq = key.seq;
-        s->q.last_seq = key.seq;
-        s->q.count++;
-        s->q.bytes += plen;
-        p->stats.queued++;
-        p->stats.queued_bytes += plen;
-        if (e.state != PERSIST_Q_QUEUED) {
-            s->q.inflight++;
-            p->stats.inflight++;
-        }
-        if (e.msg_id > *max_id)
-            *max_id = e.msg_id;
-        break;
-    }
-    case PERSIST_K_MSG: {
-        struct persist_msg m;
-        rc = persist_rec_msg_decode(v, vl, &m);
-        if (rc < 0)
-            break;
-        if (key.msg_id > *max_id)
-            *max_id = key.msg_id;
-        if (persist_refs_find(&p->refs, key.msg_id)) {
-            r->found++;
-            p->stats.bodies++;
-            p->stats.body_bytes += m.payload.len;
-        } else {
-            p->stats.garbage++;
-            if (!p->read_only) {
-                leveldb_writebatch_delete(r->cleanup, (const char *)k, kl);
-                r->ncleanup++;
-            }
-        }
-        break;
-    }
-    case PERSIST_K_SUB: {
-        uint8_t qos;
-        rc = persist_rec_sub_decode(v, vl, &qos);
-        if (rc < 0)
-            break;
-        if (!restore_session_of(r, key.kind, key.cid)) {
-            restore_drop(r, k, kl);
-            break;
-        }
-        p->stats.subs++;
-        if (r->ops->sub)
-            return r->ops->sub(r->ctx, key.cid, key.name, qos);
-        break;
-    }
-    case PERSIST_K_INBOUND:
-        rc = persist_rec_inbound_decode(v, vl);
-        if (rc < 0)
-            break;
-        if (!restore_session_of(r, key.kind, key.cid)) {
-            restore_drop(r, k, kl);
-            break;
-        }
-        p->stats.inbound++;
-        if (r->ops->inbound)
-            return r->ops->inbound(r->ctx, key.cid, key.packet_id);
-        break;
-    case PERSIST_K_RETAIN: {
-        struct persist_msg m;
-        rc = persist_rec_retain_decode(v, vl, &m);
-        if (rc < 0)
-            break;
-        m.topic = key.name;
-        if (m.id > *max_id)
-            *max_id = m.id;
-        p->stats.retained++;
-        if (r->ops->retain)
-            return r->ops->retain(r->ctx, &m);
-        break;
-    }
-    }
-    if (rc < 0) {
-        seterr(err, errlen, "persist: damaged %s record (%zu bytes): %s",
-               persist_rec_kind_name(key.kind), vl, persist_rec_strerror(rc));
-        return -EBADMSG;
-    }
-    return 0;
-}
-
 int persist_restore(struct persist *p, const struct persist_restore_ops *ops, void *ctx,
                     uint64_t *max_msg_id, char *err, size_t errlen)
 {
-    static const struct persist_restore_ops none;
-    struct restore r = {.p = p, .ops = ops ? ops : &none, .ctx = ctx};
+    struct persist_scan scan;
+    leveldb_writebatch_t *cleanup = NULL;
     leveldb_iterator_t *it = NULL;
-    bool emitted = false;
-    uint64_t max_id = 0;
+    size_t ncleanup = 0, scanned = 0;
     char *e = NULL;
     int rc = 0;
 
+    persist__scan_init(&scan, ops, ctx, &p->refs, &p->stats);
     if (!persist_batch_empty(p)) {
         seterr(err, errlen, "persist: restore with changes pending");
         rc = -EINVAL;
@@ -926,25 +695,22 @@ int persist_restore(struct persist *p, const struct persist_restore_ops *ops, vo
     p->restored = false;
     persist_refs_cleanup(&p->refs);
     memset(&p->stats, 0, sizeof p->stats);
-    r.cleanup = leveldb_writebatch_create();
+    cleanup = leveldb_writebatch_create();
     it = leveldb_create_iterator(p->db, p->scan_opts);
-    size_t scanned = 0;
     for (leveldb_iter_seek_to_first(it); leveldb_iter_valid(it); leveldb_iter_next(it)) {
         size_t kl, vl;
-        if (++scanned % TRIM_EVERY == 0)
-            trim_table_pages(p);
+        bool drop = false;
         const uint8_t *k = (const uint8_t *)leveldb_iter_key(it, &kl);
         const uint8_t *v = (const uint8_t *)leveldb_iter_value(it, &vl);
-        /* sessions, queues and bodies are in: the summaries are complete */
-        if (!emitted && kl && k[0] > PERSIST_K_MSG) {
-            emitted = true;
-            rc = restore_emit_sessions(&r);
-            if (rc)
-                goto out;
-        }
-        rc = restore_one(&r, k, kl, v, vl, &max_id, err, errlen);
+        if (++scanned % TRIM_EVERY == 0)
+            trim_table_pages(p);
+        rc = persist__scan_record(&scan, k, kl, v, vl, &drop, err, errlen);
         if (rc)
             goto out;
+        if (drop && !p->read_only) {
+            leveldb_writebatch_delete(cleanup, (const char *)k, kl);
+            ncleanup++;
+        }
     }
     leveldb_iter_get_error(it, &e);
     if (e) {
@@ -952,25 +718,19 @@ int persist_restore(struct persist *p, const struct persist_restore_ops *ops, vo
         rc = -EIO;
         goto out;
     }
-    if (!emitted) {
-        rc = restore_emit_sessions(&r);
-        if (rc)
-            goto out;
+    rc = persist__scan_finish(&scan);
+    if (rc)
+        goto out;
+    if (p->stats.missing && !p->read_only) {
+        seterr(err, errlen,
+               "persist: damaged store: %llu message bodies referenced by queue entries are "
+               "missing (inspect it with cairn-db)",
+               (unsigned long long)p->stats.missing);
+        rc = -EBADMSG;
+        goto out;
     }
-    size_t referenced = persist__refcount_size(p);
-    if (r.found != referenced) {
-        p->stats.missing = referenced - r.found;
-        if (!p->read_only) {
-            seterr(err, errlen,
-                   "persist: damaged store: %llu message bodies referenced by queue entries are "
-                   "missing (inspect it with cairn-db)",
-                   (unsigned long long)p->stats.missing);
-            rc = -EBADMSG;
-            goto out;
-        }
-    }
-    if (r.ncleanup) {
-        leveldb_write(p->db, p->wopts, r.cleanup, &e);
+    if (ncleanup) {
+        leveldb_write(p->db, p->wopts, cleanup, &e);
         if (e) {
             seterr(err, errlen, "persist: removing unreferenced records failed: %s", e);
             rc = -EIO;
@@ -981,15 +741,14 @@ int persist_restore(struct persist *p, const struct persist_restore_ops *ops, vo
 out:
     trim_table_pages(p);
     if (max_msg_id)
-        *max_msg_id = max_id;
+        *max_msg_id = scan.max_id;
     if (e)
         leveldb_free(e);
     if (it)
         leveldb_iter_destroy(it);
-    if (r.cleanup)
-        leveldb_writebatch_destroy(r.cleanup);
-    free(r.sess);
-    free(r.arena.p);
+    if (cleanup)
+        leveldb_writebatch_destroy(cleanup);
+    persist__scan_cleanup(&scan);
     return rc;
 }
 

@@ -1,0 +1,258 @@
+/*
+ * persist_restore.c — what persist_restore() makes of each record, in key order. Pure code: the
+ * backend iterates and deletes; this file decodes, checks, counts and calls back.
+ *
+ * The kinds arrive in the order persist_record.h gives them: sessions, queues, bodies, then
+ * subscriptions, inbound ids and retained messages. So when the first record past the bodies
+ * (or the end) arrives, every session's queue summary is complete and the sessions are reported;
+ * and when a body arrives, every reference to it has been counted.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "persist_internal.h"
+#include "persist_record.h"
+
+static void scan_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void scan_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (!err || !errlen)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+void persist__scan_init(struct persist_scan *s, const struct persist_restore_ops *ops, void *ctx,
+                        struct persist_refs *refs, struct persist_stats *stats)
+{
+    static const struct persist_restore_ops none;
+    memset(s, 0, sizeof *s);
+    s->ops = ops ? ops : &none;
+    s->ctx = ctx;
+    s->refs = refs;
+    s->stats = stats;
+}
+
+void persist__scan_cleanup(struct persist_scan *s)
+{
+    free(s->sess);
+    free(s->arena);
+    s->sess = NULL;
+    s->arena = NULL;
+}
+
+static int cid_cmp(const uint8_t *a, size_t al, struct mqtt_str b)
+{
+    if (al != b.len)
+        return al < b.len ? -1 : 1;
+    return al ? memcmp(a, b.p, al) : 0;
+}
+
+/*
+ * Sessions and every per-client kind sort by (length, client id), so one cursor that only moves
+ * forward finds each record's session: a merge join, no hash of client ids.
+ */
+static struct persist_scan_session *session_of(struct persist_scan *s, uint8_t kind,
+                                               struct mqtt_str cid)
+{
+    if (kind != s->curkind) {
+        s->curkind = kind;
+        s->cur = 0;
+    }
+    while (s->cur < s->nsess) {
+        struct persist_scan_session *x = &s->sess[s->cur];
+        int c = cid_cmp(s->arena + x->off, x->len, cid);
+        if (c == 0)
+            return x;
+        if (c > 0)
+            return NULL;
+        s->cur++;
+    }
+    return NULL;
+}
+
+static int emit_sessions(struct persist_scan *s)
+{
+    s->emitted = true;
+    for (size_t i = 0; s->ops->session && i < s->nsess; i++) {
+        struct persist_scan_session *x = &s->sess[i];
+        struct mqtt_str cid = {s->arena + x->off, x->len};
+        int rc = s->ops->session(s->ctx, cid, &x->s, &x->q);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int add_session(struct persist_scan *s, struct mqtt_str cid, const uint8_t *v, size_t vl)
+{
+    struct persist_scan_session *x;
+    if (!persist__grow((void **)&s->sess, &s->capsess, s->nsess + 1, sizeof *s->sess) ||
+        !persist__grow((void **)&s->arena, &s->arena_cap, s->arena_len + cid.len, 1))
+        return -ENOMEM;
+    x = &s->sess[s->nsess];
+    memset(x, 0, sizeof *x);
+    int rc = persist_rec_session_decode(v, vl, &x->s);
+    if (rc < 0)
+        return rc;
+    x->off = s->arena_len;
+    x->len = cid.len;
+    if (cid.len)
+        memcpy(s->arena + s->arena_len, cid.p, cid.len);
+    s->arena_len += cid.len;
+    s->nsess++;
+    s->stats->sessions++;
+    return 0;
+}
+
+static int add_entry(struct persist_scan *s, const struct persist_rec_key *key, const uint8_t *v,
+                     size_t vl, bool *drop)
+{
+    struct persist_qentry e;
+    uint32_t plen;
+    int rc = persist_rec_qentry_decode(v, vl, &e, &plen);
+    if (rc < 0)
+        return rc;
+    struct persist_scan_session *x = session_of(s, key->kind, key->cid);
+    if (!x) {
+        s->stats->orphans++;
+        *drop = true;
+        return 0;
+    }
+    struct persist_ref *ref = persist_refs_get(s->refs, e.msg_id);
+    if (!ref)
+        return -ENOMEM;
+    if (ref->count == 0)
+        ref->len = plen;
+    ref->count++;
+    if (x->q.count == 0)
+        x->q.first_seq = key->seq;
+    x->q.last_seq = key->seq;
+    x->q.count++;
+    x->q.bytes += plen;
+    s->stats->queued++;
+    s->stats->queued_bytes += plen;
+    if (e.state != PERSIST_Q_QUEUED) {
+        x->q.inflight++;
+        s->stats->inflight++;
+    }
+    if (e.msg_id > s->max_id)
+        s->max_id = e.msg_id;
+    return 0;
+}
+
+int persist__scan_record(struct persist_scan *s, const uint8_t *k, size_t kl, const uint8_t *v,
+                         size_t vl, bool *drop, char *err, size_t errlen)
+{
+    struct persist_rec_key key;
+    struct persist_msg m;
+    uint32_t format;
+    uint8_t qos;
+    int rc = persist_rec_key_decode(k, kl, &key);
+
+    *drop = false;
+    if (rc < 0) {
+        scan_err(err, errlen, "persist: damaged key (kind 0x%02x, %zu bytes): %s", kl ? k[0] : 0,
+                 kl, persist_rec_strerror(rc));
+        return -EBADMSG;
+    }
+    /* sessions, queues and bodies are in: the summaries are complete */
+    if (!s->emitted && key.kind > PERSIST_K_MSG) {
+        rc = emit_sessions(s);
+        if (rc)
+            return rc;
+    }
+    switch (key.kind) {
+    case PERSIST_K_META:
+        if (key.name.len != 6 || memcmp(key.name.p, "format", 6) != 0)
+            break; /* a later format's note: the format number decides */
+        rc = persist_rec_meta_decode(v, vl, &format);
+        if (rc == 0 && format != PERSIST_FORMAT) {
+            scan_err(err, errlen, "persist: store format %u, this cairn reads format %u", format,
+                     PERSIST_FORMAT);
+            return -EPROTO;
+        }
+        break;
+    case PERSIST_K_SESSION:
+        rc = add_session(s, key.cid, v, vl);
+        break;
+    case PERSIST_K_QUEUE:
+        rc = add_entry(s, &key, v, vl, drop);
+        break;
+    case PERSIST_K_MSG:
+        rc = persist_rec_msg_decode(v, vl, &m);
+        if (rc < 0)
+            break;
+        if (key.msg_id > s->max_id)
+            s->max_id = key.msg_id;
+        if (persist_refs_find(s->refs, key.msg_id)) {
+            s->found++;
+            s->stats->bodies++;
+            s->stats->body_bytes += m.payload.len;
+        } else {
+            s->stats->garbage++;
+            *drop = true;
+        }
+        break;
+    case PERSIST_K_SUB:
+        rc = persist_rec_sub_decode(v, vl, &qos);
+        if (rc < 0)
+            break;
+        if (!session_of(s, key.kind, key.cid)) {
+            s->stats->orphans++;
+            *drop = true;
+            break;
+        }
+        s->stats->subs++;
+        if (s->ops->sub)
+            return s->ops->sub(s->ctx, key.cid, key.name, qos);
+        break;
+    case PERSIST_K_INBOUND:
+        rc = persist_rec_inbound_decode(v, vl);
+        if (rc < 0)
+            break;
+        if (!session_of(s, key.kind, key.cid)) {
+            s->stats->orphans++;
+            *drop = true;
+            break;
+        }
+        s->stats->inbound++;
+        if (s->ops->inbound)
+            return s->ops->inbound(s->ctx, key.cid, key.packet_id);
+        break;
+    case PERSIST_K_RETAIN:
+        rc = persist_rec_retain_decode(v, vl, &m);
+        if (rc < 0)
+            break;
+        m.topic = key.name;
+        if (m.id > s->max_id)
+            s->max_id = m.id;
+        s->stats->retained++;
+        if (s->ops->retain)
+            return s->ops->retain(s->ctx, &m);
+        break;
+    }
+    if (rc == -ENOMEM) {
+        scan_err(err, errlen, "persist: out of memory");
+        return rc;
+    }
+    if (rc < 0) {
+        scan_err(err, errlen, "persist: damaged %s record (%zu bytes): %s",
+                 persist_rec_kind_name(key.kind), vl, persist_rec_strerror(rc));
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+int persist__scan_finish(struct persist_scan *s)
+{
+    size_t referenced = persist_refs_size(s->refs);
+    s->stats->missing = referenced > s->found ? referenced - s->found : 0;
+    return s->emitted ? 0 : emit_sessions(s);
+}

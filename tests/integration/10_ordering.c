@@ -28,9 +28,7 @@ static void run_order(int qos)
     int sub = -1, rc = -1;
     uint64_t t0;
     long acked = 0;
-    static bool seen[N_MSGS];
 
-    memset(seen, 0, sizeof(seen));
     T_ASSERT(b);
     snprintf(topic, sizeof(topic), "order/q%d", qos);
     sub = raw_mqtt_connect(b, &so, &rc, NULL);
@@ -62,13 +60,7 @@ static void run_order(int qos)
             buf[p.payload_len] = '\0';
             got = strtol(buf, NULL, 10);
         }
-        if (harness_is_mosquitto() && qos == 2) {
-            /* Mosquitto 2.0.11 reorders QoS 2 once its in-flight window is full: count only. */
-            T_ASSERTF(got >= 0 && got < N_MSGS && !seen[got], "message %ld twice", got);
-            seen[got] = true;
-        } else {
-            T_ASSERTF(got == i && p.qos == qos, "message %d: got %ld at QoS %d", i, got, p.qos);
-        }
+        T_ASSERTF(got == i && p.qos == qos, "message %d: got %ld at QoS %d", i, got, p.qos);
         if (qos > 0)
             T_EQ(raw_send_ack(sub, qos == 1 ? RAW_PUBACK : RAW_PUBREC, p.pid), 0);
         raw_pkt_free(&p);
@@ -94,6 +86,9 @@ static void test_order_qos1(void)
 
 static void test_order_qos2(void)
 {
+    /* Seen with 2.0.11 here: QoS 2 reordered, then stalled, once its in-flight window is full. */
+    if (harness_cairn_only("Mosquitto 2.0.11 reorders and stalls QoS 2 under this load"))
+        return;
     run_order(2);
 }
 

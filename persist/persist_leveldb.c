@@ -290,23 +290,28 @@ void persist_enqueue(struct persist *p, struct mqtt_str cid, const struct persis
                    (unsigned long long)e->msg_id, (unsigned long long)m->id);
         return;
     }
+    /* the body is written with its first reference; later ones may pass m NULL */
     const struct persist_ref *known = persist_refs_find(&p->refs, e->msg_id);
-    if (!known && !m) {
-        batch_fail(p, -EINVAL, "enqueue: message %llu is not stored and no body was given",
+    uint32_t len;
+    if (known) {
+        len = known->len;
+    } else if (m && m->payload.len <= UINT32_MAX) {
+        len = (uint32_t)m->payload.len;
+    } else {
+        batch_fail(p, -EINVAL, "enqueue: message %llu is not stored and no usable body was given",
                    (unsigned long long)e->msg_id);
         return;
     }
-    uint32_t len = known ? known->len : (uint32_t)m->payload.len;
     size_t kl = persist_rec_key_queue(p->kbuf, KEY_MAX, cid, e->seq);
     size_t vl = persist_rec_qentry(v, sizeof v, e, len);
-    if (!kl || !vl || (m && m->payload.len > UINT32_MAX)) {
+    if (!kl || !vl) {
         batch_fail(p, -EINVAL, "enqueue: bad client id, QoS or state");
         return;
     }
     uint32_t count = msg_ref(p, e->msg_id, len);
     if (count == 0)
         return;
-    if (count == 1) {
+    if (count == 1 && m) {
         uint8_t mk[16];
         size_t ml = persist_rec_msg(NULL, 0, m);
         if (!ml || !buf_reserve(&p->vbuf, ml)) {

@@ -73,7 +73,7 @@ static bool grow(struct persist_refs *t)
     struct persist_ref *s = slots_alloc(cap);
     if (!s)
         return false;
-    for (size_t i = 0; i < t->cap; i++) {
+    for (size_t i = 0; t->slots && i < t->cap; i++) {
         if (t->slots[i].id == 0)
             continue;
         size_t j = home(t->slots[i].id, cap);

@@ -4,13 +4,13 @@
  * The only door to LevelDB (persist_leveldb.c is the only file that includes <leveldb/c.h>).
  * Record and key encoding is pure code in persist_record.[ch], unit-tested and fuzzed.
  *
- * Model (see DESIGN.md, "What is durable"):
- *   session   client id -> last seen               (clean session = 0 only)
- *   sub       (client id, filter) -> QoS
- *   queue     (client id, seq) -> msg id, QoS, state, packet id   seq orders one session's queue
- *   msg       msg id -> topic, payload, QoS, retain               stored once, refcounted here
- *   inbound   (client id, packet id)                              QoS 2 PUBREC sent, awaiting
- * PUBREL retain    topic -> payload, QoS                               inline, one per topic
+ * Model (see DESIGN.md, "What is durable"; the byte layout is in persist_record.h):
+ *   session  client id -> last seen                           (clean session = 0 only)
+ *   sub      (client id, filter) -> QoS
+ *   queue    (client id, seq) -> msg id, QoS, state, packet id (seq orders one queue)
+ *   msg      msg id -> topic, payload, QoS, retain             (stored once, refcounted here)
+ *   inbound  (client id, packet id)                            (PUBREC sent, awaiting PUBREL)
+ *   retain   topic -> msg id, payload, QoS                     (inline, one per topic)
  *
  * Flow: the broker calls the put/del verbs while it handles one loop iteration; they only
  * append to the open batch. At the end of the iteration it calls persist_commit() once; only
@@ -19,6 +19,10 @@
  * Message bodies: persist_enqueue() writes the body the first time a msg id is referenced by a
  * queue entry and counts references in memory (rebuilt by persist_restore); persist_dequeue()
  * deletes the body with its last reference. The broker never writes or deletes bodies itself.
+ *
+ * A change the store cannot represent (QoS 3, a client id over 65535 bytes, an enqueue of an
+ * unknown msg id without its body...) or that runs out of memory is not dropped: it marks the
+ * batch failed, and the next persist_commit() discards the whole batch and says why.
  *
  * Ownership: all pointers passed in are borrowed for the call only (the batch copies bytes).
  * Pointers handed to restore/read callbacks are valid during the callback only.
@@ -99,7 +103,8 @@ void persist_session_put(struct persist *p, struct mqtt_str cid, const struct pe
 void persist_session_del(struct persist *p, struct mqtt_str cid);
 void persist_sub_put(struct persist *p, struct mqtt_str cid, struct mqtt_str filter, uint8_t qos);
 void persist_sub_del(struct persist *p, struct mqtt_str cid, struct mqtt_str filter);
-/* Add a queue entry; writes m's body if this is its first reference. */
+/* Add a queue entry (seq not yet used in cid's queue); writes m's body if this is its first
+ * reference. m may be NULL when msg id e->msg_id is already stored. */
 void persist_enqueue(struct persist *p, struct mqtt_str cid, const struct persist_qentry *e,
                      const struct persist_msg *m);
 /* Rewrite an existing entry (state / packet id changed). */

@@ -145,6 +145,37 @@ static void expand(char *out, size_t cap, const char *tmpl, const struct tls_env
     out[n < cap ? n : cap - 1] = '\0';
 }
 
+/*
+ * Is the TLS port really TLS? A plaintext CONNECT must not get a CONNACK there. A broker that
+ * answers it serves plaintext where TLS was asked for: say so plainly rather than letting every
+ * TLS client fail with a handshake error.
+ */
+static int tls_served(const struct tls_env *e)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)e->tls_port)};
+    struct raw_conn_opts o = {.id = "tls-probe", .keepalive = 60};
+    uint8_t buf[128];
+    struct pollfd pfd;
+    size_t n = raw_build_connect(buf, sizeof(buf), &o);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), rc = -1;
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || raw_send(fd, buf, n) != 0)
+        goto out;
+    pfd = (struct pollfd){.fd = fd, .events = POLLIN};
+    if (poll(&pfd, 1, WAIT_MS) == 1 && read(fd, buf, 1) == 1 && buf[0] == 0x20) {
+        t_note("the TLS listener on port %d answers plaintext MQTT: listener.c does not create "
+               "TLS transports (tls_transport_new) yet",
+               e->tls_port);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
 /* Certificates, then a broker whose extra config is tmpl (expanded). */
 static int env_start(struct tls_env *e, const char *tmpl, const char *cairn_only)
 {
@@ -159,7 +190,7 @@ static int env_start(struct tls_env *e, const char *tmpl, const char *cairn_only
         bo.cairn_config = extra;
     }
     e->b = broker_start(&bo);
-    return e->b ? 0 : -1;
+    return e->b && tls_served(e) == 0 ? 0 : -1;
 }
 
 static void env_stop(struct tls_env *e)
@@ -181,6 +212,10 @@ static char **tls_argv(const struct tls_env *e, const char *tool, const char *ce
     int n = 0;
 
     snprintf(cafile, sizeof(cafile), "%s/ca.crt", e->dir);
+    if (strcmp(tool, "mosquitto_sub") == 0) {
+        argv[n++] = "stdbuf"; /* line-buffered: "Subscribed" must arrive before the exit */
+        argv[n++] = "-oL";
+    }
     argv[n++] = (char *)tool;
     argv[n++] = "-h";
     argv[n++] = "localhost";

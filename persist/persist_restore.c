@@ -131,9 +131,11 @@ static int add_entry(struct persist_scan *s, const struct persist_rec_key *key, 
     if (ref->count == 0)
         ref->len = plen;
     ref->count++;
-    if (x->q.count == 0)
+    /* keys come in seq order; min/max keep the summary sane even if they did not */
+    if (x->q.count == 0 || key->seq < x->q.first_seq)
         x->q.first_seq = key->seq;
-    x->q.last_seq = key->seq;
+    if (x->q.count == 0 || key->seq > x->q.last_seq)
+        x->q.last_seq = key->seq;
     x->q.count++;
     x->q.bytes += plen;
     s->stats->queued++;

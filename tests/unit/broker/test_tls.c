@@ -642,6 +642,29 @@ static void test_plaintext_refused(void **state)
     config_cleanup(&c);
 }
 
+/* Bytes that are not TLS records after the handshake: the read fails, the connection ends. */
+static void test_garbage_after_handshake(void **state)
+{
+    struct config c;
+    struct tls_set *s;
+    struct pair p;
+    const struct client cl = {.verify_server = true};
+    unsigned char buf[64];
+    ssize_t n;
+
+    s = set_from(&c, srv_conf, "ec");
+    pair_open(&p, tls_set_get(s, 0), &cl);
+    assert_int_equal(pair_handshake(&p), 0);
+    assert_int_equal(send(p.cfd, "\x10garbage, not a record", 24, 0), 24);
+    do {
+        n = p.srv->ops->read(p.srv, buf, sizeof(buf));
+    } while (n == -EAGAIN && pair_wait(&p) == 0);
+    assert_int_equal(n, -EPROTO);
+    pair_close(&p);
+    tls_set_free(s);
+    config_cleanup(&c);
+}
+
 /* Each half-configured listener is refused, naming the file and the line at fault. */
 static void test_config_errors(void **state)
 {
@@ -743,11 +766,17 @@ static void test_reload(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_handshake_rsa_ec),         cmocka_unit_test(test_records_packed),
-        cmocka_unit_test(test_partial_writes),           cmocka_unit_test(test_pending),
-        cmocka_unit_test(test_client_certificates),      cmocka_unit_test(test_psk),
-        cmocka_unit_test(test_plaintext_refused),        cmocka_unit_test(test_config_errors),
-        cmocka_unit_test(test_plain_and_good_listeners), cmocka_unit_test(test_reload),
+        cmocka_unit_test(test_handshake_rsa_ec),
+        cmocka_unit_test(test_records_packed),
+        cmocka_unit_test(test_partial_writes),
+        cmocka_unit_test(test_pending),
+        cmocka_unit_test(test_client_certificates),
+        cmocka_unit_test(test_psk),
+        cmocka_unit_test(test_plaintext_refused),
+        cmocka_unit_test(test_garbage_after_handshake),
+        cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_plain_and_good_listeners),
+        cmocka_unit_test(test_reload),
     };
 
     log_open(0, NULL, 0); /* the errors tested here would only clutter the output */

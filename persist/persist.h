@@ -107,7 +107,10 @@ void persist_sub_del(struct persist *p, struct mqtt_str cid, struct mqtt_str fil
  * reference. m may be NULL when msg id e->msg_id is already stored. */
 void persist_enqueue(struct persist *p, struct mqtt_str cid, const struct persist_qentry *e,
                      const struct persist_msg *m);
-/* Rewrite an existing entry (state / packet id changed). */
+/*
+ * Rewrite an existing entry (state / packet id changed). An entry the store does not hold (its
+ * enqueue was in a batch whose commit failed) is left alone, here and in persist_dequeue().
+ */
 void persist_queue_update(struct persist *p, struct mqtt_str cid, const struct persist_qentry *e);
 /* Remove an entry; deletes the body with the last reference to msg_id. */
 void persist_dequeue(struct persist *p, struct mqtt_str cid, uint64_t seq, uint64_t msg_id);

@@ -71,6 +71,8 @@ struct persist {
     unsigned fail_commits;
     bool read_only;
     bool restored;
+    bool checked;     /* a commit failed: look entries up before dequeue and update */
+    uint64_t ignored; /* dequeues and updates of entries the store does not hold */
     char *snap_dir;
     char *real_dir; /* absolute path LevelDB's table mappings show in /proc/self/maps */
 
@@ -115,6 +117,19 @@ static bool buf_reserve(struct buf *b, size_t n)
     b->p = q;
     b->cap = cap;
     return true;
+}
+
+static uint64_t be64(const uint8_t *b)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | b[i];
+    return v;
+}
+
+static bool has_prefix(const uint8_t *k, size_t kl, const uint8_t *pre, size_t pl)
+{
+    return kl >= pl && memcmp(k, pre, pl) == 0;
 }
 
 /* ---- the open batch -------------------------------------------------------------------- */
@@ -236,6 +251,49 @@ static void msg_unref(struct persist *p, uint64_t id)
     }
 }
 
+/*
+ * After a failed commit the broker may still hold queue entries the store never got (their
+ * batch was discarded). Removing such an entry must not drop a reference another session's
+ * entry holds, and updating it must not create an entry without a reference. So from the first
+ * failure on, an entry is looked up (the open batch first, then the store) before it is
+ * touched. Returns 1 (it exists; *msg_id from its record), 0 (it does not) or -1 (read error).
+ */
+static int entry_lookup(struct persist *p, const uint8_t *k, size_t kl, uint64_t *msg_id)
+{
+    char *e = NULL;
+    size_t vl;
+    struct persist_qentry q;
+    uint32_t plen;
+    int rc;
+
+    for (size_t i = p->npend; i-- > 0;) {
+        const struct pend *d = &p->pend[i];
+        const uint8_t *pk = p->pendkeys.p + d->off;
+        bool hit = d->op == PEND_KILL ? has_prefix(k, kl, pk, d->klen)
+                                      : d->klen == kl && memcmp(pk, k, kl) == 0;
+        if (!hit)
+            continue;
+        *msg_id = d->msg_id;
+        return d->op == PEND_PUT;
+    }
+    char *v = leveldb_get(p->db, p->ropts, (const char *)k, kl, &vl, &e);
+    if (e) {
+        batch_fail(p, -EIO, "queue entry lookup failed: %s", e);
+        leveldb_free(e);
+        return -1;
+    }
+    if (!v)
+        return 0;
+    rc = persist_rec_qentry_decode((const uint8_t *)v, vl, &q, &plen);
+    leveldb_free(v);
+    if (rc < 0) {
+        batch_fail(p, -EBADMSG, "damaged queue entry");
+        return -1;
+    }
+    *msg_id = q.msg_id;
+    return 1;
+}
+
 /* ---- changes --------------------------------------------------------------------------- */
 void persist_session_put(struct persist *p, struct mqtt_str cid, const struct persist_session *s)
 {
@@ -332,9 +390,9 @@ void persist_queue_update(struct persist *p, struct mqtt_str cid, const struct p
     if (!change_ok(p))
         return;
     const struct persist_ref *r = persist_refs_find(&p->refs, e->msg_id);
+    uint64_t id;
     if (!r) {
-        batch_fail(p, -EINVAL, "queue update: message %llu is not stored",
-                   (unsigned long long)e->msg_id);
+        p->ignored++; /* its message is not stored, so neither is the entry */
         return;
     }
     size_t kl = persist_rec_key_queue(p->kbuf, KEY_MAX, cid, e->seq);
@@ -342,6 +400,15 @@ void persist_queue_update(struct persist *p, struct mqtt_str cid, const struct p
     if (!kl || !vl) {
         batch_fail(p, -EINVAL, "queue update: bad client id, QoS or state");
         return;
+    }
+    if (p->checked) {
+        int found = entry_lookup(p, p->kbuf, kl, &id);
+        if (found < 0)
+            return;
+        if (!found || id != e->msg_id) {
+            p->ignored++;
+            return;
+        }
     }
     batch_put(p, p->kbuf, kl, v, vl);
     pend_push(p, p->kbuf, kl, PEND_PUT, e->msg_id);
@@ -355,6 +422,15 @@ void persist_dequeue(struct persist *p, struct mqtt_str cid, uint64_t seq, uint6
     if (!kl) {
         batch_fail(p, -EINVAL, "dequeue: client id too long");
         return;
+    }
+    if (p->checked) {
+        int found = entry_lookup(p, p->kbuf, kl, &msg_id); /* the store's msg id decides */
+        if (found < 0)
+            return;
+        if (!found) {
+            p->ignored++;
+            return;
+        }
     }
     batch_del(p, p->kbuf, kl);
     pend_push(p, p->kbuf, kl, PEND_DEL, msg_id);
@@ -435,14 +511,6 @@ static int qop_cmp(const void *a, const void *b)
     return x->order < y->order ? -1 : x->order > y->order;
 }
 
-static uint64_t be64(const uint8_t *b)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | b[i];
-    return v;
-}
-
 static bool bsearch_seq(const struct qop *ops, size_t n, uint64_t seq)
 {
     size_t lo = 0, hi = n;
@@ -456,11 +524,6 @@ static bool bsearch_seq(const struct qop *ops, size_t n, uint64_t seq)
             hi = mid;
     }
     return false;
-}
-
-static bool has_prefix(const uint8_t *k, size_t kl, const uint8_t *pre, size_t pl)
-{
-    return kl >= pl && memcmp(k, pre, pl) == 0;
 }
 
 /* Delete every committed key that starts with pre. Returns false on a read error. */
@@ -634,6 +697,7 @@ int persist_commit(struct persist *p, char *err, size_t errlen)
 fail:
     undo_all(p);
     batch_discard(p);
+    p->checked = true;
     return rc;
 }
 
@@ -1059,6 +1123,11 @@ uint32_t persist__refcount(const struct persist *p, uint64_t msg_id)
 size_t persist__refcount_size(const struct persist *p)
 {
     return persist_refs_size(&p->refs);
+}
+
+uint64_t persist__ignored(const struct persist *p)
+{
+    return p->ignored;
 }
 
 void persist__fail_commits(struct persist *p, unsigned n)

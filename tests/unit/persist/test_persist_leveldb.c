@@ -801,6 +801,64 @@ static void test_commit_failure(void **state)
 }
 
 /*
+ * After a failed commit the broker may still hold entries the store never got. Removing or
+ * updating them later must not touch what the store does hold: the shared body keeps its
+ * reference and the store still opens.
+ */
+static void test_entries_of_a_failed_batch(void **state)
+{
+    struct fx *f = *state;
+    struct seen w;
+    struct rd r = {0};
+    assert_int_equal(open_opts(f, false, false), 0);
+    struct persist_msg x = msg(1, "t", "shared", 1), y = msg(2, "t", "lost", 1);
+    session(f, "s1", 1);
+    session(f, "s2", 1);
+    enq(f, "s1", 1, &x, 0, 0);
+    commit_ok(f);
+
+    persist__fail_commits(f->p, 1);
+    enq(f, "s2", 1, &x, 0, 0); /* a retained message delivered later, say */
+    enq(f, "s2", 2, &y, 0, 0);
+    assert_int_equal(persist__refcount(f->p, 1), 2);
+    assert_int_equal(persist_commit(f->p, f->err, sizeof f->err), -EIO);
+    assert_int_equal(persist__refcount(f->p, 1), 1);
+    assert_int_equal(persist__refcount(f->p, 2), 0);
+
+    /* the broker goes on with the entries it still has in memory */
+    struct persist_qentry u1 = {1, 1, 5, 1, PERSIST_Q_WAIT_PUBACK};
+    struct persist_qentry u2 = {2, 2, 6, 1, PERSIST_Q_WAIT_PUBACK};
+    persist_queue_update(f->p, S("s2"), &u1);
+    persist_queue_update(f->p, S("s2"), &u2);
+    persist_dequeue(f->p, S("s2"), 1, 1);
+    persist_dequeue(f->p, S("s2"), 2, 2);
+    commit_ok(f);
+    assert_int_equal(persist__ignored(f->p), 4);
+    assert_int_equal(persist__refcount(f->p, 1), 1);
+    assert_int_equal(qread(f, "s2", 0, 10, &r), 0);
+
+    /* entries that do exist are still handled, with the store's msg id */
+    enq(f, "s2", 3, &y, 0, 0);
+    commit_ok(f);
+    persist_dequeue(f->p, S("s2"), 3, 999); /* a wrong id from the caller */
+    commit_ok(f);
+    assert_int_equal(persist__refcount(f->p, 2), 0);
+    /* and within one batch */
+    enq(f, "s2", 4, &y, 0, 0);
+    struct persist_qentry u4 = {4, 2, 7, 1, PERSIST_Q_WAIT_PUBACK};
+    persist_queue_update(f->p, S("s2"), &u4);
+    persist_dequeue(f->p, S("s2"), 4, 2);
+    commit_ok(f);
+    assert_int_equal(persist__refcount(f->p, 2), 0);
+
+    reopen(f, &w); /* no missing body: the store opens */
+    assert_int_equal(stats(f).bodies, 1);
+    assert_int_equal(stats(f).missing, 0);
+    assert_int_equal(qread(f, "s1", 0, 10, &r), 1);
+    assert_string_equal(r.payload[0], "shared");
+}
+
+/*
  * A real LevelDB write failure: the file size limit makes the log write fail with EFBIG.
  * In a child process, so the limit and the signal disposition stay there.
  */
@@ -976,6 +1034,7 @@ int main(void)
         T(test_damaged_record),
         T(test_missing_body),
         T(test_commit_failure),
+        T(test_entries_of_a_failed_batch),
         T(test_leveldb_write_failure),
         T(test_changes_before_restore),
         T(test_read_only),

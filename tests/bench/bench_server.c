@@ -1,0 +1,385 @@
+/*
+ * bench_server.c — quick figures for a broker process: resident memory with N idle connected
+ * clients, and publish -> subscribe throughput at QoS 0 and QoS 1 (one publisher, one
+ * subscriber, 64-byte payloads, the publisher pipelining). Cairn and Mosquitto run in the same
+ * invocation with equivalent configs, and one table compares them.
+ *
+ *   bench_server CAIRN_BIN [MOSQUITTO_BIN] [-n CLIENTS] [-m MESSAGES]
+ *
+ * Cairn runs twice: persistence true (acks after the LevelDB batch) and persistence false;
+ * Mosquitto with persistence false (it acknowledges before anything is stored either way).
+ * Figures go in the issue note, never into a test's pass/fail.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mqtt.h"
+
+struct bench_broker {
+    pid_t pid;
+    int port;
+    char dir[64];
+};
+
+static double bench_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int bench_free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int port = -1;
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+static int bench_connect_tcp(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0)
+        return -1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int bench_write_all(int fd, const uint8_t *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* CONNECT and wait for CONNACK 0. */
+static int bench_mqtt_connect(int fd, const char *id)
+{
+    struct mqtt_connect c = {0};
+    uint8_t buf[256];
+    uint8_t ack[4];
+    size_t n;
+    size_t got = 0;
+
+    c.protocol_name.p = (const uint8_t *)"MQTT";
+    c.protocol_name.len = 4;
+    c.protocol_level = 4;
+    c.clean_session = true;
+    c.keepalive = 0;
+    c.client_id.p = (const uint8_t *)id;
+    c.client_id.len = strlen(id);
+    n = mqtt_encode_connect(buf, sizeof(buf), &c);
+    if (bench_write_all(fd, buf, n) < 0)
+        return -1;
+    while (got < 4) {
+        ssize_t r = read(fd, ack + got, 4 - got);
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return ack[0] == 0x20 && ack[3] == 0 ? 0 : -1;
+}
+
+static int bench_start(struct bench_broker *b, const char *bin, bool mosquitto, bool persistence)
+{
+    char conf[128];
+    FILE *f;
+    double end;
+
+    strcpy(b->dir, "/tmp/cairn-bench-XXXXXX");
+    if (!mkdtemp(b->dir))
+        return -1;
+    b->port = bench_free_port();
+    snprintf(conf, sizeof(conf), "%s/b.conf", b->dir);
+    f = fopen(conf, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n", b->port);
+    fprintf(f, "max_inflight_messages 1000\n");
+    if (persistence)
+        fprintf(f, "persistence true\npersistence_location %s/data%s\n", b->dir,
+                mosquitto ? "/" : "");
+    else
+        fprintf(f, "persistence false\n");
+    fprintf(f, mosquitto ? "log_dest none\n" : "log_dest none\nconnection_messages false\n");
+    fclose(f);
+    b->pid = fork();
+    if (b->pid < 0)
+        return -1;
+    if (b->pid == 0) {
+        execl(bin, bin, "-c", conf, (char *)NULL);
+        _exit(127);
+    }
+    for (end = bench_now() + 5; bench_now() < end;) {
+        int fd = bench_connect_tcp(b->port);
+        if (fd >= 0) {
+            close(fd);
+            return 0;
+        }
+        usleep(10000);
+    }
+    return -1;
+}
+
+static void bench_stop(struct bench_broker *b)
+{
+    char cmd[128];
+    int status;
+
+    kill(b->pid, SIGTERM);
+    waitpid(b->pid, &status, 0);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", b->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", b->dir);
+}
+
+static long bench_rss_kb(pid_t pid)
+{
+    char path[64];
+    char line[256];
+    long kb = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    f = fopen(path, "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
+
+/* RSS before and with n idle clients connected (CONNACK received for each). */
+static int bench_idle(struct bench_broker *b, int n, long *before, long *with)
+{
+    int *fds = calloc((size_t)n, sizeof(int));
+    int rc = -1;
+    int i;
+
+    *before = bench_rss_kb(b->pid);
+    for (i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "idle-%d", i);
+        fds[i] = bench_connect_tcp(b->port);
+        if (fds[i] < 0 || bench_mqtt_connect(fds[i], id) < 0)
+            break;
+    }
+    if (i == n) {
+        usleep(200000); /* let the broker settle; not synchronisation, the CONNACKs were */
+        *with = bench_rss_kb(b->pid);
+        rc = 0;
+    }
+    for (int j = 0; j < i + (i < n); j++)
+        if (fds[j] >= 0)
+            close(fds[j]);
+    free(fds);
+    return rc;
+}
+
+/*
+ * One publisher, one subscriber on "bench/t" at qos; count messages until m arrive. The
+ * publisher keeps at most `window` QoS 1 messages unacknowledged.
+ */
+static double bench_throughput(struct bench_broker *b, int m, int qos)
+{
+    int sub = bench_connect_tcp(b->port);
+    int pub = bench_connect_tcp(b->port);
+    uint8_t pkt[256];
+    static uint8_t in[1 << 20];
+    size_t in_len = 0;
+    static uint8_t pin[1 << 16];
+    size_t pin_len = 0;
+    int sent = 0;
+    int acked = 0;
+    int received = 0;
+    int window = 1000;
+    double t0;
+    double t = -1;
+    struct mqtt_sub s = {.filter = {(const uint8_t *)"bench/t", 7}, .qos = (uint8_t)qos};
+    uint8_t payload[64];
+    struct mqtt_publish p = {.qos = (uint8_t)qos,
+                             .topic = {(const uint8_t *)"bench/t", 7},
+                             .payload = {payload, sizeof(payload)}};
+
+    memset(payload, 'p', sizeof(payload));
+    if (sub < 0 || pub < 0 || bench_mqtt_connect(sub, "bench-sub") < 0 ||
+        bench_mqtt_connect(pub, "bench-pub") < 0)
+        goto out;
+    bench_write_all(sub, pkt, mqtt_encode_subscribe(pkt, sizeof(pkt), 1, &s, 1));
+    {
+        uint8_t suback[5];
+        size_t got = 0;
+        while (got < 5) {
+            ssize_t r = read(sub, suback + got, 5 - got);
+            if (r <= 0)
+                goto out;
+            got += (size_t)r;
+        }
+    }
+    t0 = bench_now();
+    while (received < m && bench_now() - t0 < 60) {
+        struct pollfd pf[2] = {{sub, POLLIN, 0}, {pub, POLLIN, 0}};
+        /* publish a batch */
+        /* QoS 0 is paced by what the subscriber got (a broker may drop QoS 0 for a subscriber
+         * that falls behind, as Cairn does past its output high-water mark) */
+        int ahead = qos ? sent - acked : sent - received;
+        if (sent < m && ahead < window) {
+            static uint8_t batch[64 * 1024];
+            size_t bl = 0;
+            while (sent < m && bl + 128 < sizeof(batch) && ahead < window) {
+                p.packet_id = qos ? (uint16_t)(sent % 65535 + 1) : 0;
+                bl += mqtt_encode_publish(batch + bl, sizeof(batch) - bl, &p);
+                sent++;
+                ahead++;
+            }
+            bench_write_all(pub, batch, bl);
+        }
+        if (poll(pf, 2, 100) <= 0)
+            continue;
+        if (pf[0].revents & POLLIN) {
+            ssize_t r = read(sub, in + in_len, sizeof(in) - in_len);
+            size_t off = 0;
+            static uint8_t acks[1 << 16];
+            size_t al = 0;
+            if (r <= 0)
+                goto out;
+            in_len += (size_t)r;
+            for (;;) {
+                struct mqtt_packet k;
+                int n = mqtt_decode(in + off, in_len - off, 0, &k);
+                if (n <= 0)
+                    break;
+                off += (size_t)n;
+                if (k.type == MQTT_PUBLISH) {
+                    received++;
+                    if (k.u.publish.qos == 1 && al + 4 < sizeof(acks))
+                        al += mqtt_encode_ack(acks + al, 4, MQTT_PUBACK, k.u.publish.packet_id);
+                }
+            }
+            memmove(in, in + off, in_len - off);
+            in_len -= off;
+            if (al)
+                bench_write_all(sub, acks, al);
+        }
+        if (pf[1].revents & POLLIN) {
+            ssize_t r = read(pub, pin + pin_len, sizeof(pin) - pin_len);
+            size_t off = 0;
+            if (r <= 0)
+                goto out;
+            pin_len += (size_t)r;
+            for (;;) {
+                struct mqtt_packet k;
+                int n = mqtt_decode(pin + off, pin_len - off, 0, &k);
+                if (n <= 0)
+                    break;
+                off += (size_t)n;
+                if (k.type == MQTT_PUBACK)
+                    acked++;
+            }
+            memmove(pin, pin + off, pin_len - off);
+            pin_len -= off;
+        }
+    }
+    if (received == m)
+        t = bench_now() - t0;
+out:
+    if (sub >= 0)
+        close(sub);
+    if (pub >= 0)
+        close(pub);
+    return t > 0 ? m / t : -1;
+}
+
+int main(int argc, char **argv)
+{
+    const char *bins[3] = {NULL, NULL, NULL};
+    const char *names[3] = {"cairn (persistence true)", "cairn (persistence false)",
+                            "mosquitto (persistence false)"};
+    int nclients = 1000;
+    int nmsgs = 200000;
+    struct rlimit rl;
+    int nb = 0;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-n") == 0 && i + 1 < argc)
+            nclients = atoi(argv[++i]);
+        else if (strcmp(argv[i], "-m") == 0 && i + 1 < argc)
+            nmsgs = atoi(argv[++i]);
+        else if (nb < 2)
+            bins[nb++] = argv[i];
+    }
+    if (nb == 0) {
+        fprintf(stderr, "usage: bench_server CAIRN_BIN [MOSQUITTO_BIN] [-n CLIENTS] [-m MSGS]\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    printf("%-30s %10s %10s %12s %14s %14s\n", "broker", "RSS idle", "RSS +N", "KB/client",
+           "QoS0 msg/s", "QoS1 msg/s");
+    for (int k = 0; k < 3; k++) {
+        const char *bin = k < 2 ? bins[0] : bins[1];
+        struct bench_broker b;
+        long before = -1;
+        long with = -1;
+        double q0;
+        double q1;
+
+        if (!bin)
+            continue;
+        if (bench_start(&b, bin, k == 2, k == 0) < 0) {
+            printf("%-30s failed to start\n", names[k]);
+            continue;
+        }
+        bench_idle(&b, nclients, &before, &with);
+        q0 = bench_throughput(&b, nmsgs, 0);
+        q1 = bench_throughput(&b, nmsgs, 1);
+        printf("%-30s %8ldKB %8ldKB %12.1f %14.0f %14.0f\n", names[k], before, with,
+               (double)(with - before) / nclients, q0, q1);
+        bench_stop(&b);
+    }
+    printf("(N = %d idle clients; %d messages of 64 bytes, one publisher -> one subscriber)\n",
+           nclients, nmsgs);
+    return 0;
+}

@@ -446,8 +446,8 @@ static void conn_read(struct conn *c)
         if (buf == c->in) {
             memmove(c->in, c->in + used, len - used);
             c->in_len = len - used;
-            if (c->in_len == 0 && c->in_cap > CONN_MIN_GROW) {
-                free(c->in); /* a big packet went through: give the memory back */
+            if (c->in_len == 0) {
+                free(c->in); /* the next read goes to the scratch buffer again */
                 c->in = NULL;
                 c->in_cap = 0;
             }

@@ -47,11 +47,22 @@ void persist__scan_cleanup(struct persist_scan *s)
     s->arena = NULL;
 }
 
-static int cid_cmp(const uint8_t *a, size_t al, struct mqtt_str b)
+/* A kept session's client id (the arena is not allocated while every id is empty). */
+static struct mqtt_str cid_of(const struct persist_scan *s, const struct persist_scan_session *x)
 {
-    if (al != b.len)
-        return al < b.len ? -1 : 1;
-    return al ? memcmp(a, b.p, al) : 0;
+    struct mqtt_str c = {(const uint8_t *)"", 0};
+    if (x->len) {
+        c.p = s->arena + x->off;
+        c.len = x->len;
+    }
+    return c;
+}
+
+static int cid_cmp(struct mqtt_str a, struct mqtt_str b)
+{
+    if (a.len != b.len)
+        return a.len < b.len ? -1 : 1;
+    return a.len ? memcmp(a.p, b.p, a.len) : 0;
 }
 
 /*
@@ -67,7 +78,7 @@ static struct persist_scan_session *session_of(struct persist_scan *s, uint8_t k
     }
     while (s->cur < s->nsess) {
         struct persist_scan_session *x = &s->sess[s->cur];
-        int c = cid_cmp(s->arena + x->off, x->len, cid);
+        int c = cid_cmp(cid_of(s, x), cid);
         if (c == 0)
             return x;
         if (c > 0)
@@ -82,8 +93,7 @@ static int emit_sessions(struct persist_scan *s)
     s->emitted = true;
     for (size_t i = 0; s->ops->session && i < s->nsess; i++) {
         struct persist_scan_session *x = &s->sess[i];
-        struct mqtt_str cid = {s->arena + x->off, x->len};
-        int rc = s->ops->session(s->ctx, cid, &x->s, &x->q);
+        int rc = s->ops->session(s->ctx, cid_of(s, x), &x->s, &x->q);
         if (rc)
             return rc;
     }

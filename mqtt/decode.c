@@ -125,10 +125,11 @@ static int decode_connect(const uint8_t *p, size_t n, struct mqtt_packet *out)
         goto out;
     }
     c->protocol_level = *r.p++;
+    /* MQTT 3.1.1 is "MQTT" level 4; MQTT 3.1 is "MQIsdp" level 3 */
     if (str_is(c->protocol_name, "MQTT", 4)) {
         if (c->protocol_level != 4)
-            rc = -MQTT_EPROTO_LEVEL;                    /* answer CONNACK 1 [MQTT-3.1.2-2] */
-    } else if (str_is(c->protocol_name, "MQIsdp", 6)) { /* MQTT 3.1 */
+            rc = -MQTT_EPROTO_LEVEL; /* answer CONNACK 1 [MQTT-3.1.2-2] */
+    } else if (str_is(c->protocol_name, "MQIsdp", 6)) {
         if (c->protocol_level != 3)
             rc = -MQTT_EPROTO_LEVEL; /* answer CONNACK 1 [MQTT-3.1.2-2] */
     } else {

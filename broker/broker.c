@@ -20,6 +20,14 @@
 
 /* Queued entries a durable online session keeps in memory (the rest waits on disk). */
 #define BROKER_WINDOW 500u
+/*
+ * A connected subscriber whose output (written or held, not yet read by it) reaches this many
+ * bytes gets no more QoS 0 messages until it catches up; QoS 1/2 wait in its queue
+ * (max_queued_messages) — so a client that stops reading costs at most this much output plus
+ * its bounded queue. QoS 1/2 pumping stops earlier, at CONN_OUT_HIGH_WATER, and resumes
+ * on_writable. The room absorbs bursts from fast publishers without dropping.
+ */
+#define BROKER_QOS0_DROP_BYTES (4u * 1024u * 1024u)
 
 static void broker__limits(const struct config *cfg, struct session_limits *l)
 {
@@ -320,6 +328,14 @@ bool broker__can_read(struct broker *b, struct session *s, struct mqtt_str topic
                          topic.len);
 }
 
+static void broker__pump(struct broker *b, struct session *s);
+
+/* Bytes waiting for the client: in its conn's queue and held for the iteration end. */
+static size_t broker__out_bytes(const struct client *cl)
+{
+    return conn_out_bytes(cl->conn) + cl->held_bytes;
+}
+
 /* ---- routing ------------------------------------------------------------------------------ */
 
 int broker__route(struct broker *b, struct msg *m)
@@ -334,6 +350,14 @@ int broker__route(struct broker *b, struct msg *m)
         int q;
         if (s->owner && !broker__can_read(b, s, msg_topic(m)))
             continue;
+        if (qos == 0 && s->owner && broker__out_bytes(s->owner) >= BROKER_QOS0_DROP_BYTES) {
+            /* a subscriber that stops reading loses QoS 0, never the broker's memory */
+            b->stats.messages_dropped++;
+            if (++s->dropped_qos0 == 1 || s->dropped_qos0 % 10000 == 0)
+                log_write(CAIRN_LOG_DEBUG, "client %s: slow reader, %llu QoS 0 messages dropped",
+                          s->id, (unsigned long long)s->dropped_qos0);
+            continue;
+        }
         q = session_enqueue(s, m, qos);
         if (q == SESSION_DROPPED_LIMIT) {
             b->stats.messages_dropped++;
@@ -343,8 +367,10 @@ int broker__route(struct broker *b, struct msg *m)
                           "dropped (%llu so far)",
                           s->id, (unsigned long long)s->q_count, (unsigned long long)s->q_bytes,
                           m->topic, (unsigned long long)s->dropped);
-        } else if (q == SESSION_QUEUED) {
-            broker__session_dirty(b, s);
+        } else if (q == SESSION_QUEUED && s->owner) {
+            /* straight into the held output: what is held leaves after the commit anyway, and
+             * the queue of a client that keeps up stays empty */
+            broker__pump(b, s);
         }
     }
 out:
@@ -537,7 +563,7 @@ static void broker__drop_entry(struct session *s, struct sentry *e)
 static void broker__pump(struct broker *b, struct session *s)
 {
     struct client *cl = s->owner;
-    size_t dropped = 0;
+    bool refill = true;
 
     if (!cl || conn_closing(cl->conn))
         return;
@@ -550,15 +576,10 @@ static void broker__pump(struct broker *b, struct session *s)
     broker__resend(cl, s);
     while (session_can_pop(s)) {
         struct sentry *e;
-        bool slow = conn_out_bytes(cl->conn) + cl->held_bytes >= CONN_OUT_HIGH_WATER;
-        if (slow && s->queue.head->qos > 0)
-            break; /* QoS 1/2 wait in the queue until the client reads */
+        size_t limit = s->queue.head->qos ? CONN_OUT_HIGH_WATER : BROKER_QOS0_DROP_BYTES;
+        if (broker__out_bytes(cl) >= limit)
+            break; /* the rest waits in the queue until the client reads (on_writable) */
         e = session_pop(s);
-        if (slow) { /* a subscriber that stops reading loses QoS 0, never memory */
-            dropped++;
-            sentry_free(e);
-            continue;
-        }
         if (b->auth && !auth_can_read(b->auth, cl->listener, s->id, cl->username, e->m->topic,
                                       e->m->topic_len)) {
             broker__drop_entry(s, e);
@@ -567,13 +588,9 @@ static void broker__pump(struct broker *b, struct session *s)
         client_hold_publish(cl, e->m, e->qos, e->pid, false);
         if (e->qos == 0)
             sentry_free(e);
-        if (session_wants_refill(s) && session_refill(s) <= 0)
-            break;
-    }
-    if (dropped) {
-        b->stats.messages_dropped += dropped;
-        log_write(CAIRN_LOG_DEBUG, "client %s: slow reader, %zu QoS 0 messages dropped", s->id,
-                  dropped);
+        /* read on while the store has more; once it has nothing committed, stop asking */
+        if (refill && session_wants_refill(s) && session_refill(s) <= 0)
+            refill = false;
     }
 }
 

@@ -117,8 +117,9 @@ struct session {
     size_t n_subs;
     size_t cap_subs;
 
-    int64_t last_seen; /* unix seconds */
-    uint64_t dropped;  /* messages dropped by the queue limits */
+    int64_t last_seen;     /* unix seconds */
+    uint64_t dropped;      /* messages dropped by the queue limits */
+    uint64_t dropped_qos0; /* QoS 0 dropped for a slow reader (the broker counts them) */
 
     /* for the broker */
     struct session *dirty_next;

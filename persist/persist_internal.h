@@ -75,6 +75,8 @@ uint32_t persist__refcount(const struct persist *p, uint64_t msg_id);
 size_t persist__refcount_size(const struct persist *p);
 /* Write bytes under a key at once, outside the batch (tests: damaged records, old formats). */
 int persist__put_raw(struct persist *p, const void *k, size_t kl, const void *v, size_t vl);
+/* Delete a key at once, outside the batch (tests). */
+int persist__del_raw(struct persist *p, const void *k, size_t kl);
 /* Dequeues and updates skipped because the store does not hold the entry. */
 uint64_t persist__ignored(const struct persist *p);
 /* Fault injection: the next n commits fail as if LevelDB had failed the write. */

@@ -1144,3 +1144,13 @@ int persist__put_raw(struct persist *p, const void *k, size_t kl, const void *v,
     leveldb_free(e);
     return -EIO;
 }
+
+int persist__del_raw(struct persist *p, const void *k, size_t kl)
+{
+    char *e = NULL;
+    leveldb_delete(p->db, p->wopts, k, kl, &e);
+    if (!e)
+        return 0;
+    leveldb_free(e);
+    return -EIO;
+}

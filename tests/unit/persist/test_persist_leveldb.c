@@ -697,6 +697,47 @@ static void test_corrupt_log(void **state)
     expect_refused(f);
 }
 
+static void test_unusable_paths(void **state)
+{
+    struct fx *f = *state;
+    struct persist *q = NULL;
+    char path[160];
+    struct persist_options o = {.dir = path};
+
+    snprintf(path, sizeof path, "%s/file", f->root);
+    FILE *fp = fopen(path, "w");
+    fclose(fp);
+    assert_true(persist_open(&o, &q, f->err, sizeof f->err) < 0);
+    assert_null(q);
+    assert_non_null(strstr(f->err, path));
+    assert_non_null(strstr(f->err, "Not a directory"));
+
+    snprintf(path, sizeof path, "%s/no/such/parent", f->root);
+    assert_true(persist_open(&o, &q, f->err, sizeof f->err) < 0);
+    assert_null(q);
+    assert_non_null(strstr(f->err, path));
+    assert_null(strchr(f->err, '\n'));
+
+    o.dir = "";
+    assert_int_equal(persist_open(&o, &q, f->err, sizeof f->err), -EINVAL);
+}
+
+/* A LevelDB database that some other program wrote is not taken for an empty Cairn store. */
+static void test_foreign_database(void **state)
+{
+    struct fx *f = *state;
+    uint8_t k[16];
+    assert_int_equal(open_opts(f, false, false), 0);
+    /* remove the format key by hand, leaving other data */
+    assert_int_equal(persist__put_raw(f->p, "\x7f-foreign", 9, "x", 1), 0);
+    size_t kl = persist_rec_key_meta(k, sizeof k);
+    assert_int_equal(persist__del_raw(f->p, k, kl), 0);
+    persist_close(f->p);
+    f->p = NULL;
+    assert_int_equal(open_opts(f, false, false), -EPROTO);
+    assert_non_null(strstr(f->err, "not a Cairn store"));
+}
+
 static void test_unknown_format(void **state)
 {
     struct fx *f = *state;
@@ -1030,6 +1071,8 @@ int main(void)
         T(test_missing_current),
         T(test_corrupt_table),
         T(test_corrupt_log),
+        T(test_unusable_paths),
+        T(test_foreign_database),
         T(test_unknown_format),
         T(test_damaged_record),
         T(test_missing_body),

@@ -119,6 +119,18 @@ int persist__snapshot(const char *src, char **tmp, int *lock_fd, char *err, size
             return -EBUSY;
         }
         *lock_fd = fd;
+    } else if (errno == EACCES || errno == EROFS) {
+        /* an inspector without write access: it cannot lock, but it can see a lock */
+        fd = open(from, O_RDONLY | O_CLOEXEC);
+        int pid = fd >= 0 ? lock_pid(fd) : 0;
+        if (fd >= 0)
+            close(fd);
+        if (pid > 0) {
+            snprintf(err, errlen,
+                     "store %s is in use by process %d (a running cairn?): stop it first", src,
+                     pid);
+            return -EBUSY;
+        }
     } else if (errno != ENOENT) {
         rc = -errno;
         snprintf(err, errlen, "cannot open %s: %s", from, strerror(errno));

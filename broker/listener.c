@@ -20,6 +20,7 @@
 #include "conn.h"
 #include "log.h"
 #include "loop.h"
+#include "tls.h"
 #include "transport.h"
 
 #define LISTENER_BACKLOG      1024
@@ -41,7 +42,8 @@ struct listeners {
     const struct config *cfg;
     struct listener_sock socks[LISTENER_MAX_SOCKS];
     size_t n;
-    int reserve_fd; /* /dev/null, given up to shed a connection on EMFILE */
+    struct tls_set *tls; /* a context per TLS listener (NULL entries for plain TCP) */
+    int reserve_fd;      /* /dev/null, given up to shed a connection on EMFILE */
     struct timer *pause_timer;
     uint64_t last_emfile_log;
 };
@@ -138,6 +140,7 @@ static void listener_on_event(struct loop *l, int fd, int events, void *arg)
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
         char peer[80];
+        struct tls_ctx *ctx;
         struct transport *t;
         int one = 1;
         int cfd = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -157,7 +160,8 @@ static void listener_on_event(struct loop *l, int fd, int events, void *arg)
             continue;
         }
         setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        t = transport_tcp_new(cfd);
+        ctx = tls_set_get(ls->tls, (size_t)s->index);
+        t = ctx ? tls_transport_new(ctx, cfd) : transport_tcp_new(cfd);
         if (!t) {
             conn_stats_refused();
             continue;
@@ -283,6 +287,9 @@ struct listeners *listener_open(struct loop *l, struct conn_pool *pool, const st
     ls->pool = pool;
     ls->cfg = cfg;
     ls->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ls->tls = tls_set_new(cfg, err, errlen);
+    if (!ls->tls)
+        rc = -EINVAL;
     for (size_t i = 0; i < cfg->n_listeners && rc == 0; i++)
         rc = listener_bind(ls, (int)i, &cfg->listeners[i], err, errlen);
     if (rc < 0) {
@@ -315,7 +322,13 @@ void listener_free(struct listeners *ls)
     listener_stop(ls);
     if (ls->reserve_fd >= 0)
         close(ls->reserve_fd);
+    tls_set_free(ls->tls);
     free(ls);
+}
+
+int listener_reload_tls(struct listeners *ls, const struct config *cfg)
+{
+    return tls_set_reload(&ls->tls, cfg);
 }
 
 void listener_set_config(struct listeners *ls, const struct config *cfg)

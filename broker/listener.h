@@ -11,8 +11,12 @@
  * (EMFILE) sheds the pending connection through a reserved descriptor, and if even that fails
  * pauses accepting for a moment, so a full table never turns into a busy loop.
  *
- * Ownership: the set owns its sockets; loop, pool and cfg are borrowed (cfg replaceable with
- * listener_set_config after a reload; the sockets themselves do not change on reload).
+ * TLS: a listener whose settings ask for TLS (tls.h) gets a tls_transport for each accepted
+ * socket, plain ones transport_tcp; a TLS listener that cannot be set up fails start-up.
+ *
+ * Ownership: the set owns its sockets and TLS contexts; loop, pool and cfg are borrowed (cfg
+ * replaceable with listener_set_config after a reload; the sockets themselves do not change on
+ * reload).
  */
 #ifndef CAIRN_LISTENER_H
 #define CAIRN_LISTENER_H
@@ -31,6 +35,10 @@ struct listeners *listener_open(struct loop *l, struct conn_pool *pool, const st
 /* Stop accepting (shutdown): the sockets are closed; connections are not touched. */
 void listener_stop(struct listeners *ls);
 void listener_free(struct listeners *ls);
+/* SIGHUP, step 1: rebuild the TLS contexts from cfg (certificates and keys re-read) for new
+ * connections. 0, or negative with the old contexts kept and the reason logged. */
+int listener_reload_tls(struct listeners *ls, const struct config *cfg);
+/* SIGHUP, step 2: limits (max_connections) from cfg, borrowed from now on. */
 void listener_set_config(struct listeners *ls, const struct config *cfg);
 
 /* Sockets open (a listener may have several), and the port of socket i (tests, logs). */

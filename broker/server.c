@@ -12,12 +12,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "broker.h"
 #include "config.h"
 #include "conn.h"
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
+#include "tls.h"
 
 #define SERVER_ROUNDS      4     /* reap / commit / flush rounds per iteration end */
 #define SERVER_SHUTDOWN_MS 3000u /* how long shutdown waits for queues to drain */
@@ -216,6 +218,11 @@ static void server_reload(struct server *s)
                   "reload failed, keeping the running config: %s: listeners "
                   "cannot change without a restart",
                   s->path);
+        goto out;
+    }
+    rc = listener_reload_tls(s->listeners, cfg);
+    if (rc < 0) {
+        log_write(CAIRN_LOG_ERR, "reload failed, keeping the running config: TLS settings");
         goto out;
     }
     rc = broker_reload(s->broker, cfg);
@@ -419,17 +426,33 @@ out:
     return status;
 }
 
+/*
+ * Everything start-up would refuse short of binding and opening the store: the file itself,
+ * then the TLS listeners (certificates, keys) and the auth files they name.
+ */
 int server_check_config(const char *config_path)
 {
     struct config cfg;
+    struct tls_set *tls = NULL;
+    struct auth *auth = NULL;
     char err[512];
-    int rc = config_load(config_path, &cfg, err, sizeof(err));
+    int status = 1;
 
-    if (rc < 0) {
+    if (config_load(config_path, &cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
-        return 1;
+        goto out;
     }
+    tls = tls_set_new(&cfg, err, sizeof(err));
+    if (tls)
+        auth = auth_new(&cfg, err, sizeof(err));
+    if (!tls || !auth)
+        fprintf(stderr, "%s\n", err);
+    else
+        printf("%s: configuration OK\n", config_path);
+    status = tls && auth ? 0 : 1;
+    auth_free(auth);
+    tls_set_free(tls);
     config_cleanup(&cfg);
-    printf("%s: configuration OK\n", config_path);
-    return 0;
+out:
+    return status;
 }

@@ -24,11 +24,12 @@
 #include "outq.h"
 #include "transport.h"
 
-#define CONN_SCRATCH     (64u * 1024u) /* shared read buffer */
-#define CONN_IOV_MAX     64            /* iovecs per writev */
-#define CONN_MIN_GROW    (16u * 1024u)
-#define CONN_NAME_MAX    256
-#define CONN_REAP_ROUNDS 8
+#define CONN_SCRATCH      (64u * 1024u) /* shared read buffer */
+#define CONN_IOV_MAX      128           /* iovecs per writev */
+#define CONN_WRITE_ROUNDS 8             /* writevs per flush of one conn */
+#define CONN_MIN_GROW     (16u * 1024u)
+#define CONN_NAME_MAX     256
+#define CONN_REAP_ROUNDS  8
 
 struct conn {
     struct conn_pool *pool;
@@ -189,42 +190,49 @@ void conn_close(struct conn *c, int reason)
 static void conn_destroy(struct conn *c);
 
 /*
- * One writev of as much of the queue as fits in CONN_IOV_MAX iovecs. A write error closes the
- * conn (or, when lingering, ends it). Crossing below the low-water mark tells the handler.
+ * Write the queue: writev after writev (CONN_IOV_MAX iovecs each) while the socket takes all it
+ * is offered, at most CONN_WRITE_ROUNDS times, so one busy conn cannot hold the loop. A write
+ * error closes the conn (or, when lingering, ends it). Crossing below the low-water mark tells
+ * the handler. Returns false when the conn was destroyed (lingering and done).
  */
-static void conn_write_out(struct conn *c)
+static bool conn_write_out(struct conn *c)
 {
     struct iovec iov[CONN_IOV_MAX];
     size_t before = c->out.bytes;
-    ssize_t n;
-    int cnt;
+    bool alive = true;
 
-    if (before == 0 || c->handshaking)
-        goto out;
-    cnt = outq_iov(&c->out, iov, CONN_IOV_MAX);
-    n = c->t->ops->writev(c->t, iov, cnt);
-    if (n == -EAGAIN)
-        goto out;
-    if (n < 0) {
-        outq_cleanup(&c->out);
-        if (c->lingering) {
-            conn_destroy(c);
-            return;
+    for (int round = 0; round < CONN_WRITE_ROUNDS && c->out.bytes > 0 && !c->handshaking; round++) {
+        size_t offered = 0;
+        int cnt = outq_iov(&c->out, iov, CONN_IOV_MAX);
+        ssize_t n;
+
+        for (int i = 0; i < cnt; i++)
+            offered += iov[i].iov_len;
+        n = c->t->ops->writev(c->t, iov, cnt);
+        if (n == -EAGAIN)
+            break;
+        if (n < 0) {
+            outq_cleanup(&c->out);
+            if (!c->lingering)
+                conn_close(c, (int)n);
+            break;
         }
-        conn_close(c, (int)n);
-        goto out;
+        outq_consume(&c->out, (size_t)n);
+        conn_counters.bytes_sent += (uint64_t)n;
+        if ((size_t)n < offered)
+            break; /* the socket is full */
     }
-    outq_consume(&c->out, (size_t)n);
-    conn_counters.bytes_sent += (uint64_t)n;
     if (c->lingering && c->out.bytes == 0) {
         conn_destroy(c);
-        return;
+        alive = false;
+        goto out;
     }
     if (!c->closing && before >= CONN_OUT_LOW_WATER && c->out.bytes < CONN_OUT_LOW_WATER &&
         c->pool->h.on_writable)
         c->pool->h.on_writable(c->pool->h.arg, c);
-out:
     conn_update_events(c);
+out:
+    return alive;
 }
 
 int conn_write(struct conn *c, const void *buf, size_t len)
@@ -465,13 +473,14 @@ static void conn_read(struct conn *c)
 static void conn_on_event(struct loop *l, int fd, int events, void *arg)
 {
     struct conn *c = arg;
+    bool alive = true;
     int rc;
 
     (void)l;
     (void)fd;
     if (c->lingering) {
-        conn_write_out(c);
-        return;
+        alive = conn_write_out(c); /* may end it */
+        goto out;
     }
     if (c->handshaking) {
         rc = c->t->ops->handshake(c->t);
@@ -487,9 +496,9 @@ static void conn_on_event(struct loop *l, int fd, int events, void *arg)
     if ((events & CAIRN_EV_READ) && !c->closing)
         conn_read(c);
     if ((events & CAIRN_EV_WRITE) && c->out.bytes > 0)
-        conn_write_out(c);
+        conn_write_out(c); /* not lingering: stays alive */
 out:
-    if (!c->lingering)
+    if (alive)
         conn_update_events(c);
 }
 

@@ -535,6 +535,9 @@ void broker_on_writable(struct broker *b, struct conn *c)
 /* Hold the resends of entries that came back into the in-flight window. */
 static void broker__resend(struct client *cl, struct session *s)
 {
+    if (!s->resend_pending)
+        return;
+    s->resend_pending = false;
     for (struct sentry *e = s->inflight.head; e; e = e->next) {
         if (!e->resend)
             continue;

@@ -55,10 +55,10 @@ static void connect__takeover(struct broker *b, struct session *s)
 
     log_write(CAIRN_LOG_NOTICE, "client %s %s: already connected, closing old connection",
               client_peer(old), s->id);
-    broker__publish_will(b, old);
     old->session = NULL;
     s->owner = NULL;
     conn_close(old->conn, -ECONNRESET);
+    broker__publish_will(b, old);
     if (b->stats.clients_connected)
         b->stats.clients_connected--;
 }

@@ -356,6 +356,7 @@ void session_online(struct session *s, void *owner)
     s->owner = owner;
     for (struct sentry *e = s->inflight.head; e; e = e->next)
         e->resend = true;
+    s->resend_pending = s->inflight.n > 0;
 }
 
 /* ---- queue and in-flight ------------------------------------------------------------------ */
@@ -514,6 +515,7 @@ static int session__refill_cb(void *ctx, const struct persist_qentry *q,
         s->q_count--;
         s->q_bytes -= msg_bytes(e->m);
         e->resend = true;
+        s->resend_pending = true;
         sentry__push(&s->inflight, e);
         if (e->pid > s->last_pid)
             s->last_pid = e->pid;

@@ -125,6 +125,7 @@ struct session {
     struct session *dirty_next;
     bool dirty;
     bool refill_retry;
+    bool resend_pending; /* some in-flight entry has resend set */
     struct timer *expiry;
     void *expiry_ctx;
 };

@@ -10,28 +10,36 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <mbedtls/error.h>
 #include <mbedtls/net_sockets.h>
 #include <mbedtls/oid.h>
+#include <mbedtls/ssl_internal.h> /* MBEDTLS_SSL_IN_BUFFER_LEN, _OUT_ */
 
 #include "log.h"
 #include "tls_internal.h"
 #include "transport.h"
 
-#define TLS_STAGE MBEDTLS_SSL_OUT_CONTENT_LEN
+#define TLS_STAGE      MBEDTLS_SSL_OUT_CONTENT_LEN
+#define TLS_BIG_RECORD 2048 /* a record this size touched pages worth giving back */
+#define TLS_TRIM_MS    1000 /* at most one trim per connection per second under traffic */
 
 struct tls_transport {
     struct transport base;
     struct tls_ctx *ctx; /* one reference */
     mbedtls_ssl_context ssl;
-    int need;           /* CAIRN_EV_* the last WANT_READ/WANT_WRITE asked for */
-    bool done;          /* handshake complete */
-    size_t pending_len; /* a record of this length is partly sent: retry with it */
-    int sock_err;       /* errno of the last failed send/recv */
-    char *identity;     /* PSK identity, certificate CN or subject; NULL */
+    int need;            /* CAIRN_EV_* the last WANT_READ/WANT_WRITE asked for */
+    bool done;           /* handshake complete */
+    size_t pending_len;  /* a record of this length is partly sent: retry with it */
+    int sock_err;        /* errno of the last failed send/recv */
+    bool big_in;         /* a big record was read since the last trim */
+    bool big_out;        /* a big record was written since the last trim */
+    uint64_t trimmed_ms; /* when the buffers were last trimmed */
+    char *identity;      /* PSK identity, certificate CN or subject; NULL */
 };
 
 /*
@@ -221,6 +229,64 @@ static void tls_set_cert_identity(struct tls_transport *t)
                                                : tls_common_name(&peer->subject);
 }
 
+/* ---- idle memory ------------------------------------------------------------------------ */
+
+/*
+ * mbedTLS 2.28 (as Debian builds it, without MBEDTLS_SSL_VARIABLE_BUFFER_LENGTH) gives every
+ * connection two 16.7 KB record buffers for its whole life. Between records their contents are
+ * dead: only the first bytes hold state (the record sequence numbers in_ctr / out_ctr). So when
+ * a connection is idle in both directions, the whole pages inside each buffer go back to the
+ * kernel (MADV_DONTNEED: they read as zeros when next touched). This is what makes an idle TLS
+ * connection cost a few KB instead of 34. It relies on 2.28's public struct fields (in_left,
+ * out_left, in_buf, out_buf) and is checked by the idle-memory benchmark.
+ *
+ * When: once after the handshake (which touches most pages), and after big records, at most
+ * once a second per connection so that a busy connection does not pay page faults per record.
+ */
+static uint64_t tls_coarse_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void tls_trim_buf(unsigned char *buf, size_t len)
+{
+    static uintptr_t page;
+    uintptr_t start, end;
+
+    if (!page)
+        page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    start = ((uintptr_t)buf + 64 + page - 1) & ~(page - 1); /* keep the counters' page */
+    end = ((uintptr_t)buf + len) & ~(page - 1);
+    if (end > start)
+        madvise((void *)start, end - start, MADV_DONTNEED);
+}
+
+static void tls_trim(struct tls_transport *t, bool force)
+{
+    mbedtls_ssl_context *s = &t->ssl;
+    uint64_t now;
+
+    if (!force && !t->big_in && !t->big_out)
+        return;
+    now = tls_coarse_ms();
+    if (!force && now - t->trimmed_ms < TLS_TRIM_MS)
+        return;
+    /* in_msglen may still count the last handshake message: check_pending says whether it
+     * (or decrypted data) is still to be processed. */
+    if ((force || t->big_in) && s->in_left == 0 && mbedtls_ssl_check_pending(s) == 0) {
+        tls_trim_buf(s->in_buf, MBEDTLS_SSL_IN_BUFFER_LEN);
+        t->big_in = false;
+    }
+    if ((force || t->big_out) && s->out_left == 0 && !t->pending_len) {
+        tls_trim_buf(s->out_buf, MBEDTLS_SSL_OUT_BUFFER_LEN);
+        t->big_out = false;
+    }
+    t->trimmed_ms = now;
+}
+
 /* ---- transport ops ---------------------------------------------------------------------- */
 
 static int tls_handshake(struct transport *base)
@@ -245,6 +311,7 @@ static int tls_handshake(struct transport *base)
     t->done = true;
     t->need = 0;
     tls_set_cert_identity(t);
+    tls_trim(t, true);
 out:
     return rc;
 }
@@ -255,12 +322,17 @@ static ssize_t tls_read(struct transport *base, void *buf, size_t len)
     int ret = mbedtls_ssl_read(&t->ssl, buf, len);
 
     t->need = 0;
-    if (ret > 0)
+    if (ret > 0) {
+        if (ret >= TLS_BIG_RECORD)
+            t->big_in = true;
         return ret;
+    }
     if (ret == 0 || ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || ret == MBEDTLS_ERR_SSL_CONN_EOF)
         return 0;
-    if (ret == MBEDTLS_ERR_SSL_WANT_READ)
+    if (ret == MBEDTLS_ERR_SSL_WANT_READ) {
+        tls_trim(t, false);
         return -EAGAIN;
+    }
     if (ret == MBEDTLS_ERR_SSL_WANT_WRITE) {
         t->need = CAIRN_EV_WRITE;
         return -EAGAIN;
@@ -359,10 +431,14 @@ static ssize_t tls_writev(struct transport *base, const struct iovec *iov, int i
             goto out;
         }
         t->pending_len = 0;
+        if (ret >= TLS_BIG_RECORD)
+            t->big_out = true;
         total += (size_t)ret;
         tls_iov_advance(iov, iovcnt, &k, &off, (size_t)ret);
     }
     rc = total > 0 ? (ssize_t)total : -EAGAIN;
+    if (k == iovcnt)
+        tls_trim(t, false);
 out:
     return rc;
 }

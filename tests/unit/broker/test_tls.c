@@ -645,6 +645,7 @@ static void test_plaintext_refused(void **state)
 /* Bytes that are not TLS records after the handshake: the read fails, the connection ends. */
 static void test_garbage_after_handshake(void **state)
 {
+    static const char junk[] = "\x10garbage, not a record";
     struct config c;
     struct tls_set *s;
     struct pair p;
@@ -655,7 +656,7 @@ static void test_garbage_after_handshake(void **state)
     s = set_from(&c, srv_conf, "ec");
     pair_open(&p, tls_set_get(s, 0), &cl);
     assert_int_equal(pair_handshake(&p), 0);
-    assert_int_equal(send(p.cfd, "\x10garbage, not a record", 24, 0), 24);
+    assert_int_equal(send(p.cfd, junk, sizeof(junk) - 1, 0), (ssize_t)sizeof(junk) - 1);
     do {
         n = p.srv->ops->read(p.srv, buf, sizeof(buf));
     } while (n == -EAGAIN && pair_wait(&p) == 0);

@@ -100,7 +100,7 @@ static bool auth_acl_id_ok(const char *id)
 static int auth_acl_subst(const struct auth_acl_rule *r, const char *cid, const char *user,
                           char *buf, size_t cap, char **heap, const char **out, size_t *outlen)
 {
-    const char *s = r->filter, *end = r->filter + r->len;
+    const char *s, *end = r->filter + r->len;
     size_t need = 0, pos = 0;
     int rc = 0;
 
@@ -258,6 +258,9 @@ static int auth_acl_user_key_cmp(const void *key, const void *b)
     return strcmp(key, u->name);
 }
 
+/* A user without a block of its own has no "topic" rules. */
+static const struct auth_acl_list auth_acl_none;
+
 /* The "topic" rules that apply to this username (NULL: anonymous). */
 static const struct auth_acl_list *auth_acl_topics_for(const struct auth_acl *a,
                                                        const char *username)
@@ -268,7 +271,7 @@ static const struct auth_acl_list *auth_acl_topics_for(const struct auth_acl *a,
         return &a->anon;
     u = a->n_users ? bsearch(username, a->users, a->n_users, sizeof(*u), auth_acl_user_key_cmp)
                    : NULL;
-    return u ? &u->rules : NULL;
+    return u ? &u->rules : &auth_acl_none;
 }
 
 static bool auth_acl_decide(const struct auth_acl *a, const char *cid, const char *user,
@@ -277,11 +280,11 @@ static bool auth_acl_decide(const struct auth_acl *a, const char *cid, const cha
     const struct auth_acl_list *topics = auth_acl_topics_for(a, user);
     bool ok = false;
 
-    if (topics && auth_acl_scan(topics, AUTH_ACL_DENY, op, cid, user, t, tlen))
+    if (auth_acl_scan(topics, AUTH_ACL_DENY, op, cid, user, t, tlen))
         goto out;
     if (auth_acl_scan(&a->patterns, AUTH_ACL_DENY, op, cid, user, t, tlen))
         goto out;
-    ok = (topics && auth_acl_scan(topics, access, op, cid, user, t, tlen)) ||
+    ok = auth_acl_scan(topics, access, op, cid, user, t, tlen) ||
          auth_acl_scan(&a->patterns, access, op, cid, user, t, tlen);
 out:
     return ok;

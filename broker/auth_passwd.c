@@ -226,7 +226,6 @@ struct auth_passwd *auth_passwd_parse(const char *name, const char *text, size_t
     const char *s = text, *end = text + len, *why = "out of memory";
     size_t cap = 0;
     unsigned line = 0;
-    int rc = -ENOMEM;
 
     if (!p)
         goto fail;
@@ -242,14 +241,10 @@ struct auth_passwd *auth_passwd_parse(const char *name, const char *text, size_t
         n = (size_t)(e - s);
         if (memchr(s, '\0', n)) {
             why = "NUL byte in line";
-            rc = -EINVAL;
             goto fail;
         }
-        if (n && s[0] != '#') {
-            rc = auth_passwd_add_line(p, &cap, s, n, line, &why);
-            if (rc)
-                goto fail;
-        }
+        if (n && s[0] != '#' && auth_passwd_add_line(p, &cap, s, n, line, &why) != 0)
+            goto fail;
         s = nl ? nl + 1 : end;
     }
     if (p->n)

@@ -16,6 +16,15 @@
 #include "log.h"
 #include "tls_internal.h"
 
+/*
+ * Session tickets (RFC 5077) let a client that reconnects skip the public-key work of a full
+ * handshake. Only where nothing about the client is verified: with require_certificate a
+ * resumed session would skip the CRL and expiry checks of a reload, and PSK identities must be
+ * looked up in the current psk_file. The keys live in the context, so a reload (new context)
+ * invalidates earlier tickets.
+ */
+#define TLS_TICKET_LIFETIME 7200 /* seconds */
+
 struct tls_set {
     struct tls_ctx **v;
     size_t n;
@@ -337,6 +346,17 @@ static int tls_conf(struct tls_ctx *ctx, const struct config_security *s,
         mbedtls_ssl_conf_psk_cb(c, tls__psk_cb, ctx);
     if (ctx->ciphers)
         mbedtls_ssl_conf_ciphersuites(c, ctx->ciphers);
+    if (!s->require_certificate && !ctx->psk) {
+        ret = mbedtls_ssl_ticket_setup(&ctx->ticket, mbedtls_ctr_drbg_random, drbg,
+                                       MBEDTLS_CIPHER_AES_256_GCM, TLS_TICKET_LIFETIME);
+        if (ret)
+            goto out;
+        ctx->tickets = true;
+        mbedtls_ssl_conf_session_tickets_cb(c, mbedtls_ssl_ticket_write, mbedtls_ssl_ticket_parse,
+                                            &ctx->ticket);
+    } else {
+        mbedtls_ssl_conf_session_tickets(c, MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
+    }
 out:
     return ret;
 }
@@ -374,6 +394,7 @@ int tls_ctx_new(const struct config *cfg, size_t i, struct tls_ctx **out, char *
     mbedtls_pk_init(&ctx->key);
     mbedtls_x509_crt_init(&ctx->ca);
     mbedtls_x509_crl_init(&ctx->crl);
+    mbedtls_ssl_ticket_init(&ctx->ticket);
     rc = tls_load_files(ctx, cfg, i, err, errlen);
     if (rc == 0)
         rc = tls_ciphers(ctx, cfg, i, err, errlen);
@@ -413,6 +434,7 @@ void tls_ctx_unref(struct tls_ctx *ctx)
     mbedtls_pk_free(&ctx->key);
     mbedtls_x509_crt_free(&ctx->ca);
     mbedtls_x509_crl_free(&ctx->crl);
+    mbedtls_ssl_ticket_free(&ctx->ticket);
     tls__psk_free(ctx->psk);
     free(ctx->ciphers);
     free(ctx);

@@ -34,6 +34,9 @@
  * writev() did not count them as accepted. pending() reports bytes already decrypted and
  * waiting inside mbedTLS, which the socket will not signal again.
  *
+ * Session tickets (resumption without the public-key work) are on for listeners that verify
+ * nothing about the client (no require_certificate, no PSK), keyed per context, 2 hours.
+ *
  * Entropy: one mbedtls_entropy + ctr_drbg for the process, seeded on first use.
  *
  * Ownership and lifetime: a tls_ctx is reference-counted. A tls_set (every listener's context,

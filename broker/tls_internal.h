@@ -12,6 +12,7 @@
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/ssl.h>
+#include <mbedtls/ssl_ticket.h>
 #include <mbedtls/x509_crl.h>
 #include <mbedtls/x509_crt.h>
 
@@ -32,6 +33,8 @@ struct tls_ctx {
     int *ciphers; /* 0-terminated list for mbedtls_ssl_conf_ciphersuites, or NULL */
     struct tls_psk_table *psk;
     enum tls_id id;
+    bool tickets; /* session tickets on (see tls.h) */
+    mbedtls_ssl_ticket_context ticket;
 };
 
 /* The process-wide DRBG, seeded on first call. NULL with err set when seeding fails. */

@@ -538,6 +538,52 @@ static const char cert_conf[] = "listener 8883\n"
                                 "require_certificate true\n"
                                 "@K\n";
 
+/*
+ * A client that kept its session resumes with a ticket: no certificate comes back, so the
+ * handshake is a fraction of the bytes. Not with require_certificate (the CRL must be checked).
+ */
+static size_t resumed_bytes(const char *tmpl, const char *cert)
+{
+    struct config c;
+    struct tls_set *s;
+    struct pair p;
+    struct client cl = {.verify_server = true};
+    mbedtls_ssl_session sess;
+    size_t n;
+
+    if (cert) {
+        cl.cert = "client.crt";
+        cl.key = "client.key";
+    }
+    s = set_from(&c, tmpl, "");
+    mbedtls_ssl_session_init(&sess);
+    pair_open(&p, tls_set_get(s, 0), &cl);
+    assert_int_equal(pair_handshake(&p), 0);
+    assert_int_equal(mbedtls_ssl_get_session(&p.ssl, &sess), 0);
+    pair_close(&p);
+    pair_open(&p, tls_set_get(s, 0), &cl);
+    assert_int_equal(mbedtls_ssl_set_session(&p.ssl, &sess), 0);
+    assert_int_equal(pair_handshake(&p), 0);
+    exchange(&p);
+    n = p.raw_in;
+    pair_close(&p);
+    mbedtls_ssl_session_free(&sess);
+    tls_set_free(s);
+    config_cleanup(&c);
+    return n;
+}
+
+static void test_session_tickets(void **state)
+{
+    size_t resumed = resumed_bytes("listener 8883\ncertfile @D/server-rsa.crt\n"
+                                   "keyfile @D/server-rsa.key\n@K",
+                                   NULL);
+    size_t full = resumed_bytes(cert_conf, "client");
+
+    assert_true(resumed < 400); /* no Certificate message: a full one carries ~1 KB here */
+    assert_true(full > 600);
+}
+
 static int try_client(const char *extra, const char *cert, const char **identity)
 {
     struct config c;
@@ -768,6 +814,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_handshake_rsa_ec),
+        cmocka_unit_test(test_session_tickets),
         cmocka_unit_test(test_records_packed),
         cmocka_unit_test(test_partial_writes),
         cmocka_unit_test(test_pending),

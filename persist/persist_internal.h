@@ -54,6 +54,12 @@ struct persist_scan {
     bool emitted;    /* sessions reported */
     uint64_t found;  /* referenced bodies seen */
     uint64_t max_id;
+    /* references counted by the queue entries: (id, count, len), sorted by id once the bodies
+     * begin, so that bodies are matched by a forward merge and the table is built in one go */
+    struct persist_ref *ents;
+    size_t nents, capents;
+    size_t nsorted; /* ents[0, nsorted) are sorted and merged */
+    size_t mcur;    /* merge cursor for bodies */
 };
 
 void persist__scan_init(struct persist_scan *s, const struct persist_restore_ops *ops, void *ctx,
@@ -65,8 +71,11 @@ void persist__scan_init(struct persist_scan *s, const struct persist_restore_ops
  */
 int persist__scan_record(struct persist_scan *s, const uint8_t *k, size_t kl, const uint8_t *v,
                          size_t vl, bool *drop, char *err, size_t errlen);
-/* After the last record: reports the sessions if no later kind did; sets stats->missing. */
-int persist__scan_finish(struct persist_scan *s);
+/*
+ * After the last record: builds refs, sets stats->missing, reports the sessions if no later
+ * kind did. 0, a callback's non-zero value, or -ENOMEM with err set.
+ */
+int persist__scan_finish(struct persist_scan *s, char *err, size_t errlen);
 void persist__scan_cleanup(struct persist_scan *s);
 
 /* References the in-memory table holds for msg_id (0 when the body is not stored). */

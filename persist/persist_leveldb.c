@@ -13,6 +13,9 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +36,7 @@
 #define BLOOM_BITS         10
 #define KEY_MAX            (1 + 2 + PERSIST_CID_MAX + 65535 + 8) /* sub key: cid + filter */
 #define SMALL_REC          32                                    /* every fixed-size record */
-#define TRIM_EVERY         (256u << 10) /* records scanned between two trims in a restore */
+#define TRIM_EVERY         (64u << 10) /* records scanned between two trims in a restore */
 
 struct buf {
     uint8_t *p;
@@ -787,7 +790,7 @@ int persist_restore(struct persist *p, const struct persist_restore_ops *ops, vo
         rc = -EIO;
         goto out;
     }
-    rc = persist__scan_finish(&scan);
+    rc = persist__scan_finish(&scan, err, errlen);
     if (rc)
         goto out;
     if (p->stats.missing && !p->read_only) {
@@ -809,6 +812,10 @@ int persist_restore(struct persist *p, const struct persist_restore_ops *ops, vo
     p->restored = true;
 out:
     trim_table_pages(p);
+#ifdef __GLIBC__
+    /* the scan's sort buffers (tens of MB at a million entries) go back to the system */
+    malloc_trim(0);
+#endif
     if (max_msg_id)
         *max_msg_id = scan.max_id;
     if (e)

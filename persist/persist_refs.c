@@ -1,6 +1,7 @@
 /*
  * persist_refs.c — the message reference table (see persist_refs.h).
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -134,6 +135,127 @@ void persist_refs_remove(struct persist_refs *t, uint64_t id)
     }
     t->slots[hole].id = 0;
     t->used--;
+}
+
+/* ---- bulk loading --------------------------------------------------------------------- */
+#define DIGIT_BITS 16
+#define DIGITS     (1u << DIGIT_BITS)
+
+/* LSD radix sort of a by key(entry) over its low bits; the result ends in a. */
+static int radix_sort(struct persist_ref *a, struct persist_ref *tmp, size_t n, unsigned bits,
+                      size_t cap, uint64_t (*key)(const struct persist_ref *, size_t))
+{
+    struct persist_ref *from = a, *to = tmp;
+    size_t *count;
+    if (bits == 0 || n < 2)
+        return 0;
+    if (!(count = malloc(DIGITS * sizeof *count)))
+        return -ENOMEM;
+    for (unsigned shift = 0; shift < bits; shift += DIGIT_BITS) {
+        memset(count, 0, DIGITS * sizeof *count);
+        for (size_t i = 0; i < n; i++)
+            count[(key(&from[i], cap) >> shift) & (DIGITS - 1)]++;
+        size_t sum = 0;
+        for (size_t d = 0; d < DIGITS; d++) {
+            size_t c = count[d];
+            count[d] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            to[count[(key(&from[i], cap) >> shift) & (DIGITS - 1)]++] = from[i];
+        struct persist_ref *x = from;
+        from = to;
+        to = x;
+    }
+    if (from != a)
+        memcpy(a, from, n * sizeof *a);
+    free(count);
+    return 0;
+}
+
+static uint64_t key_id(const struct persist_ref *r, size_t cap)
+{
+    (void)cap;
+    return r->id;
+}
+
+static uint64_t key_home(const struct persist_ref *r, size_t cap)
+{
+    return home(r->id, cap);
+}
+
+static unsigned bits_of(uint64_t v)
+{
+    unsigned b = 0;
+    while (v) {
+        b++;
+        v >>= 1;
+    }
+    return b;
+}
+
+int persist_refs_sort_merge(struct persist_ref *a, struct persist_ref *tmp, size_t n, size_t *out_n)
+{
+    uint64_t max = 0;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (a[i].id > max)
+            max = a[i].id;
+    if (radix_sort(a, tmp, n, bits_of(max), 0, key_id) < 0)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if (m && a[m - 1].id == a[i].id)
+            a[m - 1].count += a[i].count;
+        else
+            a[m++] = a[i];
+    }
+    *out_n = m;
+    return 0;
+}
+
+int persist_refs_build(struct persist_refs *t, struct persist_ref *a, size_t n)
+{
+    size_t cap = MIN_CAP, next = 0, i;
+    struct persist_ref *tmp = n > 1 ? malloc(n * sizeof *tmp) : NULL;
+    int rc;
+    persist_refs_cleanup(t);
+    while (FULL(n, cap))
+        cap += cap / 2;
+    /* sort before the table exists: the sort buffer and the table are never both held */
+    rc = n > 1 && !tmp ? -ENOMEM : radix_sort(a, tmp, n, bits_of(cap - 1), cap, key_home);
+    free(tmp);
+    if (rc < 0)
+        return rc;
+    if (!(t->slots = slots_alloc(cap)))
+        return -ENOMEM;
+    t->cap = cap;
+    /* in home order each entry takes the first free slot from its home on: one forward sweep */
+    for (i = 0; i < n; i++) {
+        if (a[i].id == 0) {
+            t->zero = a[i];
+            continue;
+        }
+        size_t h = home(a[i].id, cap);
+        size_t at = h > next ? h : next;
+        if (at >= cap)
+            break; /* the last run wraps around to the start: the ordinary way below */
+        t->slots[at] = a[i];
+        t->used++;
+        next = at + 1;
+    }
+    for (; i < n; i++) {
+        if (a[i].id == 0) {
+            t->zero = a[i];
+            continue;
+        }
+        struct persist_ref *r = persist_refs_get(t, a[i].id); /* no growth: n fits */
+        if (!r) {
+            persist_refs_cleanup(t);
+            return -ENOMEM;
+        }
+        *r = a[i];
+    }
+    return 0;
 }
 
 size_t persist_refs_size(const struct persist_refs *t)

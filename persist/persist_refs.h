@@ -33,6 +33,18 @@ struct persist_ref *persist_refs_find(const struct persist_refs *t, uint64_t id)
  * it); NULL when out of memory. Valid until the next change. */
 struct persist_ref *persist_refs_get(struct persist_refs *t, uint64_t id);
 void persist_refs_remove(struct persist_refs *t, uint64_t id);
+/*
+ * Bulk loading, for restore: random inserts into a big table cost a cache miss each, sorting
+ * and filling it in slot order does not.
+ *
+ * persist_refs_sort_merge() sorts a by id (radix sort; tmp holds n entries) and merges entries
+ * of the same id, adding their counts; *out_n gets the new length. 0 or -ENOMEM.
+ * persist_refs_build() replaces the table's content with a's n entries (distinct ids, counts
+ * > 0), reordering a. 0 or -ENOMEM (then the table is empty).
+ */
+int persist_refs_sort_merge(struct persist_ref *a, struct persist_ref *tmp, size_t n,
+                            size_t *out_n);
+int persist_refs_build(struct persist_refs *t, struct persist_ref *a, size_t n);
 /* Number of ids with references. */
 size_t persist_refs_size(const struct persist_refs *t);
 /* Frees the table; the struct is left empty and usable. */

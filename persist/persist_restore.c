@@ -43,8 +43,38 @@ void persist__scan_cleanup(struct persist_scan *s)
 {
     free(s->sess);
     free(s->arena);
+    free(s->ents);
     s->sess = NULL;
     s->arena = NULL;
+    s->ents = NULL;
+}
+
+/* Sort and merge the references counted so far (all of them, in a store's key order). */
+static int sort_refs(struct persist_scan *s)
+{
+    size_t n = s->nents;
+    struct persist_ref *tmp = n > 1 ? malloc(n * sizeof *tmp) : NULL;
+    if (n > 1 && !tmp)
+        return -ENOMEM;
+    int rc = persist_refs_sort_merge(s->ents, tmp, n, &n);
+    free(tmp);
+    if (rc == 0)
+        s->nents = s->nsorted = n;
+    return rc;
+}
+
+/* Is msg id referenced? Bodies come in id order, so the cursor only moves forward. */
+static bool referenced(struct persist_scan *s, uint64_t id)
+{
+    if (s->mcur > 0 && s->mcur <= s->nsorted && s->ents[s->mcur - 1].id >= id)
+        s->mcur = 0; /* out of order (never in a store): start again */
+    while (s->mcur < s->nsorted && s->ents[s->mcur].id < id)
+        s->mcur++;
+    if (s->mcur < s->nsorted && s->ents[s->mcur].id == id) {
+        s->mcur++;
+        return true;
+    }
+    return false;
 }
 
 /* A kept session's client id (the arena is not allocated while every id is empty). */
@@ -135,12 +165,9 @@ static int add_entry(struct persist_scan *s, const struct persist_rec_key *key, 
         *drop = true;
         return 0;
     }
-    struct persist_ref *ref = persist_refs_get(s->refs, e.msg_id);
-    if (!ref)
+    if (!persist__grow((void **)&s->ents, &s->capents, s->nents + 1, sizeof *s->ents))
         return -ENOMEM;
-    if (ref->count == 0)
-        ref->len = plen;
-    ref->count++;
+    s->ents[s->nents++] = (struct persist_ref){e.msg_id, 1, plen};
     /* keys come in seq order; min/max keep the summary sane even if they did not */
     if (x->q.count == 0 || key->seq < x->q.first_seq)
         x->q.first_seq = key->seq;
@@ -174,6 +201,14 @@ int persist__scan_record(struct persist_scan *s, const uint8_t *k, size_t kl, co
                  kl, persist_rec_strerror(rc));
         return -EBADMSG;
     }
+    /* every queue entry is in: sort the references so the bodies can be matched */
+    if (key.kind >= PERSIST_K_MSG && s->nsorted != s->nents) {
+        rc = sort_refs(s);
+        if (rc < 0) {
+            scan_err(err, errlen, "persist: out of memory");
+            return rc;
+        }
+    }
     /* sessions, queues and bodies are in: the summaries are complete */
     if (!s->emitted && key.kind > PERSIST_K_MSG) {
         rc = emit_sessions(s);
@@ -203,7 +238,7 @@ int persist__scan_record(struct persist_scan *s, const uint8_t *k, size_t kl, co
             break;
         if (key.msg_id > s->max_id)
             s->max_id = key.msg_id;
-        if (persist_refs_find(s->refs, key.msg_id)) {
+        if (referenced(s, key.msg_id)) {
             s->found++;
             s->stats->bodies++;
             s->stats->body_bytes += m.payload.len;
@@ -262,8 +297,20 @@ int persist__scan_record(struct persist_scan *s, const uint8_t *k, size_t kl, co
     return 0;
 }
 
-int persist__scan_finish(struct persist_scan *s)
+int persist__scan_finish(struct persist_scan *s, char *err, size_t errlen)
 {
+    int rc = 0;
+    if (s->nsorted != s->nents)
+        rc = sort_refs(s);
+    if (rc == 0)
+        rc = persist_refs_build(s->refs, s->ents, s->nents);
+    free(s->ents);
+    s->ents = NULL;
+    s->nents = s->nsorted = s->capents = 0;
+    if (rc < 0) {
+        scan_err(err, errlen, "persist: out of memory");
+        return rc;
+    }
     size_t referenced = persist_refs_size(s->refs);
     s->stats->missing = referenced > s->found ? referenced - s->found : 0;
     return s->emitted ? 0 : emit_sessions(s);

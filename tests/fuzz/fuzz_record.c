@@ -98,7 +98,7 @@ static void scan(const uint8_t *in, size_t size)
         off += vl;
     }
     if (rc == 0) {
-        CHECK(persist__scan_finish(&sc) == 0);
+        CHECK(persist__scan_finish(&sc, err, sizeof err) == 0);
         /* a real store is sorted; here a session or entry after the report is counted only */
         CHECK(w.sessions <= st.sessions && w.queued <= st.queued);
         CHECK(w.subs == st.subs && w.inbound == st.inbound && w.retained == st.retained);

@@ -13,6 +13,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -849,6 +850,8 @@ int persist_queue_read(struct persist *p, struct mqtt_str cid, uint64_t from_seq
         return -EINVAL;
     if (max == 0)
         return 0;
+    if (max > INT_MAX)
+        max = INT_MAX; /* the count is returned as an int */
     it = leveldb_create_iterator(p->db, p->ropts);
     for (leveldb_iter_seek(it, (const char *)p->kbuf, kl); leveldb_iter_valid(it) && n < max;
          leveldb_iter_next(it)) {

@@ -304,6 +304,7 @@ static void test_round_trip_all_kinds(void **state)
     assert_true(st.bodies == 2 && st.body_bytes == 7 && st.queued == 3 && st.inflight == 2);
     assert_true(st.garbage == 0 && st.orphans == 0 && st.missing == 0);
 
+    persist_trim(f->p); /* drops mapped table pages; reads go on as before */
     assert_int_equal(qread(f, "dev1", 0, 10, &r), 2);
     assert_true(r.seq[0] == 1 && r.msg_id[0] == 10 && r.state[0] == PERSIST_Q_QUEUED);
     assert_string_equal(r.payload[0], "one");

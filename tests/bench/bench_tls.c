@@ -218,13 +218,29 @@ static void tctx_free(struct tctx *t)
 }
 
 struct bc {
+    size_t raw; /* bytes read from the socket (handshake size) */
     mbedtls_net_context net;
     mbedtls_ssl_context ssl;
     uint8_t in[1 << 16];
     size_t inlen;
 };
 
-static int bc_open(struct bc *c, struct tctx *t, int port)
+static int bc_recv(void *arg, unsigned char *buf, size_t len)
+{
+    struct bc *c = arg;
+    int n = mbedtls_net_recv(&c->net, buf, len);
+
+    if (n > 0)
+        c->raw += (size_t)n;
+    return n;
+}
+
+static int bc_send(void *arg, const unsigned char *buf, size_t len)
+{
+    return mbedtls_net_send(&((struct bc *)arg)->net, buf, len);
+}
+
+static int bc_open(struct bc *c, struct tctx *t, int port, const mbedtls_ssl_session *resume)
 {
     char ps[16];
     int one = 1;
@@ -232,13 +248,16 @@ static int bc_open(struct bc *c, struct tctx *t, int port)
     mbedtls_net_init(&c->net);
     mbedtls_ssl_init(&c->ssl);
     c->inlen = 0;
+    c->raw = 0;
     snprintf(ps, sizeof(ps), "%d", port);
     if (mbedtls_net_connect(&c->net, "127.0.0.1", ps, MBEDTLS_NET_PROTO_TCP) ||
         mbedtls_ssl_setup(&c->ssl, &t->conf))
         return -1;
     /* as the brokers do: no Nagle delay between the flights of the handshake */
     setsockopt(c->net.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    mbedtls_ssl_set_bio(&c->ssl, &c->net, mbedtls_net_send, mbedtls_net_recv, NULL);
+    if (resume && mbedtls_ssl_set_session(&c->ssl, resume) != 0)
+        return -1;
+    mbedtls_ssl_set_bio(&c->ssl, c, bc_send, bc_recv, NULL);
     return mbedtls_ssl_handshake(&c->ssl) == 0 ? 0 : -1;
 }
 
@@ -333,7 +352,7 @@ static int bc_mqtt_open(struct bc *c, struct tctx *t, int port, const char *id)
     int type;
     size_t hdr, len;
 
-    if (bc_open(c, t, port))
+    if (bc_open(c, t, port, NULL))
         return -1;
     buf[n++] = 0x10;
     n += mqtt_rl(buf + n, rem);
@@ -381,7 +400,8 @@ static int bc_subscribe(struct bc *c, const char *topic, int qos)
 struct hs_arg {
     int port;
     uint64_t until;
-    long done, failed;
+    bool resume; /* keep the first session and resume it (session ticket) every time */
+    long done, failed, resumed;
 };
 
 static void *hs_thread(void *p)
@@ -389,45 +409,63 @@ static void *hs_thread(void *p)
     struct hs_arg *a = p;
     struct tctx t;
 
+    mbedtls_ssl_session sess;
+    bool have = false;
+
     if (tctx_init(&t) != 0)
         return NULL;
+    mbedtls_ssl_session_init(&sess);
     while (now_us() < a->until) {
         struct bc *c = malloc(sizeof(*c));
 
-        if (c && bc_open(c, &t, a->port) == 0)
+        if (c && bc_open(c, &t, a->port, have ? &sess : NULL) == 0) {
             a->done++;
-        else
+            /* a resumed handshake leaves the certificate out: the ticket was accepted */
+            if (have && c->raw < 400)
+                a->resumed++;
+            if (a->resume && !have)
+                have = mbedtls_ssl_get_session(&c->ssl, &sess) == 0;
+        } else {
             a->failed++;
+        }
         if (c) {
             bc_close(c);
             free(c);
         }
     }
+    mbedtls_ssl_session_free(&sess);
     tctx_free(&t);
     return NULL;
 }
 
-static void bench_handshakes(const struct brk *b, const char *key)
+static void bench_handshakes(const struct brk *b, const char *key, bool resume)
 {
     pthread_t th[CLIENTS];
     struct hs_arg a[CLIENTS];
     uint64_t t0 = now_us();
     double cpu0 = brk_cpu_ms(b), cpu;
-    long done = 0, failed = 0;
+    long done = 0, failed = 0, resumed = 0;
+    char what[32];
 
+    snprintf(what, sizeof(what), "%s%s", key, resume ? ", resumed" : "");
     for (int i = 0; i < CLIENTS; i++) {
-        a[i] = (struct hs_arg){.port = b->port, .until = t0 + HS_SECONDS * 1000000u};
+        a[i] =
+            (struct hs_arg){.port = b->port, .until = t0 + HS_SECONDS * 1000000u, .resume = resume};
         pthread_create(&th[i], NULL, hs_thread, &a[i]);
     }
     for (int i = 0; i < CLIENTS; i++) {
         pthread_join(th[i], NULL);
         done += a[i].done;
         failed += a[i].failed;
+        resumed += a[i].resumed;
     }
     cpu = brk_cpu_ms(b) - cpu0;
-    printf("| %-9s | handshakes/s, %-4s        | %9.0f | broker CPU %.2f ms each%s\n", b->name, key,
+    printf("| %-9s | handshakes/s, %-13s | %9.0f | broker CPU %.2f ms each%s", b->name, what,
            (double)done * 1e6 / (double)(now_us() - t0), done ? cpu / (double)done : 0.0,
            failed ? " (some failed)" : "");
+    if (resume)
+        printf(", %ld of %ld resumed", resumed, done);
+    printf("\n");
 }
 
 /* ---- throughput ------------------------------------------------------------------------- */
@@ -533,7 +571,7 @@ static void bench_throughput(const struct brk *b, int qos)
         }
     }
     pthread_join(th, NULL);
-    printf("| %-9s | QoS %d msgs/s (64 B)       | %9.0f | %ld of %d received%s\n", b->name, qos,
+    printf("| %-9s | QoS %d msgs/s (64 B)        | %9.0f | %ld of %d received%s\n", b->name, qos,
            (double)s.got * 1e6 / (double)(s.last_us - t0), s.got, MSGS,
            qos && acked < MSGS ? ", publisher acks missing" : "");
     bc_close(sub);
@@ -567,7 +605,7 @@ static void bench_idle(const struct brk *b)
     }
     usleep(200000);
     after = brk_rss_kb(b);
-    printf("| %-9s | RSS per idle TLS conn     | %7.1f kB | %d connections, RSS %ld -> %ld kB\n",
+    printf("| %-9s | RSS per idle TLS conn      | %7.1f kB | %d connections, RSS %ld -> %ld kB\n",
            b->name, (double)(after - before) / (ok ? ok : 1), ok, before, after);
     for (int i = 0; i < IDLE_CONNS; i++) {
         if (cs[i]) {
@@ -606,7 +644,9 @@ static void run_broker(const char *name, const char *bin, bool mosquitto)
     for (int k = 0; k < 2; k++) {
         if (brk_start(&b, bin, mosquitto, keys[k], n++) != 0)
             return;
-        bench_handshakes(&b, keys[k]);
+        bench_handshakes(&b, keys[k], false);
+        if (k == 1)
+            bench_handshakes(&b, keys[k], true);
         if (k == 1) {
             bench_throughput(&b, 0);
             brk_stop(&b);
@@ -634,8 +674,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "cannot make certificates in %s\n", dir);
         return 1;
     }
-    printf("| broker    | figure                     |     value | notes\n");
-    printf("|-----------|----------------------------|-----------|------\n");
+    printf("| broker    | figure                      |     value | notes\n");
+    printf("|-----------|-----------------------------|-----------|------\n");
     run_broker("cairn", cairn, false);
     {
         /* QoS 1 like for like: Mosquitto does not write each message before acknowledging */

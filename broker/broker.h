@@ -27,7 +27,8 @@
  *      the batch) and the PUBLISH sends are HELD in that client behind its earlier held acks;
  *      (b) persist_commit() writes the batch once; (c) only if it succeeded are the held
  *      packets written (PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, CONNACK, and the PUBLISHes —
- *      so a QoS 2 PUBLISH never leaves before its packet id is durable). On failure the held
+ *      so a QoS 2 PUBLISH never leaves before its packet id is durable; client.h says which
+ *      PUBLISHes of already durable entries may leave at once). On failure the held
  *      packets are dropped, the failure logged, and those clients disconnected: publishers
  *      resend, subscribers get their in-flight messages again on reconnect.
  *   5. a PUBLISH goes out as the message's cached header (msg_header) and its payload, both by

@@ -8,11 +8,14 @@
  *
  * Held output (ack after durable): every packet whose meaning depends on state recorded in
  * this iteration's batch — CONNACK, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK and
- * every PUBLISH to the client — is appended to the client's held list instead of the conn.
+ * PUBLISHes to the client — is appended to the client's held list instead of the conn.
  * broker_on_iteration_end writes the lists after the commit (client_flush_held) or drops them
  * (client_drop_held). Raw packets are copied into one byte buffer; a PUBLISH is held as a
- * message reference with its QoS, packet id and DUP flag. Refusing CONNACKs and PINGRESP are
- * written directly.
+ * message reference with its QoS, packet id and DUP flag. Written at once, when nothing is
+ * held before them (order is kept): refusing CONNACKs, PINGRESP, QoS 0 PUBLISHes and QoS 1
+ * PUBLISHes of entries queued in an earlier iteration (already durable; their new in-flight
+ * state need not be: a QoS 1 resend after a crash is allowed). A QoS 2 PUBLISH is always held:
+ * its packet id must be durable before the client can see it.
  *
  * Ownership: the client owns its will message, username copy and held list (with one message
  * reference per held PUBLISH); it borrows its conn and session.
@@ -83,6 +86,8 @@ struct broker {
     struct client *dirty_clients;
     struct session *dirty_sessions;
     struct timer *kick;
+    struct timer *commit_timer;
+    bool commit_due;
     struct timer *sys_timer;
     uint64_t start_ms;
     bool shutting_down;

@@ -15,6 +15,7 @@ struct session_table {
     struct msg_table *msgs;
     struct session_limits limits;
     bool loading; /* restoring: records come from the store, do not write them back */
+    uint64_t gen;
 };
 
 /* The store to record s's changes in, or NULL. */
@@ -166,6 +167,16 @@ void session_table_set_limits(struct session_table *t, const struct session_limi
 const struct session_limits *session_table_limits(const struct session_table *t)
 {
     return &t->limits;
+}
+
+void session_table_committed(struct session_table *t)
+{
+    t->gen++;
+}
+
+uint64_t session_table_gen(const struct session_table *t)
+{
+    return t->gen;
 }
 
 void session_table_set_loading(struct session_table *t, bool loading)
@@ -385,6 +396,7 @@ int session_enqueue(struct session *s, struct msg *m, uint8_t qos)
         goto out;
     }
     e->m = msg_ref(m);
+    e->gen = s->table->gen;
     e->seq = s->next_seq++;
     e->qos = qos;
     e->state = PERSIST_Q_QUEUED;

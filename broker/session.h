@@ -75,6 +75,7 @@ struct sentry {
     uint8_t state; /* enum persist_qstate */
     bool stored;   /* has a record in the store */
     bool resend;   /* back in the window from the store or a reconnect: resend (DUP / PUBREL) */
+    uint64_t gen;  /* session_table_gen() when queued: older entries are already durable */
 };
 
 struct sentry_list {
@@ -139,6 +140,13 @@ void session_table_free(struct session_table *t);
 void session_table_set_limits(struct session_table *t, const struct session_limits *limits);
 const struct session_limits *session_table_limits(const struct session_table *t);
 size_t session_table_count(const struct session_table *t);
+/*
+ * Commit generations: the broker calls session_table_committed() after each successful commit
+ * of its batch; an entry whose gen is below session_table_gen() was queued before it, so its
+ * records (and its message's) are durable.
+ */
+void session_table_committed(struct session_table *t);
+uint64_t session_table_gen(const struct session_table *t);
 /* While loading (persist_restore), changes are not written back to the store. */
 void session_table_set_loading(struct session_table *t, bool loading);
 /* Visit every session; cb may not add or remove sessions. Stops at non-zero, returned. */

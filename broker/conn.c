@@ -147,13 +147,14 @@ void conn_set_name(struct conn *c, const char *client_id)
 
 /* ---- interest and flushing --------------------------------------------------------------- */
 
-/* Register what the conn needs now: read unless closing, write while output is pending. */
+/* Register what the conn needs now: read unless closing or paused (CONN_OUT_READ_PAUSE), write
+ * while output is pending. */
 static void conn_update_events(struct conn *c)
 {
     int want = 0;
     int events;
 
-    if (!c->closing)
+    if (!c->closing && c->out.bytes < CONN_OUT_READ_PAUSE)
         want |= CAIRN_EV_READ;
     if (c->out.bytes > 0)
         want |= CAIRN_EV_WRITE;
@@ -286,6 +287,10 @@ static void conn_keepalive_check(void *arg)
     c->keepalive_timer = NULL;
     if (c->closing || c->keepalive_ms == 0)
         return;
+    if (c->out.bytes >= CONN_OUT_READ_PAUSE) {
+        idle = 0; /* we are not reading: its PINGREQs may be waiting in the socket */
+        c->last_rx = now;
+    }
     if (idle >= c->keepalive_ms) {
         conn_close(c, -ETIMEDOUT);
         return;

@@ -47,6 +47,9 @@ struct transport;
 
 #define CONN_OUT_HIGH_WATER (256u * 1024u)
 #define CONN_OUT_LOW_WATER  (64u * 1024u)
+/* Input is not read while this much output waits: a client that publishes but never reads its
+ * acks cannot grow its queue without bound. Keepalive does not expire while reading is paused. */
+#define CONN_OUT_READ_PAUSE (8u * 1024u * 1024u)
 #define CONN_LINGER_MS      2000u /* how long a closed conn may take to flush its queue */
 
 /* ---- what the broker calls ----------------------------------------------------------- */

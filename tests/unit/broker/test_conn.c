@@ -630,6 +630,39 @@ static void test_linger(void **state)
     assert_int_equal(conn_pool_lingering(f->pool), 0);
 }
 
+/* With CONN_OUT_READ_PAUSE bytes waiting, input is left unread until the peer catches up. */
+static void test_read_pause(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t buf[64];
+    static uint8_t sink[256 * 1024];
+    static const uint8_t ping[] = {0xc0, 0x00};
+    size_t total = CONN_OUT_READ_PAUSE + 1024 * 1024;
+    size_t got = 0;
+    uint64_t end;
+
+    f->flood_on_connect = total;
+    connect_pair(f);
+    peer_send(f, buf, enc_connect(buf, sizeof(buf), 0));
+    assert_int_equal(pump_until(f, &f->npkt, 1, 2000), 1);
+    pump_for(f, 50);
+    assert_true(conn_out_bytes(f->conn) >= CONN_OUT_READ_PAUSE);
+    peer_send(f, ping, sizeof(ping));
+    pump_for(f, 100);
+    assert_int_equal(f->npkt, 1); /* not read while so much output waits */
+    end = timer_clock_ms() + 10000;
+    while (f->npkt < 2 && timer_clock_ms() < end) {
+        ssize_t n = read(f->peer, sink, sizeof(sink));
+        if (n > 0)
+            got += (size_t)n;
+        loop_run_once(f->loop, 5);
+    }
+    assert_int_equal(f->npkt, 2); /* read once the queue fell below the mark */
+    assert_int_equal(f->types[1], MQTT_PINGREQ);
+    assert_true(got + conn_out_bytes(f->conn) + CONN_OUT_READ_PAUSE >= total);
+    assert_int_equal(f->closes, 0);
+}
+
 static void test_close_all(void **state)
 {
     struct fixture *f = *state;
@@ -667,6 +700,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_ref_released_on_death, setup, teardown),
         cmocka_unit_test_setup_teardown(test_water_marks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_linger, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_pause, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_all, setup, teardown),
     };
 

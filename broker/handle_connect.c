@@ -88,11 +88,11 @@ int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connec
         rc = connect__refuse(cl, MQTT_CONNACK_ID_REJECTED, "MQTT 3.1 client id over 23 bytes");
         goto out;
     }
-    if (cfg->max_keepalive && p->keepalive > cfg->max_keepalive) {
-        /* Mosquitto 2.0 refuses a keepalive over max_keepalive from MQTT < 5 this way */
-        rc = connect__refuse(cl, MQTT_CONNACK_ID_REJECTED, "keepalive over max_keepalive");
-        goto out;
-    }
+    /*
+     * max_keepalive: MQTT 5 clients are told the server's value; a 3.1.1 client cannot be, and
+     * Mosquitto 2.0.11 (checked against the Debian binary: max_keepalive 100, CONNECT k101 ->
+     * CONNACK 0, "k101" in its log) accepts it unchanged. Cairn does the same.
+     */
     if (p->has_username && !(user = connect__strdup(p->username))) {
         rc = -ENOMEM;
         goto out;

@@ -360,24 +360,21 @@ static size_t conn_decode(struct conn *c, const uint8_t *buf, size_t len)
     return used;
 }
 
-/* Keep the tail of an incomplete packet: total (when known) bounds how far the buffer grows. */
+/* Keep the start of an incomplete packet (read into the scratch buffer) in the conn's own. */
 static int conn_keep(struct conn *c, const uint8_t *p, size_t len)
 {
-    size_t need = c->in_len + len;
     int rc = 0;
 
-    if (p == c->in && len == c->in_len)
-        goto out; /* nothing consumed: already in place */
-    if (need > c->in_cap) {
-        uint8_t *b = realloc(c->in, need);
+    if (len > c->in_cap) {
+        uint8_t *b = realloc(c->in, len);
         if (!b) {
             rc = -ENOMEM;
             goto out;
         }
         c->in = b;
-        c->in_cap = need;
+        c->in_cap = len;
     }
-    memmove(c->in, p, len);
+    memcpy(c->in, p, len);
     c->in_len = len;
 out:
     return rc;
@@ -401,6 +398,8 @@ static int conn_reserve(struct conn *c)
         size_t total = (size_t)hl + remaining;
         size_t cap = c->in_len * 2 > want ? c->in_len * 2 : want;
         want = total < cap ? total : cap;
+        if (want <= c->in_len)
+            want = c->in_len + 1; /* never a zero-length read (it would look like EOF) */
     }
     if (want > c->in_cap) {
         uint8_t *b = realloc(c->in, want);

@@ -6,7 +6,9 @@
  *   - SUBSCRIBE/UNSUBSCRIBE filters iterate to exactly the count decoded, each one valid;
  *   - a PUBLISH topic is a valid name that matches itself (and '#' unless it starts with '$');
  *   - re-encoding gives the same first byte and body, decodes again to the same length, and
- *     never writes when the buffer is one byte short.
+ *     never writes when the buffer is one byte short;
+ *   - the same stream arriving in pieces (sizes drawn from the input) yields the same packets
+ *     and the same final error as the whole buffer.
  * A broken invariant aborts.
  */
 #include <stdio.h>
@@ -117,13 +119,47 @@ static void check_error(int rc, const struct mqtt_packet *pkt)
     }
 }
 
+#define MAX_RESULTS 4096
+
+/*
+ * Feed data as a peer's reads would arrive: piece by piece (sizes from a hash of the input),
+ * decoding whatever is whole after each piece. The results must be those of the whole buffer.
+ */
+static void check_pieces(const uint8_t *data, size_t size, const int *want, size_t nwant)
+{
+    uint32_t h = 2166136261u;
+    size_t have = 0, off = 0, k = 0;
+
+    for (size_t i = 0; i < size && i < 64; i++)
+        h = (h ^ data[i]) * 16777619u;
+    while (have < size) {
+        h = h * 1103515245u + 12345u;
+        size_t piece = 1 + (h >> 16) % 17;
+        have = have + piece < size ? have + piece : size;
+        for (;;) {
+            struct mqtt_packet pkt;
+            int rc = mqtt_decode(data + off, have - off, 0, &pkt);
+            if (rc == -MQTT_EPARTIAL && have < size)
+                break;
+            CHECK(k < nwant);
+            CHECK(rc == want[k]);
+            k++;
+            if (rc <= 0)
+                return; /* the stream ends here, as it did whole */
+            off += (size_t)rc;
+        }
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    size_t off = 0;
+    static int results[MAX_RESULTS]; /* the fuzz harness may have state; the codec has none */
+    size_t off = 0, n = 0;
 
-    while (off < size) {
+    while (n < MAX_RESULTS) {
         struct mqtt_packet pkt;
         int rc = mqtt_decode(data + off, size - off, 0, &pkt);
+        results[n++] = rc;
         if (rc == -MQTT_EPARTIAL)
             break;
         if (rc < 0) {
@@ -134,5 +170,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_packet(data + off, (size_t)rc, &pkt);
         off += (size_t)rc;
     }
+    if (n < MAX_RESULTS)
+        check_pieces(data, size, results, n);
     return 0;
 }

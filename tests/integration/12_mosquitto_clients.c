@@ -98,8 +98,17 @@ out:
 
 static void test_sys_topics(void)
 {
-    static const char *const topics[] = {"$SYS/broker/version", "$SYS/broker/uptime",
-                                         "$SYS/broker/clients/connected"};
+    /* The $SYS topics issue 3 lists; Mosquitto publishes each of them too. */
+    static const char *const topics[] = {"$SYS/broker/version",
+                                         "$SYS/broker/uptime",
+                                         "$SYS/broker/clients/connected",
+                                         "$SYS/broker/clients/total",
+                                         "$SYS/broker/messages/received",
+                                         "$SYS/broker/messages/sent",
+                                         "$SYS/broker/subscriptions/count",
+                                         "$SYS/broker/retained messages/count",
+                                         "$SYS/broker/load/bytes/received",
+                                         "$SYS/broker/load/bytes/sent"};
     struct broker_opts bo = {.config = "sys_interval 1"};
     struct broker *b = broker_start(&bo);
     struct proc sub = {.pid = -1, .fd = -1};
@@ -116,7 +125,8 @@ static void test_sys_topics(void)
         for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++) {
             char want[80];
 
-            snprintf(want, sizeof(want), "MSG %s ", topics[i]);
+            /* A prefix: Mosquitto has load/bytes/received/1min where Cairn has the plain name. */
+            snprintf(want, sizeof(want), "MSG %s", topics[i]);
             T_ASSERTF(proc_wait_output(&sub, want, WAIT_MS) == 0, "no %s in: %s", topics[i],
                       sub.out);
         }

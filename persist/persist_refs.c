@@ -141,6 +141,22 @@ void persist_refs_remove(struct persist_refs *t, uint64_t id)
 #define DIGIT_BITS 16
 #define DIGITS     (1u << DIGIT_BITS)
 
+/* Below this many entries a plain insertion sort beats clearing the radix counters. */
+#define SMALL_SORT 64
+
+static void insertion_sort(struct persist_ref *a, size_t n, size_t cap,
+                           uint64_t (*key)(const struct persist_ref *, size_t))
+{
+    for (size_t i = 1; i < n; i++) {
+        struct persist_ref x = a[i];
+        uint64_t k = key(&x, cap);
+        size_t j = i;
+        for (; j > 0 && key(&a[j - 1], cap) > k; j--)
+            a[j] = a[j - 1];
+        a[j] = x;
+    }
+}
+
 /* LSD radix sort of a by key(entry) over its low bits; the result ends in a. */
 static int radix_sort(struct persist_ref *a, struct persist_ref *tmp, size_t n, unsigned bits,
                       size_t cap, uint64_t (*key)(const struct persist_ref *, size_t))
@@ -149,6 +165,10 @@ static int radix_sort(struct persist_ref *a, struct persist_ref *tmp, size_t n, 
     size_t *count;
     if (bits == 0 || n < 2)
         return 0;
+    if (n < SMALL_SORT) {
+        insertion_sort(a, n, cap, key);
+        return 0;
+    }
     if (!(count = malloc(DIGITS * sizeof *count)))
         return -ENOMEM;
     for (unsigned shift = 0; shift < bits; shift += DIGIT_BITS) {

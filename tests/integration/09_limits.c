@@ -193,12 +193,103 @@ out:
     broker_free(b);
 }
 
+/* Subscribe persistently to filter, go offline; the fd is closed. 0 or -1. */
+static int offline_subscriber(const struct broker *b, const char *id, const char *filter, int qos)
+{
+    int fd = client(b, id, true), rc = -1;
+
+    if (fd < 0)
+        goto out;
+    if (raw_subscribe(fd, 1, filter, qos) != qos || raw_send_disconnect(fd) != 0 ||
+        raw_expect_close(fd, WAIT_MS) != 0)
+        goto out;
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+/* max_queued_bytes bounds an offline queue by size: the first messages kept, the rest dropped. */
+static void test_max_queued_bytes(void)
+{
+    struct broker_opts bo = {.config = "max_queued_bytes 500"};
+    struct broker *b = broker_start(&bo);
+    struct raw_pkt p = {0};
+    char payload[101];
+    int sub = -1, pub = -1, kept = 0;
+
+    T_ASSERT(b);
+    T_EQ(offline_subscriber(b, "lim-bytes", "lb/#", 1), 0);
+    pub = client(b, "lim-bytes-pub", false);
+    T_ASSERT(pub >= 0);
+    for (int i = 0; i < 10; i++) {
+        memset(payload, 'a' + i, 100);
+        payload[100] = '\0';
+        T_EQ(raw_publish_flow(pub, "lb/t", payload, 1, false, i + 1), 0);
+    }
+    sub = client(b, "lim-bytes", true);
+    T_ASSERT(sub >= 0);
+    T_EQ(raw_publish_flow(pub, "lb/t", "marker", 1, false, 11), 0);
+    for (;;) {
+        T_EQ(raw_recv_publish(sub, &p, WAIT_MS, true), 1);
+        if (p.payload_len == 6)
+            break;
+        T_ASSERTF(p.payload_len == 100 && p.payload[0] == 'a' + kept, "message %d: '%c'", kept,
+                  p.payload_len ? p.payload[0] : '?');
+        kept++;
+        raw_pkt_free(&p);
+    }
+    t_note("max_queued_bytes 500: %d of 10 100-byte messages kept", kept);
+    T_ASSERTF(kept >= 4 && kept <= 6, "%d messages of 100 bytes kept under a 500-byte limit", kept);
+out:
+    raw_pkt_free(&p);
+    if (sub >= 0)
+        close(sub);
+    if (pub >= 0)
+        close(pub);
+    broker_free(b);
+}
+
+/* queue_qos0_messages true: an offline persistent session queues QoS 0 messages too. */
+static void test_queue_qos0_messages(void)
+{
+    struct broker_opts bo = {.config = "queue_qos0_messages true"};
+    struct broker *b = broker_start(&bo);
+    struct raw_pkt p = {0};
+    int sub = -1, pub = -1;
+
+    T_ASSERT(b);
+    T_EQ(offline_subscriber(b, "lim-q0", "lq0/#", 1), 0);
+    pub = client(b, "lim-q0-pub", false);
+    T_ASSERT(pub >= 0);
+    T_EQ(raw_publish_flow(pub, "lq0/t", "zero", 0, false, 0), 0);
+    T_EQ(raw_publish_flow(pub, "lq0/t", "one", 1, false, 1), 0);
+    sub = client(b, "lim-q0", true);
+    T_ASSERT(sub >= 0);
+    T_EQ(raw_recv_publish(sub, &p, WAIT_MS, true), 1);
+    T_ASSERT(payload_is(&p, "zero"));
+    T_EQ(p.qos, 0);
+    raw_pkt_free(&p);
+    T_EQ(raw_recv_publish(sub, &p, WAIT_MS, true), 1);
+    T_ASSERT(payload_is(&p, "one"));
+out:
+    raw_pkt_free(&p);
+    if (sub >= 0)
+        close(sub);
+    if (pub >= 0)
+        close(pub);
+    broker_free(b);
+}
+
 int main(int argc, char **argv)
 {
     static const struct t_case cases[] = {
         {"max_queued_messages", test_max_queued_messages},
         {"max_inflight_messages", test_max_inflight_messages},
         {"message_size_limit", test_message_size_limit},
+        {"max_queued_bytes", test_max_queued_bytes},
+        {"queue_qos0_messages", test_queue_qos0_messages},
     };
     return T_MAIN(cases);
 }

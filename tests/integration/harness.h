@@ -80,6 +80,8 @@ uint64_t t_rand(uint64_t *state);
 /* ---- the broker process (harness_broker.c) ---- */
 
 bool harness_is_mosquitto(void);
+/* A loopback TCP port free a moment ago (bind port 0, read it back, close), or -1. */
+int harness_free_port(void);
 /* The Cairn binary (argv[1] / $CAIRN_BIN), whatever the mode. */
 const char *harness_cairn_bin(void);
 /* Skip the running case in mosquitto mode, printing why; true when skipped. */
@@ -243,6 +245,10 @@ size_t raw_build_publish(uint8_t *buf, size_t cap, const char *topic, const void
  * flag, or -1 (socket error, no CONNACK, closed).
  */
 int raw_mqtt_connect(const struct broker *b, const struct raw_conn_opts *o, int *rc, int *sp);
+/* The same on a connected socket: 0 with *rc and *sp filled, or -1. */
+int raw_mqtt_handshake(int fd, const struct raw_conn_opts *o, int *rc, int *sp);
+/* TCP connect to addr ("127.0.0.1", "::1") and port: the fd, or -errno. */
+int raw_connect_addr(const char *addr, int port);
 /* SUBSCRIBE one filter and wait for SUBACK (other packets before it are an error): granted. */
 int raw_subscribe(int fd, int pid, const char *filter, int qos);
 /* UNSUBSCRIBE one filter and wait for its UNSUBACK. 0 or -1. */

@@ -92,6 +92,11 @@ out:
     return port;
 }
 
+int harness_free_port(void)
+{
+    return broker_free_port();
+}
+
 static int broker_write_conf(struct broker *b, const struct broker_opts *o)
 {
     FILE *f = fopen(b->conf, "w");

@@ -364,29 +364,72 @@ size_t raw_build_publish(uint8_t *buf, size_t cap, const char *topic, const void
     return raw_finish(&w, first);
 }
 
-int raw_mqtt_connect(const struct broker *b, const struct raw_conn_opts *o, int *rc, int *sp)
+int raw_mqtt_handshake(int fd, const struct raw_conn_opts *o, int *rc, int *sp)
 {
     uint8_t buf[1024];
     struct raw_pkt p = {0};
     size_t n = raw_build_connect(buf, sizeof(buf), o);
-    int fd = raw_connect(b);
+    int ret = -1;
 
-    if (fd < 0)
-        goto out;
     if (n == 0 || raw_send(fd, buf, n) != 0)
-        goto fail;
+        goto out;
     if (raw_read_packet(fd, &p, 10000) != 1 || p.first != RAW_CONNACK << 4 || p.len != 2)
-        goto fail;
+        goto out;
     if (rc)
         *rc = p.body[1];
     if (sp)
         *sp = p.body[0] & 1;
-    goto out;
-fail:
-    close(fd);
-    fd = -1;
+    ret = 0;
 out:
     raw_pkt_free(&p);
+    return ret;
+}
+
+int raw_mqtt_connect(const struct broker *b, const struct raw_conn_opts *o, int *rc, int *sp)
+{
+    int fd = raw_connect(b);
+
+    if (fd >= 0 && raw_mqtt_handshake(fd, o, rc, sp) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+int raw_connect_addr(const char *addr, int port)
+{
+    struct sockaddr_storage ss = {0};
+    socklen_t len;
+    int fd, one = 1;
+
+    if (strchr(addr, ':')) {
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET6, addr, &a6->sin6_addr) != 1)
+            return -EINVAL;
+        len = sizeof(*a6);
+    } else {
+        struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET, addr, &a4->sin_addr) != 1)
+            return -EINVAL;
+        len = sizeof(*a4);
+    }
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(fd, (struct sockaddr *)&ss, len) != 0) {
+        int e = errno;
+
+        close(fd);
+        return -e;
+    }
+    raw_pending_drop(fd);
     return fd;
 }
 

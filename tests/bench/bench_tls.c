@@ -524,6 +524,7 @@ static void bench_throughput(const struct brk *b, int qos)
     size_t n = 0, tl = 7, pidpos = 0;
     long sent = 0, acked = 0;
     uint64_t t0;
+    double cpu0, cpu;
 
     if (!sub || !pub || tctx_init(&ts) || tctx_init(&tp) ||
         bc_mqtt_open(sub, &ts, b->port, "bench-sub") || bc_subscribe(sub, "bench/t", qos) ||
@@ -545,6 +546,7 @@ static void bench_throughput(const struct brk *b, int qos)
     n += PAYLOAD;
     pthread_create(&th, NULL, tp_sub_thread, &s);
     t0 = now_us();
+    cpu0 = brk_cpu_ms(b);
     while (sent < MSGS || (qos && acked < MSGS)) {
         size_t len, hdr;
         int type;
@@ -571,8 +573,11 @@ static void bench_throughput(const struct brk *b, int qos)
         }
     }
     pthread_join(th, NULL);
-    printf("| %-9s | QoS %d msgs/s (64 B)        | %9.0f | %ld of %d received%s\n", b->name, qos,
-           (double)s.got * 1e6 / (double)(s.last_us - t0), s.got, MSGS,
+    cpu = brk_cpu_ms(b) - cpu0;
+    printf("| %-9s | QoS %d msgs/s (64 B)        | %9.0f | broker CPU %.1f us/msg, %ld of %d "
+           "received%s\n",
+           b->name, qos, (double)s.got * 1e6 / (double)(s.last_us - t0),
+           s.got ? cpu * 1000.0 / (double)s.got : 0.0, s.got, MSGS,
            qos && acked < MSGS ? ", publisher acks missing" : "");
     bc_close(sub);
     bc_close(pub);

@@ -10,7 +10,91 @@
 #include <stdlib.h>
 
 #include "persist.h"
+#include "persist_record.h"
 #include "persist_refs.h"
+
+#define PERSIST_KEY_MAX   (1 + 2 + PERSIST_CID_MAX + 65535 + 8) /* sub key: cid + filter */
+#define PERSIST_SMALL_REC 32                                    /* every fixed-size record */
+
+struct persist_buf {
+    uint8_t *p;
+    size_t len;
+    size_t cap;
+};
+
+/* A reference count as it was before the open batch changed it. */
+struct persist_undo {
+    uint64_t id;
+    uint32_t count;
+    uint32_t len;
+};
+
+enum persist_pend_op { PERSIST_PEND_PUT, PERSIST_PEND_DEL, PERSIST_PEND_KILL };
+
+/* A per-client key the open batch put or removed (KILL: the client's queue prefix). */
+struct persist_pend {
+    size_t off; /* key bytes in pendkeys */
+    uint32_t klen;
+    uint8_t op;
+    uint64_t msg_id; /* queue entries */
+};
+
+struct persist_ldb; /* LevelDB's handles, persist_leveldb.c */
+
+/*
+ * The handle. persist_batch.c owns the open batch's bookkeeping (reference counts, undo and
+ * pending logs); persist_leveldb.c owns the store and the LevelDB batch behind persist__ldb_*.
+ */
+struct persist {
+    struct persist_ldb *ldb;
+    size_t batch_ops;
+    int batch_err; /* sticky until the next commit, which reports it */
+    char batch_errmsg[200];
+    unsigned fail_commits;
+    bool read_only;
+    bool restored;
+    bool checked;     /* a commit failed: look entries up before dequeue and update */
+    uint64_t ignored; /* dequeues and updates of entries the store does not hold */
+    char *snap_dir;
+    char *real_dir; /* absolute path LevelDB's table mappings show in /proc/self/maps */
+
+    struct persist_refs refs;
+    struct persist_undo *undo;
+    size_t nundo, capundo;
+    struct persist_pend *pend;
+    size_t npend, cappend;
+    struct persist_buf pendkeys;
+    uint8_t *kbuf; /* PERSIST_KEY_MAX bytes: every key fits */
+    struct persist_buf vbuf;
+    struct persist_stats stats;
+};
+
+/* ---- persist_leveldb.c: what the batch logic needs from the store ---------------------- */
+void persist__ldb_put(struct persist *p, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl);
+void persist__ldb_del(struct persist *p, const uint8_t *k, size_t kl);
+/* Drop what the LevelDB batch holds. */
+void persist__ldb_clear(struct persist *p);
+/*
+ * The committed value of k: 1 and *v (free with persist__ldb_free), 0 when absent, or -EIO
+ * with err set.
+ */
+int persist__ldb_get(struct persist *p, const uint8_t *k, size_t kl, char **v, size_t *vl,
+                     char *err, size_t errlen);
+void persist__ldb_free(void *v);
+/*
+ * Committed records whose keys start with pre, in key order: cb returns 0 to go on, anything
+ * else stops the scan and is returned. -EIO with err set on a read error.
+ */
+typedef int (*persist_ldb_cb)(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl);
+int persist__ldb_scan(struct persist *p, const uint8_t *pre, size_t pl, persist_ldb_cb cb,
+                      void *ctx, char *err, size_t errlen);
+
+/* ---- persist_batch.c: the open batch's bookkeeping ------------------------------------- */
+/* Put the reference counts back as they were when the batch opened. */
+void persist__batch_rollback(struct persist *p);
+/* Forget the open batch (after a write, or after a rollback). */
+void persist__batch_reset(struct persist *p);
+bool persist__buf_reserve(struct persist_buf *b, size_t n);
 
 /* Grow *arr (of *cap elements of elem bytes) to hold need; false when out of memory. */
 static inline bool persist__grow(void **arr, size_t *cap, size_t need, size_t elem)

@@ -116,7 +116,10 @@ int raw_send(int fd, const void *buf, size_t len)
     return rc;
 }
 
-/* Read exactly len bytes by the deadline: 1 done, 0 timeout, -1 closed or error. */
+/*
+ * Read exactly len bytes by the deadline: 1 done, 0 timeout, -1 closed or error. A deadline
+ * already passed still polls once without waiting, so timeout 0 means "if available now".
+ */
 static int raw_read_full(int fd, uint8_t *buf, size_t len, uint64_t deadline)
 {
     size_t got = 0;
@@ -126,21 +129,18 @@ static int raw_read_full(int fd, uint8_t *buf, size_t len, uint64_t deadline)
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
         uint64_t now = t_now_ms();
         ssize_t n;
-        int pr;
+        int pr = poll(&pfd, 1, now >= deadline ? 0 : (int)(deadline - now));
 
-        if (now >= deadline) {
-            rc = 0;
-            break;
-        }
-        pr = poll(&pfd, 1, (int)(deadline - now));
         if (pr < 0 && errno == EINTR)
             continue;
         if (pr < 0) {
             rc = -1;
             break;
         }
-        if (pr == 0)
-            continue;
+        if (pr == 0) {
+            rc = 0;
+            break;
+        }
         n = recv(fd, buf + got, len - got, 0);
         if (n < 0 && errno == EINTR)
             continue;

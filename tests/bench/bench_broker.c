@@ -58,12 +58,13 @@ static struct {
 static int bench_load_paho(void)
 {
     void *h = dlopen("libpaho-mqtt3a.so.1", RTLD_NOW);
+    int rc = -1;
 
     if (!h)
         h = dlopen("libpaho-mqtt3a.so", RTLD_NOW);
     if (!h) {
         fprintf(stderr, "bench_broker: cannot load Paho MQTTAsync: %s\n", dlerror());
-        return -1;
+        goto out;
     }
     *(void **)&paho.create = dlsym(h, "MQTTAsync_create");
     *(void **)&paho.set_callbacks = dlsym(h, "MQTTAsync_setCallbacks");
@@ -77,9 +78,11 @@ static int bench_load_paho(void)
     if (!paho.create || !paho.set_callbacks || !paho.connect || !paho.subscribe || !paho.send ||
         !paho.disconnect || !paho.destroy || !paho.free_message || !paho.free) {
         fprintf(stderr, "bench_broker: Paho MQTTAsync lacks a function\n");
-        return -1;
+        goto out;
     }
-    return 0;
+    rc = 0;
+out:
+    return rc;
 }
 
 /* ---- shared counters (Paho threads write, the main thread waits) ---- */
@@ -175,22 +178,30 @@ static int bench_client_open(struct bench_client *bc, int port, const char *id, 
 {
     MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
     char uri[64];
+    int rc = -1;
 
     memset(bc, 0, sizeof(*bc));
     snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%d", port);
-    if (paho.create(&bc->c, uri, id, MQTTCLIENT_PERSISTENCE_NONE, NULL) != MQTTASYNC_SUCCESS)
-        return -1;
+    if (paho.create(&bc->c, uri, id, MQTTCLIENT_PERSISTENCE_NONE, NULL) != MQTTASYNC_SUCCESS) {
+        bc->c = NULL;
+        goto out;
+    }
     if (sub && paho.set_callbacks(bc->c, bc, NULL, bench_on_message, NULL) != MQTTASYNC_SUCCESS)
-        return -1;
+        goto out;
     co.keepAliveInterval = 60;
     co.cleansession = 1;
     co.MQTTVersion = MQTTVERSION_3_1_1;
     co.onSuccess = bench_on_ok;
     co.onFailure = bench_on_fail;
     co.context = bc;
-    /* The caller waits with bench_wait_ready(): Paho takes ~2 s per connect made one after
-     * another while other clients exist, so all connects are issued first. */
-    return paho.connect(bc->c, &co) == MQTTASYNC_SUCCESS ? 0 : -1;
+    /*
+     * The caller waits with bench_wait_ready(): Paho takes ~2 s per connect made one after
+     * another while other clients exist, so all connects are issued first.
+     */
+    if (paho.connect(bc->c, &co) == MQTTASYNC_SUCCESS)
+        rc = 0;
+out:
+    return rc;
 }
 
 static int bench_subscribe(struct bench_client *bc, int qos)
@@ -200,9 +211,9 @@ static int bench_subscribe(struct bench_client *bc, int qos)
     ro.onSuccess = bench_on_ok;
     ro.onFailure = bench_on_fail;
     ro.context = bc;
-    if (paho.subscribe(bc->c, "bench/#", qos, &ro) != MQTTASYNC_SUCCESS)
-        return -1;
-    return bench_wait_ready(bc) ? 0 : -1;
+    return paho.subscribe(bc->c, "bench/#", qos, &ro) == MQTTASYNC_SUCCESS && bench_wait_ready(bc)
+               ? 0
+               : -1;
 }
 
 static void bench_client_close(struct bench_client *bc)
@@ -264,17 +275,19 @@ static int bench_broker_start(struct bench_broker *bb)
     char conf[256], log[256];
     FILE *f;
     double deadline;
-    int st;
+    int st, rc = -1;
 
     snprintf(bb->dir, sizeof(bb->dir), "/tmp/cairn-bench-XXXXXX");
-    if (!mkdtemp(bb->dir))
-        return -1;
+    if (!mkdtemp(bb->dir)) {
+        bb->dir[0] = '\0';
+        goto out;
+    }
     snprintf(conf, sizeof(conf), "%s/broker.conf", bb->dir);
     snprintf(log, sizeof(log), "%s/broker.log", bb->dir);
     bb->port = bench_free_port();
     f = fopen(conf, "w");
     if (!f)
-        return -1;
+        goto out;
     fprintf(f, "listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\n",
             bb->port);
     fprintf(f, "persistence_location %s/%s\n%s\n", bb->dir, bb->mosquitto ? "" : "data", bb->extra);
@@ -283,7 +296,7 @@ static int bench_broker_start(struct bench_broker *bb)
     fclose(f);
     bb->pid = fork();
     if (bb->pid < 0)
-        return -1;
+        goto out;
     if (bb->pid == 0) {
         int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 
@@ -294,19 +307,22 @@ static int bench_broker_start(struct bench_broker *bb)
         execl(bb->bin, bb->bin, "-c", conf, (char *)NULL);
         _exit(127);
     }
-    for (deadline = bench_now() + 20; bench_now() < deadline;) {
+    for (deadline = bench_now() + 20; bench_now() < deadline && rc != 0;) {
         struct timespec nap = {0, 5000000};
 
-        if (bench_port_accepts(bb->port))
-            return 0;
-        if (waitpid(bb->pid, &st, WNOHANG) == bb->pid) {
+        if (bench_port_accepts(bb->port)) {
+            rc = 0;
+        } else if (waitpid(bb->pid, &st, WNOHANG) == bb->pid) {
             bb->pid = 0;
             break;
+        } else {
+            nanosleep(&nap, NULL);
         }
-        nanosleep(&nap, NULL);
     }
-    fprintf(stderr, "bench_broker: %s did not start (see %s)\n", bb->name, log);
-    return -1;
+    if (rc != 0)
+        fprintf(stderr, "bench_broker: %s did not start (see %s)\n", bb->name, log);
+out:
+    return rc;
 }
 
 static int bench_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)

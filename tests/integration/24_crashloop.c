@@ -97,16 +97,17 @@ static int pub_send(struct crash_pub *p, int pid, bool dup)
 /* Fill the window with new messages. */
 static int pub_top_up(struct crash_pub *p)
 {
-    while (p->inflight < WINDOW && p->next_seq < MAX_SEQ) {
+    int rc = 0;
+
+    while (rc == 0 && p->inflight < WINDOW && p->next_seq < MAX_SEQ) {
         int seq = p->next_seq++, pid = seq % 65535 + 1;
 
         p->slot_seq[pid] = seq;
         p->slot_state[pid] = 1;
         p->inflight++;
-        if (pub_send(p, pid, false) != 0)
-            return -1;
+        rc = pub_send(p, pid, false);
     }
-    return 0;
+    return rc;
 }
 
 /* After a reconnect: resend what is unacknowledged, oldest first. */
@@ -145,9 +146,8 @@ static int pub_on_packet(struct crash *c, struct crash_pub *p, const struct raw_
 
     if (pid <= 0 || pid > 65535) {
         crash_error(c, "%s: packet without id (type %d, %d)", p->id, type, pid);
-        return -1;
-    }
-    if (type == RAW_PUBACK && p->qos == 1) {
+        rc = -1;
+    } else if (type == RAW_PUBACK && p->qos == 1) {
         if (p->slot_state[pid] == 1)
             pub_complete(c, p, pid);
     } else if (type == RAW_PUBREC && p->qos == 2) {
@@ -166,19 +166,19 @@ static int pub_on_packet(struct crash *c, struct crash_pub *p, const struct raw_
 
 static int sub_on_packet(struct crash *c, struct crash_sub *s, const struct raw_pkt *k)
 {
-    int type = k->first >> 4, rc = 0;
+    int type = k->first >> 4, rc = -1, q;
     char buf[16];
     long seq = -1;
-    int q;
 
     if (type == RAW_PUBREL) {
         if (k->pid > 0)
             s->awaiting[k->pid] = -1;
-        return raw_send_ack(s->fd, RAW_PUBCOMP, k->pid);
+        rc = raw_send_ack(s->fd, RAW_PUBCOMP, k->pid);
+        goto out;
     }
     if (type != RAW_PUBLISH) {
         crash_error(c, "%s: unexpected packet type %d", s->id, type);
-        return -1;
+        goto out;
     }
     q = k->topic && strcmp(k->topic, "crash/q1") == 0 ? 1 : 2;
     if (k->payload_len < sizeof(buf)) {
@@ -188,13 +188,14 @@ static int sub_on_packet(struct crash *c, struct crash_sub *s, const struct raw_
     }
     if (seq < 0 || seq >= MAX_SEQ || k->qos != q || k->pid <= 0) {
         crash_error(c, "%s: bad delivery '%s' seq %ld", s->id, k->topic ? k->topic : "?", seq);
-        return -1;
+        goto out;
     }
     c->events++;
     if (q == 1) {
         s->count[1][seq]++;
         s->deliveries++;
-        return raw_send_ack(s->fd, RAW_PUBACK, k->pid);
+        rc = raw_send_ack(s->fd, RAW_PUBACK, k->pid);
+        goto out;
     }
     if (s->awaiting[k->pid] >= 0) {
         /* A resend of a PUBLISH already answered with PUBREC: the same message, not new. */
@@ -208,6 +209,7 @@ static int sub_on_packet(struct crash *c, struct crash_sub *s, const struct raw_
         s->deliveries++;
     }
     rc = raw_send_ack(s->fd, RAW_PUBREC, k->pid);
+out:
     return rc;
 }
 
@@ -216,76 +218,72 @@ static int crash_pump(struct crash *c, long until, bool publish)
 {
     uint64_t last_progress = t_now_ms();
     long last_events = c->events;
+    int rc = 0;
 
-    for (;;) {
+    while (rc == 0 && !(until >= 0 && c->events >= until)) {
         struct pollfd pf[N_PUBS + N_SUBS];
-        int n;
 
-        if (until >= 0 && c->events >= until)
-            return 0;
-        for (int i = 0; i < N_PUBS && publish; i++)
-            if (pub_top_up(&c->pub[i]) != 0)
-                return -1;
+        for (int i = 0; i < N_PUBS && publish && rc == 0; i++)
+            rc = pub_top_up(&c->pub[i]);
         for (int i = 0; i < N_PUBS; i++)
             pf[i] = (struct pollfd){.fd = c->pub[i].fd, .events = POLLIN};
         for (int i = 0; i < N_SUBS; i++)
             pf[N_PUBS + i] = (struct pollfd){.fd = c->sub[i].fd, .events = POLLIN};
-        n = poll(pf, N_PUBS + N_SUBS, 50);
-        if (n < 0)
-            return -1;
-        for (int i = 0; i < N_PUBS + N_SUBS; i++) {
+        if (rc != 0 || poll(pf, N_PUBS + N_SUBS, 50) < 0) {
+            rc = -1;
+            break;
+        }
+        for (int i = 0; i < N_PUBS + N_SUBS && rc == 0; i++) {
             struct raw_pkt k = {0};
-            int r;
 
             if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
                 continue;
             if (raw_read_packet(pf[i].fd, &k, 5000) != 1) {
                 t_note("%s: connection lost while the broker runs",
                        i < N_PUBS ? c->pub[i].id : c->sub[i - N_PUBS].id);
-                raw_pkt_free(&k);
-                return -1;
+                rc = -1;
+            } else {
+                rc = i < N_PUBS ? pub_on_packet(c, &c->pub[i], &k)
+                                : sub_on_packet(c, &c->sub[i - N_PUBS], &k);
             }
-            r = i < N_PUBS ? pub_on_packet(c, &c->pub[i], &k)
-                           : sub_on_packet(c, &c->sub[i - N_PUBS], &k);
             raw_pkt_free(&k);
-            if (r != 0)
-                return -1;
         }
         if (c->events != last_events) {
             last_events = c->events;
             last_progress = t_now_ms();
         } else if (until < 0) {
-            return 0; /* drained: a quiet poll with nothing left to do */
+            break; /* drained: a quiet poll with nothing left to do */
         } else if (t_now_ms() - last_progress > STALL_MS) {
             t_note("no progress for %d ms", STALL_MS);
-            return -1;
+            rc = -1;
         }
     }
+    return rc;
 }
 
 static int crash_connect_all(struct crash *c, bool first)
 {
-    for (int i = 0; i < N_SUBS; i++) {
+    int rc = 0;
+
+    for (int i = 0; i < N_SUBS && rc == 0; i++) {
         int sp = -1;
 
         c->sub[i].fd = crash_connect(c, c->sub[i].id, &sp);
-        if (c->sub[i].fd < 0)
-            return -1;
-        if (first && raw_subscribe(c->sub[i].fd, 1, "crash/#", 2) != 2)
-            return -1;
-        if (!first && sp != 1) {
+        if (c->sub[i].fd < 0 || (first && raw_subscribe(c->sub[i].fd, 1, "crash/#", 2) != 2)) {
+            rc = -1;
+        } else if (!first && sp != 1) {
             crash_error(c, "%s: session lost (session present %d)", c->sub[i].id, sp);
-            return -1;
+            rc = -1;
         }
     }
-    for (int i = 0; i < N_PUBS; i++) {
+    for (int i = 0; i < N_PUBS && rc == 0; i++) {
         int sp = -1;
 
         c->pub[i].fd = crash_connect(c, c->pub[i].id, &sp);
         if (c->pub[i].fd < 0 || pub_resume(&c->pub[i]) != 0)
-            return -1;
+            rc = -1;
     }
-    return 0;
+    return rc;
 }
 
 static void crash_close_all(struct crash *c)

@@ -181,18 +181,20 @@ out:
 /* Reap without blocking: true when the process has exited (status recorded). */
 static bool broker_reaped(struct broker *b)
 {
+    bool gone = true;
     int st;
     pid_t r;
 
     if (b->pid <= 0)
-        return true;
+        goto out;
     r = waitpid(b->pid, &st, WNOHANG);
-    if (r == b->pid || (r < 0 && errno == ECHILD)) {
+    gone = r == b->pid || (r < 0 && errno == ECHILD);
+    if (gone) {
         b->status = r == b->pid ? st : 0;
         b->pid = 0;
-        return true;
     }
-    return false;
+out:
+    return gone;
 }
 
 /* 0 once the port accepts; -1 when the process exits first or the timeout passes. */

@@ -63,34 +63,38 @@ static int proc_read_some(struct proc *p, uint64_t deadline)
     struct pollfd pfd = {.fd = p->fd, .events = POLLIN};
     uint64_t now = t_now_ms();
     ssize_t n;
-    int pr;
+    int rc = 0;
 
-    if (p->fd < 0)
-        return -1;
-    if (now >= deadline)
-        return 0;
-    pr = poll(&pfd, 1, (int)(deadline - now));
-    if (pr <= 0)
-        return 0;
+    if (p->fd < 0) {
+        rc = -1;
+        goto out;
+    }
+    if (now >= deadline || poll(&pfd, 1, (int)(deadline - now)) <= 0)
+        goto out;
     if (p->len + 1024 > p->cap) {
         char *bigger = realloc(p->out, p->cap * 2);
 
-        if (!bigger)
-            return -1;
+        if (!bigger) {
+            rc = -1;
+            goto out;
+        }
         p->out = bigger;
         p->cap *= 2;
     }
     n = read(p->fd, p->out + p->len, p->cap - p->len - 1);
+    rc = 1;
     if (n < 0 && errno == EINTR)
-        return 1;
+        goto out;
     if (n <= 0) {
         close(p->fd);
         p->fd = -1;
-        return -1;
+        rc = -1;
+        goto out;
     }
     p->len += (size_t)n;
     p->out[p->len] = '\0';
-    return 1;
+out:
+    return rc;
 }
 
 int proc_wait_output(struct proc *p, const char *needle, int timeout_ms)

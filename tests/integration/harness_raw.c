@@ -78,22 +78,7 @@ static void raw_pending_drop(int fd)
 
 int raw_connect(const struct broker *b)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                            .sin_port = htons((uint16_t)broker_port(b))};
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-
-    if (fd < 0)
-        return -errno;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        int e = errno;
-
-        close(fd);
-        return -e;
-    }
-    raw_pending_drop(fd);
-    return fd;
+    return raw_connect_addr("127.0.0.1", broker_port(b));
 }
 
 int raw_send(int fd, const void *buf, size_t len)
@@ -399,38 +384,40 @@ int raw_mqtt_connect(const struct broker *b, const struct raw_conn_opts *o, int 
 int raw_connect_addr(const char *addr, int port)
 {
     struct sockaddr_storage ss = {0};
-    socklen_t len;
-    int fd, one = 1;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    bool v6 = strchr(addr, ':') != NULL;
+    socklen_t len = v6 ? sizeof(*a6) : sizeof(*a4);
+    int fd = -1, one = 1, rc;
 
-    if (strchr(addr, ':')) {
-        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-
+    if (v6) {
         a6->sin6_family = AF_INET6;
         a6->sin6_port = htons((uint16_t)port);
-        if (inet_pton(AF_INET6, addr, &a6->sin6_addr) != 1)
-            return -EINVAL;
-        len = sizeof(*a6);
+        rc = inet_pton(AF_INET6, addr, &a6->sin6_addr);
     } else {
-        struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-
         a4->sin_family = AF_INET;
         a4->sin_port = htons((uint16_t)port);
-        if (inet_pton(AF_INET, addr, &a4->sin_addr) != 1)
-            return -EINVAL;
-        len = sizeof(*a4);
+        rc = inet_pton(AF_INET, addr, &a4->sin_addr);
+    }
+    if (rc != 1) {
+        rc = -EINVAL;
+        goto out;
     }
     fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
+    if (fd < 0) {
+        rc = -errno;
+        goto out;
+    }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (connect(fd, (struct sockaddr *)&ss, len) != 0) {
-        int e = errno;
-
+        rc = -errno;
         close(fd);
-        return -e;
+        goto out;
     }
     raw_pending_drop(fd);
-    return fd;
+    rc = fd;
+out:
+    return rc;
 }
 
 int raw_subscribe(int fd, int pid, const char *filter, int qos)

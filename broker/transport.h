@@ -17,7 +17,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#define CAIRN_EV_READ 0x1
+#define CAIRN_EV_READ  0x1
 #define CAIRN_EV_WRITE 0x2
 
 struct transport;

@@ -9,13 +9,14 @@
  * bytewise order is numeric order; a client id is preceded by its 16-bit length, so the prefix
  * kind|len|cid of one client never matches another client's keys.
  *
- *   0x01 meta     01 | name                           name "format" -> format version
- *   0x10 session  10 | cidlen:2 | cid                  -> session record
- *   0x20 queue    20 | cidlen:2 | cid | seq:8          -> queue entry   (one client's queue in
- * order) 0x30 msg      30 | msg id:8                        -> message body  (stored once) 0x40 sub
- * 40 | cidlen:2 | cid | filter         -> subscription 0x50 inbound  50 | cidlen:2 | cid | packet
- * id:2    -> inbound QoS 2 id awaiting PUBREL 0x60 retain   60 | topic                           ->
- * retained message
+ *   kind          key                               value
+ *   0x01 meta     01 | name                         format version (name "format")
+ *   0x10 session  10 | cidlen:2 | cid               session record
+ *   0x20 queue    20 | cidlen:2 | cid | seq:8       queue entry: one client's queue in order
+ *   0x30 msg      30 | msg id:8                     message body, stored once
+ *   0x40 sub      40 | cidlen:2 | cid | filter      subscription
+ *   0x50 inbound  50 | cidlen:2 | cid | pid:2       inbound QoS 2 id awaiting PUBREL
+ *   0x60 retain   60 | topic                        retained message
  *
  * The kinds sort in the order persist_restore() needs them: sessions, then their queues (the
  * summary is ready when the scan reaches the bodies), then bodies (their reference counts are

@@ -617,6 +617,7 @@ static void broker__pump(struct broker *b, struct session *s)
 /* After a failed commit: nothing held may leave. */
 static void broker__commit_failed(struct broker *b)
 {
+    session_table_commit_failed(b->sessions);
     for (struct client *cl = b->dirty_clients; cl; cl = cl->dirty_next) {
         client_drop_held(cl);
         conn_close(cl->conn, -EIO);

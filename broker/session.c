@@ -127,6 +127,7 @@ struct session_table *session_table_new(struct persist *store, struct msg_table 
     t->store = store;
     t->msgs = msgs;
     t->limits = *limits;
+    t->gen = 1; /* 0: restored from the store */
 out:
     return t;
 }
@@ -139,6 +140,7 @@ static void session__free(struct session *s)
         free(s->subs[i].filter);
     free(s->subs);
     free(s->inbound);
+    free(s->inbound_gen);
     free(s->id);
     free(s);
 }
@@ -667,15 +669,25 @@ int session_inbound_add(struct session *s, uint16_t pid)
     if (s->n_inbound == s->cap_inbound) {
         size_t cap = s->cap_inbound ? s->cap_inbound * 2 : 8;
         uint16_t *v = realloc(s->inbound, cap * sizeof(*v));
+        uint64_t *g;
         if (!v) {
             rc = -ENOMEM;
             goto out;
         }
         s->inbound = v;
+        g = realloc(s->inbound_gen, cap * sizeof(*g));
+        if (!g) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        s->inbound_gen = g;
         s->cap_inbound = cap;
     }
     memmove(&s->inbound[i + 1], &s->inbound[i], (s->n_inbound - i) * sizeof(*s->inbound));
+    memmove(&s->inbound_gen[i + 1], &s->inbound_gen[i],
+            (s->n_inbound - i) * sizeof(*s->inbound_gen));
     s->inbound[i] = pid;
+    s->inbound_gen[i] = s->table->loading ? 0 : s->table->gen;
     s->n_inbound++;
     if (session__store(s))
         persist_inbound_put(s->table->store, session_id(s), pid);
@@ -692,12 +704,35 @@ int session_inbound_del(struct session *s, uint16_t pid)
     if (!found)
         goto out;
     memmove(&s->inbound[i], &s->inbound[i + 1], (s->n_inbound - i - 1) * sizeof(*s->inbound));
+    memmove(&s->inbound_gen[i], &s->inbound_gen[i + 1],
+            (s->n_inbound - i - 1) * sizeof(*s->inbound_gen));
     s->n_inbound--;
     if (session__store(s))
         persist_inbound_del(s->table->store, session_id(s), pid);
     rc = 0;
 out:
     return rc;
+}
+
+static int session__forget_uncommitted(void *ctx, struct session *s)
+{
+    uint64_t gen = s->table->gen;
+    size_t w = 0;
+
+    for (size_t i = 0; i < s->n_inbound; i++) {
+        if (s->inbound_gen[i] == gen)
+            continue;
+        s->inbound[w] = s->inbound[i];
+        s->inbound_gen[w] = s->inbound_gen[i];
+        w++;
+    }
+    s->n_inbound = w;
+    return 0;
+}
+
+void session_table_commit_failed(struct session_table *t)
+{
+    session_table_each(t, session__forget_uncommitted, NULL);
 }
 
 /* ---- subscriptions ------------------------------------------------------------------------ */

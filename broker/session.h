@@ -110,7 +110,8 @@ struct session {
     uint64_t next_seq;
     uint16_t last_pid;
 
-    uint16_t *inbound; /* sorted */
+    uint16_t *inbound;     /* sorted */
+    uint64_t *inbound_gen; /* commit generation each id was added in */
     size_t n_inbound;
     size_t cap_inbound;
 
@@ -147,6 +148,12 @@ size_t session_table_count(const struct session_table *t);
  */
 void session_table_committed(struct session_table *t);
 uint64_t session_table_gen(const struct session_table *t);
+/*
+ * The batch failed: forget the inbound QoS 2 ids added since the last successful commit, so
+ * the publisher's resend (it got no PUBREC) is routed and stored again — a possible
+ * duplicate for subscribers that already had it, never an acknowledged message left unstored.
+ */
+void session_table_commit_failed(struct session_table *t);
 /* While loading (persist_restore), changes are not written back to the store. */
 void session_table_set_loading(struct session_table *t, bool loading);
 /* Visit every session; cb may not add or remove sessions. Stops at non-zero, returned. */

@@ -351,6 +351,38 @@ static void test_ack_after_durable(void **state)
     peer_free(f, p);
 }
 
+static void test_qos2_failed_commit_then_resend(void **state)
+{
+    struct fx *f = *state;
+    struct peer *p = peer_new(f);
+    struct mqtt_packet pk;
+
+    assert_int_equal(peer_connect(f, p, "sub", false, NULL), 0);
+    assert_int_equal(peer_subscribe(f, p, "t", 2, 1), 2);
+    peer_free(f, p);
+    p = peer_new(f);
+    assert_int_equal(peer_connect(f, p, "pub", false, NULL), 0);
+    persist__fail_commits(f->b->store, 1);
+    peer_publish(f, p, "t", "kept", 2, false, 5, false);
+    assert_true(peer_wait_eof(f, p)); /* no PUBREC: nothing was stored */
+    peer_free(f, p);
+    /* the resend is routed and stored again: its PUBREC then means what it says */
+    p = peer_new(f);
+    assert_int_equal(peer_connect(f, p, "pub", false, NULL), 0);
+    peer_publish(f, p, "t", "kept", 2, false, 5, true);
+    peer_expect(f, p, MQTT_PUBREC, &pk);
+    peer_ack(f, p, MQTT_PUBREL, 5);
+    peer_expect(f, p, MQTT_PUBCOMP, &pk);
+    peer_free(f, p);
+    fx_stop(f);
+    fx_start(f);
+    p = peer_new(f);
+    assert_int_equal(peer_connect(f, p, "sub", false, NULL), 0);
+    peer_expect_publish(f, p, "kept", 2, false);
+    peer_expect_nothing(f, p, 100);
+    peer_free(f, p);
+}
+
 static void test_qos2_exactly_once(void **state)
 {
     struct fx *f = *state;
@@ -599,6 +631,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_ack_after_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_qos2_exactly_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_qos2_failed_commit_then_resend, setup, teardown),
         cmocka_unit_test_setup_teardown(test_protocol_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connack_codes_and_session_present, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overlap_and_retained, setup, teardown),

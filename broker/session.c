@@ -559,10 +559,17 @@ int session_refill(struct session *s)
         want = (size_t)s->disk_count;
     rc = persist_queue_read(s->table->store, session_id(s), s->refill_seq, want, session__refill_cb,
                             &c);
-    if (c.rc < 0)
+    if (c.rc < 0) {
         rc = c.rc;
-    else if (rc >= 0)
+    } else if (rc >= 0) {
         rc = (int)c.count;
+        if (c.count < want && persist_batch_empty(s->table->store)) {
+            /* everything stored was read: what disk_count still counts was in a batch that
+             * failed to commit (session_table_commit_failed) */
+            s->q_count = s->q_count > s->disk_count ? s->q_count - s->disk_count : 0;
+            s->disk_count = 0;
+        }
+    }
 out:
     return rc;
 }

@@ -440,10 +440,9 @@ int broker_on_open(struct broker *b, struct conn *c)
 {
     struct client *cl = client_new(b, c);
 
-    if (!cl)
-        return -ENOMEM;
-    conn_set_data(c, cl);
-    return 0;
+    if (cl)
+        conn_set_data(c, cl);
+    return cl ? 0 : -ENOMEM;
 }
 
 int broker_on_bad_connect(struct broker *b, struct conn *c, int err)

@@ -56,16 +56,18 @@ struct msg *msg_ref(struct msg *m)
 void msg_unref(struct msg *m)
 {
     if (!m)
-        return;
+        goto out;
     assert(m->refcnt > 0);
     if (--m->refcnt > 0)
-        return;
+        goto out;
     if (m->table)
         msg__table_remove(m->table, m);
     for (int q = 0; q < 3; q++)
         free(m->hdr[q]);
     msg_live--;
     free(m);
+out:
+    return;
 }
 
 void msg_release(void *obj)
@@ -120,13 +122,14 @@ struct msg_table *msg_table_new(void)
     struct msg_table *t = calloc(1, sizeof(*t));
 
     if (!t)
-        return NULL;
+        goto out;
     t->nb = 64;
     t->b = calloc(t->nb, sizeof(*t->b));
     if (!t->b) {
         free(t);
         t = NULL;
     }
+out:
     return t;
 }
 
@@ -153,9 +156,10 @@ static int msg__table_grow(struct msg_table *t)
     struct msg **b = calloc(nb, sizeof(*b));
     struct msg **old = t->b;
     size_t onb = t->nb;
+    int rc = -ENOMEM;
 
     if (!b)
-        return -ENOMEM;
+        goto out;
     t->b = b;
     t->nb = nb;
     for (size_t i = 0; i < onb; i++) {
@@ -169,17 +173,18 @@ static int msg__table_grow(struct msg_table *t)
         }
     }
     free(old);
-    return 0;
+    rc = 0;
+out:
+    return rc;
 }
 
 struct msg *msg_table_get(struct msg_table *t, uint64_t id)
 {
-    struct msg *m;
+    struct msg *m = t->b[msg__slot(t, id)];
 
-    for (m = t->b[msg__slot(t, id)]; m; m = m->hnext)
-        if (m->id == id)
-            return msg_ref(m);
-    return NULL;
+    while (m && m->id != id)
+        m = m->hnext;
+    return m ? msg_ref(m) : NULL;
 }
 
 int msg_table_add(struct msg_table *t, struct msg *m)

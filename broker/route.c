@@ -267,22 +267,27 @@ out:
 
 static int route__add_subs(struct route_hits *h, const struct route_node *n)
 {
+    int rc = 0;
+
     if (n->nsubs == 0)
-        return 0;
+        goto out;
     if (h->n + n->nsubs > h->cap) {
         size_t cap = h->cap ? h->cap : 16;
         struct route_hit *v;
         while (cap < h->n + n->nsubs)
             cap *= 2;
         v = realloc(h->v, cap * sizeof(*v));
-        if (!v)
-            return -ENOMEM;
+        if (!v) {
+            rc = -ENOMEM;
+            goto out;
+        }
         h->v = v;
         h->cap = cap;
     }
     memcpy(&h->v[h->n], n->subs, n->nsubs * sizeof(*n->subs));
     h->n += n->nsubs;
-    return 0;
+out:
+    return rc;
 }
 
 /* Collect matches below n for the levels left in c. first: n is the root. */

@@ -141,6 +141,7 @@ static void session__free(struct session *s)
     free(s->subs);
     free(s->inbound);
     free(s->inbound_gen);
+    free(s->pid_bits);
     free(s->id);
     free(s);
 }
@@ -331,6 +332,8 @@ void session_offline(struct session *s)
     s->owner = NULL;
     /* In-flight entries of a durable session go back to disk; the next connect reads them. */
     if (s->durable) {
+        free(s->pid_bits); /* the window empties */
+        s->pid_bits = NULL;
         while ((e = sentry__shift(&s->inflight))) {
             if (!e->stored) { /* cannot happen: QoS > 0 entries of durable sessions are stored */
                 sentry_free(e);
@@ -423,12 +426,40 @@ out:
     return rc;
 }
 
+/*
+ * Packet ids in use: a scan of the window while it is small (the default 20), a bitmap of all
+ * 65536 ids (8 KiB, kept once made) when a large max_inflight_messages lets it grow, so
+ * allocating an id never costs a walk over thousands of entries.
+ */
+#define SESSION_PID_BITMAP_AT 64u
+
+static void session__pid_mark(struct session *s, uint16_t pid, bool used)
+{
+    if (!s->pid_bits && used && s->inflight.n >= SESSION_PID_BITMAP_AT) {
+        s->pid_bits = calloc(65536 / 8, 1);
+        if (s->pid_bits)
+            for (const struct sentry *e = s->inflight.head; e; e = e->next)
+                s->pid_bits[e->pid >> 3] |= (uint8_t)(1u << (e->pid & 7));
+    }
+    if (!s->pid_bits)
+        return;
+    if (used)
+        s->pid_bits[pid >> 3] |= (uint8_t)(1u << (pid & 7));
+    else
+        s->pid_bits[pid >> 3] &= (uint8_t) ~(1u << (pid & 7));
+}
+
 bool session_pid_in_use(const struct session *s, uint16_t pid)
 {
-    for (const struct sentry *e = s->inflight.head; e; e = e->next)
-        if (e->pid == pid)
-            return true;
-    return false;
+    bool used = false;
+
+    if (s->pid_bits) {
+        used = (s->pid_bits[pid >> 3] >> (pid & 7)) & 1u;
+    } else {
+        for (const struct sentry *e = s->inflight.head; e && !used; e = e->next)
+            used = e->pid == pid;
+    }
+    return used;
 }
 
 static uint16_t session__next_pid(struct session *s)
@@ -474,6 +505,7 @@ struct sentry *session_pop(struct session *s)
         persist_queue_update(s->table->store, session_id(s), &q);
     }
     sentry__push(&s->inflight, e);
+    session__pid_mark(s, e->pid, true);
 out:
     return e;
 }
@@ -531,6 +563,7 @@ static int session__refill_cb(void *ctx, const struct persist_qentry *q,
         e->resend = true;
         s->resend_pending = true;
         sentry__push(&s->inflight, e);
+        session__pid_mark(s, e->pid, true);
         if (e->pid > s->last_pid)
             s->last_pid = e->pid;
     } else {
@@ -594,6 +627,7 @@ static void session__inflight_remove(struct session *s, struct sentry *e, struct
     if (s->inflight.tail == e)
         s->inflight.tail = prev;
     s->inflight.n--;
+    session__pid_mark(s, e->pid, false);
     if (e->stored)
         persist_dequeue(s->table->store, session_id(s), e->seq, e->m->id);
     sentry_free(e);

@@ -109,6 +109,7 @@ struct session {
     uint64_t refill_seq; /* first seq on disk not in memory */
     uint64_t next_seq;
     uint16_t last_pid;
+    uint8_t *pid_bits; /* ids in flight, once the window is large (session.c) */
 
     uint16_t *inbound;     /* sorted */
     uint64_t *inbound_gen; /* commit generation each id was added in */

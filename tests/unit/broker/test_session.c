@@ -107,6 +107,39 @@ static void test_pid_not_reused_long_run(void **state)
     session_table_free(t);
 }
 
+static void test_pids_full_window(void **state)
+{
+    struct session_limits l = lim(0, 0, 0, false); /* unlimited: up to 65535 in flight */
+    struct session_table *t = session_table_new(NULL, NULL, &l);
+    struct session *s = session_new(t, S("big"), true, 0);
+    static uint8_t seen[65536];
+    struct sentry *e;
+
+    memset(seen, 0, sizeof(seen));
+    session_online(s, &dummy_owner);
+    enqueue_n(s, 65540, 1);
+    for (int i = 0; i < 65535; i++) {
+        e = session_pop(s);
+        assert_non_null(e);
+        assert_int_not_equal(e->pid, 0);
+        assert_int_equal(seen[e->pid], 0);
+        seen[e->pid] = 1;
+    }
+    assert_null(session_pop(s)); /* every id in use: the rest waits */
+    assert_int_equal(session_ack(s, MQTT_PUBACK, 40000), 0);
+    assert_int_equal(session_ack(s, MQTT_PUBACK, 7), 0);
+    assert_false(session_pid_in_use(s, 7));
+    assert_true(session_pid_in_use(s, 8));
+    e = session_pop(s);
+    assert_non_null(e);
+    assert_true(e->pid == 7 || e->pid == 40000);
+    e = session_pop(s);
+    assert_non_null(e);
+    assert_true(e->pid == 7 || e->pid == 40000);
+    assert_null(session_pop(s));
+    session_table_free(t);
+}
+
 static void test_window_and_qos0(void **state)
 {
     struct session_limits l = lim(2, 0, 0, false);
@@ -349,6 +382,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pids_unique_and_wrapping),
         cmocka_unit_test(test_pid_not_reused_long_run),
+        cmocka_unit_test(test_pids_full_window),
         cmocka_unit_test(test_window_and_qos0),
         cmocka_unit_test(test_queue_limits),
         cmocka_unit_test(test_inbound_and_subs),

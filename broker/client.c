@@ -153,6 +153,21 @@ out:
     return rc;
 }
 
+/* After a burst, give back what an idle client does not need. */
+static void client__shrink(struct client *cl)
+{
+    if (cl->cap_held > 256) {
+        free(cl->held);
+        cl->held = NULL;
+        cl->cap_held = 0;
+    }
+    if (cl->raw_cap > 16384) {
+        free(cl->raw);
+        cl->raw = NULL;
+        cl->raw_cap = 0;
+    }
+}
+
 void client_flush_held(struct client *cl)
 {
     int rc = 0;
@@ -172,6 +187,7 @@ void client_flush_held(struct client *cl)
     cl->n_held = 0;
     cl->raw_len = 0;
     cl->held_bytes = 0;
+    client__shrink(cl);
 }
 
 void client_drop_held(struct client *cl)
@@ -181,4 +197,5 @@ void client_drop_held(struct client *cl)
     cl->n_held = 0;
     cl->raw_len = 0;
     cl->held_bytes = 0;
+    client__shrink(cl);
 }

@@ -31,6 +31,20 @@
 #define CONN_NAME_MAX     256
 #define CONN_REAP_ROUNDS  8
 
+/*
+ * message_size_limit is Mosquitto's: the largest PUBLISH payload (and CONNECT will payload).
+ * The decoder is given the limit plus the most a packet can carry around such a payload, so a
+ * peer that announces more is refused from the fixed header, before its body arrives; a whole
+ * packet is then judged by its payload. PUBLISH: topic (2 + 65535) and packet id (2). CONNECT:
+ * variable header (MQIsdp's 12), client id, will topic, username, password (2 + 65535 each) and
+ * the will payload's length (2). Every other packet type gets the PUBLISH bound.
+ */
+#define CONN_PUBLISH_OVERHEAD (2u + 65535u + 2u)
+#define CONN_CONNECT_OVERHEAD (12u + 4u * (2u + 65535u) + 2u)
+
+/* What a -MQTT_ETOOLARGE close measured (for the log line). */
+enum conn_over { CONN_OVER_NONE, CONN_OVER_HEADER, CONN_OVER_PAYLOAD, CONN_OVER_WILL };
+
 struct conn {
     struct conn_pool *pool;
     struct transport *t;
@@ -49,8 +63,12 @@ struct conn {
     bool closing;
     bool lingering;   /* on_close done; only writing what is left */
     bool reason_mqtt; /* reason is a codec code (the decoder failed) */
+    bool by_peer;     /* the read failed or saw EOF: the peer went away */
+    bool shutdown;    /* closed by conn_pool_close_all */
     int reason;
-    uint8_t *in; /* bytes of an incomplete packet */
+    enum conn_over over; /* with -MQTT_ETOOLARGE: what was over message_size_limit */
+    size_t over_size;    /* its size: remaining length or payload bytes */
+    uint8_t *in;         /* bytes of an incomplete packet */
     size_t in_len;
     size_t in_cap;
     struct outq out;
@@ -323,6 +341,34 @@ static void conn_linger_timeout(void *arg)
 
 /* ---- input ----------------------------------------------------------------------------- */
 
+/* The largest remaining length the decoder accepts for the packet starting with byte first. */
+static size_t conn_decode_max(uint32_t limit, uint8_t first)
+{
+    size_t max = 0; /* the protocol maximum */
+
+    if (limit)
+        max = (size_t)limit +
+              ((first >> 4) == MQTT_CONNECT ? CONN_CONNECT_OVERHEAD : CONN_PUBLISH_OVERHEAD);
+    return max;
+}
+
+/* The decoded packet carries a payload over message_size_limit: note it for the log. */
+static bool conn_over_limit(struct conn *c, uint32_t limit, const struct mqtt_packet *pkt)
+{
+    const struct mqtt_connect *k = &pkt->u.connect;
+
+    if (limit == 0)
+        return false;
+    if (pkt->type == MQTT_PUBLISH && pkt->u.publish.payload.len > limit) {
+        c->over = CONN_OVER_PAYLOAD;
+        c->over_size = pkt->u.publish.payload.len;
+    } else if (pkt->type == MQTT_CONNECT && k->will_flag && k->will_payload.len > limit) {
+        c->over = CONN_OVER_WILL;
+        c->over_size = k->will_payload.len;
+    }
+    return c->over != CONN_OVER_NONE;
+}
+
 /*
  * Decode and hand over every whole packet in buf. Returns the bytes consumed; stops early when
  * the conn starts closing (the rest of the input no longer matters).
@@ -330,16 +376,23 @@ static void conn_linger_timeout(void *arg)
 static size_t conn_decode(struct conn *c, const uint8_t *buf, size_t len)
 {
     const struct conn_handler *h = &c->pool->h;
-    size_t max = c->pool->cfg->message_size_limit;
+    uint32_t limit = c->pool->cfg->message_size_limit;
     size_t used = 0;
 
     while (!c->closing && used < len) {
         struct mqtt_packet pkt;
-        int n = mqtt_decode(buf + used, len - used, max, &pkt);
+        int n = mqtt_decode(buf + used, len - used, conn_decode_max(limit, buf[used]), &pkt);
         int rc;
 
         if (n == -MQTT_EPARTIAL)
             break;
+        if (n == -MQTT_ETOOLARGE) {
+            uint8_t type, flags;
+
+            c->over = CONN_OVER_HEADER;
+            if (mqtt_decode_fixed_header(buf + used, len - used, &type, &flags, &c->over_size) < 0)
+                c->over_size = 0;
+        }
         if (n < 0) {
             if (n == -MQTT_EPROTO_LEVEL && !c->got_packet && h->on_bad_connect) {
                 rc = h->on_bad_connect(h->arg, c, n);
@@ -352,6 +405,10 @@ static size_t conn_decode(struct conn *c, const uint8_t *buf, size_t len)
         c->got_packet = true;
         used += (size_t)n;
         conn_counters.packets_received++;
+        if (conn_over_limit(c, limit, &pkt)) {
+            conn_queue_close(c, -MQTT_ETOOLARGE, true);
+            break;
+        }
         c->last_rx = loop_now_ms(c->pool->loop);
         rc = h->on_packet(h->arg, c, &pkt);
         if (rc < 0)
@@ -442,6 +499,7 @@ static void conn_read(struct conn *c)
         if (n == -EAGAIN)
             break;
         if (n <= 0) {
+            c->by_peer = true;
             rc = n == 0 ? -ECONNRESET : (int)n;
             break;
         }
@@ -550,20 +608,42 @@ static void conn_destroy(struct conn *c)
     free(c);
 }
 
+/*
+ * Why a conn closed, for its one log line. Codes the broker passes (broker.c, handle_*.c) get
+ * words for what they mean there: 0 is a DISCONNECT (or shutdown), -ECONNRESET from the broker a
+ * takeover by a new connection with the same client id, -ECONNREFUSED a CONNACK refusal, -EIO a
+ * failed store commit.
+ */
 static const char *conn_reason_text(const struct conn *c, char *buf, size_t len)
 {
+    uint32_t limit = c->pool->cfg->message_size_limit;
     int e = -c->reason;
 
-    if (c->reason == 0)
-        return "disconnected";
-    if (c->reason_mqtt) {
+    if (c->shutdown) {
+        snprintf(buf, len, "broker shutting down");
+    } else if (c->reason == 0) {
+        snprintf(buf, len, "disconnected");
+    } else if (c->reason == -MQTT_ETOOLARGE && c->over == CONN_OVER_HEADER) {
+        snprintf(buf, len, "packet announcing %zu bytes, more than message_size_limit %u allows",
+                 c->over_size, limit);
+    } else if (c->reason == -MQTT_ETOOLARGE && c->over != CONN_OVER_NONE) {
+        snprintf(buf, len, "%s of %zu bytes over message_size_limit %u",
+                 c->over == CONN_OVER_WILL ? "will payload" : "PUBLISH payload", c->over_size,
+                 limit);
+    } else if (c->reason_mqtt) {
         snprintf(buf, len, "protocol error: %s", mqtt_strerror(c->reason));
     } else if (c->reason == -ETIMEDOUT) {
         snprintf(buf, len, "%s", c->connected ? "keepalive timeout" : "no CONNECT in time");
     } else if (c->reason == -ECONNRESET) {
-        snprintf(buf, len, "connection closed by peer");
+        snprintf(buf, len, "%s",
+                 c->by_peer ? "connection closed by peer"
+                            : "taken over by a new connection with the same client id");
+    } else if (c->reason == -ECONNREFUSED) {
+        snprintf(buf, len, "CONNECT refused");
+    } else if (c->reason == -EIO) {
+        snprintf(buf, len, "store write failed");
     } else if (mqtt_error_class(c->reason) >= MQTT_CLASS_MALFORMED && e != ENOMEM && e != EPIPE &&
-               e != EACCES && e != EPERM && e != EIO && e != EPROTO) {
+               e != EACCES && e != EPERM && e != EPROTO) {
         snprintf(buf, len, "%s", mqtt_strerror(c->reason));
     } else {
         snprintf(buf, len, "%s", strerror(e));
@@ -739,8 +819,10 @@ size_t conn_pool_lingering(const struct conn_pool *p)
 void conn_pool_close_all(struct conn_pool *p, int reason)
 {
     for (struct conn *c = p->all; c; c = c->next)
-        if (!c->lingering)
+        if (!c->lingering) {
+            c->shutdown = !c->closing;
             conn_close(c, reason);
+        }
 }
 
 void conn_pool_free(struct conn_pool *p)

@@ -5,12 +5,20 @@
  * A connection that has not had its CONNECT accepted (conn_set_keepalive) within connect_timeout
  * seconds of the accept is closed with -ETIMEDOUT.
  *
- * Input: the socket is read into a per-connection buffer that grows as bytes arrive, up to
- * message_size_limit + the fixed header (the protocol maximum when 0). mqtt_decode() runs over
- * it in a loop and every whole packet goes to the handler's on_packet with views valid during
- * that call only; a partial packet waits for more bytes. A decode error closes the connection
- * with the negative code as reason, except -MQTT_EPROTO_LEVEL on the first packet, which goes
- * to on_bad_connect so the broker can answer CONNACK 1 first.
+ * Input: the socket is read into a per-connection buffer that grows as bytes arrive.
+ * mqtt_decode() runs over it in a loop and every whole packet goes to the handler's on_packet
+ * with views valid during that call only; a partial packet waits for more bytes. A decode error
+ * closes the connection with the negative code as reason, except -MQTT_EPROTO_LEVEL on the
+ * first packet, which goes to on_bad_connect so the broker can answer CONNACK 1 first.
+ *
+ * message_size_limit (0: none) is Mosquitto's: the largest PUBLISH payload, and CONNECT will
+ * payload, accepted. A larger one closes that connection with -MQTT_ETOOLARGE (DESIGN.md: the
+ * sender is told by the close, nothing is stored). A fixed header announcing more than the
+ * limit plus the largest header such a packet can have is refused before its body arrives.
+ *
+ * Logging: with connection_messages, one line when a connection arrives and one when it closes
+ * ("client PEER ID closed: REASON"); the reason names what happened (DISCONNECT, peer gone,
+ * keepalive, takeover, the sizes over message_size_limit, the protocol error, shutdown).
  *
  * Output: conn_write() copies small packets into coalescing chunks; conn_write_ref() queues a
  * reference to a shared immutable buffer (a build-once PUBLISH body). The queue leaves in one

@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -363,7 +364,38 @@ static void test_large_packet(void **state)
     free(buf);
 }
 
-static void test_too_large_closes(void **state)
+/* Log lines go to a temp file from _start to _end, which returns the text (caller frees). */
+static char *log_capture_start(char *path, size_t len)
+{
+    int fd;
+
+    snprintf(path, len, "/tmp/test_conn_log.XXXXXX");
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(log_open(CAIRN_LOG_DEST_FILE, path, CAIRN_LOG_MASK_ALL), 0);
+    return path;
+}
+
+static char *log_capture_end(const char *path)
+{
+    FILE *fp;
+    char *text = calloc(1, 65536);
+    size_t n;
+
+    log_close();
+    assert_non_null(text);
+    fp = fopen(path, "r");
+    assert_non_null(fp);
+    n = fread(text, 1, 65535, fp);
+    text[n] = '\0';
+    fclose(fp);
+    unlink(path);
+    return text;
+}
+
+/* message_size_limit is the largest payload: a payload of exactly the limit is accepted. */
+static void test_size_limit_payload_equal(void **state)
 {
     struct fixture *f = *state;
     uint8_t buf[512];
@@ -371,14 +403,125 @@ static void test_too_large_closes(void **state)
 
     f->cfg.message_size_limit = 100;
     connect_pair(f);
-    n = enc_publish(buf, sizeof(buf), 200, 'x');
-    peer_send(f, buf, 5); /* the header alone is enough to refuse */
+    n = enc_publish(buf, sizeof(buf), 100, 'x');
+    assert_true(n > 100 + 5); /* remaining length over the limit: the header is not the payload */
+    peer_send(f, buf, n);
+    assert_int_equal(pump_until(f, &f->npkt, 1, 2000), 1);
+    assert_int_equal(f->payload_len[0], 100);
+    assert_int_equal(f->closes, 0);
+    /* the largest topic beside a payload of the limit is still accepted */
+    {
+        struct mqtt_publish p = {.qos = 1, .packet_id = 7};
+        size_t cap = 70000;
+        uint8_t *big = malloc(cap);
+        char *topic = malloc(65535);
+        uint8_t payload[100];
+
+        assert_non_null(big);
+        assert_non_null(topic);
+        memset(topic, 't', 65535);
+        memset(payload, 'p', sizeof(payload));
+        p.topic.p = (const uint8_t *)topic;
+        p.topic.len = 65535;
+        p.payload.p = payload;
+        p.payload.len = sizeof(payload);
+        n = mqtt_encode_publish(big, cap, &p);
+        assert_true(n > 0 && n <= cap);
+        peer_send(f, big, n);
+        assert_int_equal(pump_until(f, &f->npkt, 2, 3000), 2);
+        assert_int_equal(f->payload_len[1], 100);
+        assert_int_equal(f->closes, 0);
+        free(big);
+        free(topic);
+    }
+}
+
+/* One byte over: the whole packet arrives, is measured, and closes that connection only. */
+static void test_size_limit_payload_over(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t buf[512];
+    char path[64];
+    char *log;
+    size_t n;
+
+    f->cfg.message_size_limit = 100;
+    f->cfg.connection_messages = true;
+    log_capture_start(path, sizeof(path));
+    connect_pair(f);
+    conn_set_name(f->conn, "big-pub");
+    n = enc_publish(buf, sizeof(buf), 101, 'x');
+    peer_send(f, buf, n);
+    assert_int_equal(pump_until(f, &f->closes, 1, 2000), 1);
+    assert_int_equal(f->close_reason, -MQTT_ETOOLARGE);
+    assert_int_equal(f->npkt, 0); /* the handler never saw it */
+    assert_true(peer_eof(f));
+    assert_int_equal(conn_pool_count(f->pool), 0);
+    log = log_capture_end(path);
+    assert_non_null(strstr(log, "client test:1 big-pub closed: PUBLISH payload of 101 bytes over "
+                                "message_size_limit 100"));
+    assert_null(strstr(log, "disconnected"));
+    free(log);
+}
+
+/* A header announcing more than the limit + the largest PUBLISH header: closed at once. */
+static void test_size_limit_header_closes(void **state)
+{
+    struct fixture *f = *state;
+    /* remaining length 2,000,000 (varint 0x80 0x89 0x7a) */
+    static const uint8_t hdr[] = {0x30, 0x80, 0x89, 0x7a};
+    char path[64];
+    char *log;
+
+    f->cfg.message_size_limit = 100;
+    f->cfg.connection_messages = true;
+    log_capture_start(path, sizeof(path));
+    connect_pair(f);
+    peer_send(f, hdr, sizeof(hdr)); /* the header alone is enough to refuse */
     assert_int_equal(pump_until(f, &f->closes, 1, 2000), 1);
     assert_int_equal(f->close_reason, -MQTT_ETOOLARGE);
     assert_int_equal(f->npkt, 0);
     assert_true(peer_eof(f));
     assert_int_equal(conn_pool_count(f->pool), 0);
-    (void)n;
+    log = log_capture_end(path);
+    assert_non_null(strstr(log, "client test:1 - closed: packet announcing 2000000 bytes"));
+    free(log);
+}
+
+/* A CONNECT whose will payload is over the limit closes too. */
+static void test_size_limit_will(void **state)
+{
+    struct fixture *f = *state;
+    struct mqtt_connect c = {0};
+    uint8_t will[101];
+    uint8_t buf[512];
+    size_t n;
+
+    f->cfg.message_size_limit = 100;
+    connect_pair(f);
+    memset(will, 'w', sizeof(will));
+    c.protocol_name.p = (const uint8_t *)"MQTT";
+    c.protocol_name.len = 4;
+    c.protocol_level = 4;
+    c.clean_session = true;
+    c.client_id.p = (const uint8_t *)"w";
+    c.client_id.len = 1;
+    c.will_flag = true;
+    c.will_topic.p = (const uint8_t *)"w/t";
+    c.will_topic.len = 3;
+    c.will_payload.p = will;
+    c.will_payload.len = 100; /* the limit: accepted */
+    n = mqtt_encode_connect(buf, sizeof(buf), &c);
+    assert_true(n > 0 && n <= sizeof(buf));
+    peer_send(f, buf, n);
+    assert_int_equal(pump_until(f, &f->npkt, 1, 2000), 1);
+    assert_int_equal(f->types[0], MQTT_CONNECT);
+    c.will_payload.len = 101; /* one over */
+    n = mqtt_encode_connect(buf, sizeof(buf), &c);
+    peer_send(f, buf, n);
+    assert_int_equal(pump_until(f, &f->closes, 1, 2000), 1);
+    assert_int_equal(f->close_reason, -MQTT_ETOOLARGE);
+    assert_int_equal(f->npkt, 1);
 }
 
 static void test_malformed_closes(void **state)
@@ -687,7 +830,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_whole_and_split_packets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_packet, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_too_large_closes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_size_limit_payload_equal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_size_limit_payload_over, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_size_limit_header_closes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_size_limit_will, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_protocol_level, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handler_refusal_closes, setup, teardown),

@@ -655,7 +655,7 @@ void broker_on_iteration_end(struct broker *b)
 {
     struct session *s, *again = NULL;
     struct client *cl;
-    bool ok = true;
+    bool ok = true, durable = true; /* durable: nothing recorded is left uncommitted */
 
     while ((s = b->dirty_sessions)) {
         b->dirty_sessions = s->dirty_next;
@@ -673,17 +673,19 @@ void broker_on_iteration_end(struct broker *b)
     if (b->store && !persist_batch_empty(b->store)) {
         if (b->dirty_clients || again || b->commit_due || b->shutting_down) {
             ok = broker__commit(b);
-        } else if (!b->commit_timer) {
-            b->commit_timer =
-                loop_timer_add(b->loop, BROKER_COMMIT_DELAY_MS, broker__commit_timer_cb, b);
+        } else {
+            durable = false; /* deferred: what was queued this time is not durable yet */
             if (!b->commit_timer)
-                ok = broker__commit(b);
+                b->commit_timer =
+                    loop_timer_add(b->loop, BROKER_COMMIT_DELAY_MS, broker__commit_timer_cb, b);
+            if (!b->commit_timer)
+                durable = ok = broker__commit(b);
         }
     }
-    if (ok)
-        session_table_committed(b->sessions);
-    else
+    if (!ok)
         broker__commit_failed(b);
+    else if (durable)
+        session_table_committed(b->sessions);
     while ((cl = b->dirty_clients)) {
         b->dirty_clients = cl->dirty_next;
         cl->dirty = false;

@@ -85,24 +85,43 @@ out:
     return rc;
 }
 
+/*
+ * err = "CONF:LINE: OPTION: " + why when the config file names the option's line (config.h
+ * records it), else why alone (why is the file's own "FILE:LINE: reason" or "FILE: reason").
+ */
+static void auth_fail(const struct config *cfg, unsigned line, const char *opt, const char *why,
+                      char *err, size_t errlen)
+{
+    if (cfg->path && line)
+        snprintf(err, errlen, "%s:%u: %s: %s", cfg->path, line, opt, why);
+    else
+        snprintf(err, errlen, "%s", why);
+}
+
 /* Load the files sec names, recording them in a. 0 or -1 with err set. */
-static int auth_load_files(struct auth *a, const struct config_security *sec,
-                           struct auth_listener *l, char *err, size_t errlen)
+static int auth_load_files(struct auth *a, const struct config *cfg,
+                           const struct config_security *sec, struct auth_listener *l, char *err,
+                           size_t errlen)
 {
     struct auth_passwd *pw = NULL;
     struct auth_acl *acl = NULL;
     size_t n = a->n_files;
+    char why[512];
     int rc = -1;
 
     if (sec->password_file) {
-        pw = auth_passwd_load(sec->password_file, err, errlen);
-        if (!pw)
+        pw = auth_passwd_load(sec->password_file, why, sizeof(why));
+        if (!pw) {
+            auth_fail(cfg, sec->line.password_file, "password_file", why, err, errlen);
             goto out;
+        }
     }
     if (sec->acl_file) {
-        acl = auth_acl_load(sec->acl_file, err, errlen);
-        if (!acl)
+        acl = auth_acl_load(sec->acl_file, why, sizeof(why));
+        if (!acl) {
+            auth_fail(cfg, sec->line.acl_file, "acl_file", why, err, errlen);
             goto out;
+        }
     }
     a->pws[n] = pw;
     a->acls[n] = acl;
@@ -134,7 +153,7 @@ struct auth *auth_new(const struct config *cfg, char *err, size_t errlen)
     if (!cfg->per_listener_settings) {
         struct auth_listener shared = {0};
 
-        if (auth_load_files(a, &cfg->sec, &shared, err, errlen))
+        if (auth_load_files(a, cfg, &cfg->sec, &shared, err, errlen))
             goto fail;
         for (size_t i = 0; i < n; i++)
             a->v[i] = shared;
@@ -142,7 +161,7 @@ struct auth *auth_new(const struct config *cfg, char *err, size_t errlen)
     for (size_t i = 0; i < n; i++) {
         const struct config_security *ls = &cfg->listeners[i].sec;
 
-        if (cfg->per_listener_settings && auth_load_files(a, ls, &a->v[i], err, errlen))
+        if (cfg->per_listener_settings && auth_load_files(a, cfg, ls, &a->v[i], err, errlen))
             goto fail;
         /* Same rule as config_allow_anonymous(): the listener's own value when it set one
          * (only meaningful with per_listener_settings; the parser leaves -1 otherwise). */

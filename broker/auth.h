@@ -38,7 +38,8 @@ struct auth;
 struct config;
 
 /* Build from cfg (its listeners must be final: config_add_default_listener done). NULL on
- * failure with "FILE:LINE: reason" in err. */
+ * failure with "CONF:LINE: OPTION: FILE:LINE: reason" in err: the config line of the option
+ * (when cfg was loaded from a file), then where in the named file. */
 struct auth *auth_new(const struct config *cfg, char *err, size_t errlen);
 void auth_free(struct auth *a);
 

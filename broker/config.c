@@ -31,6 +31,7 @@ struct config_option {
     size_t offset;    /* into struct config (W_GLOBAL) or config_security (W_TLS, W_AUTH) */
     uint64_t max;     /* numbers: largest accepted value */
     const char *note; /* K_WARN: why Cairn ignores it */
+    size_t line_off;  /* W_TLS, W_AUTH: where its line goes (config_security.line) */
 };
 
 /* Parser state for one file. */
@@ -48,54 +49,57 @@ struct config_parser {
 
 #define G(field) offsetof(struct config, field)
 #define S(field) offsetof(struct config_security, field)
+#define L(field) offsetof(struct config_security, line.field)
 
 static const struct config_option config_options[] = {
-    {"listener", K_SPECIAL, W_GLOBAL, 0, 0, NULL},
-    {"port", K_SPECIAL, W_GLOBAL, 0, 0, NULL},
-    {"bind_address", K_SPECIAL, W_GLOBAL, 0, 0, NULL},
-    {"max_connections", K_SPECIAL, W_GLOBAL, 0, 0, NULL},
-    {"log_dest", K_SPECIAL, W_GLOBAL, 0, 0, NULL},
-    {"log_type", K_SPECIAL, W_GLOBAL, 0, 0, NULL},
-    {"allow_anonymous", K_SPECIAL, W_AUTH, 0, 0, NULL},
-    {"per_listener_settings", K_BOOL, W_GLOBAL, G(per_listener_settings), 0, NULL},
-    {"max_inflight_messages", K_U32, W_GLOBAL, G(max_inflight_messages), 65535, NULL},
-    {"max_queued_messages", K_U32, W_GLOBAL, G(max_queued_messages), UINT32_MAX, NULL},
-    {"max_queued_bytes", K_U64, W_GLOBAL, G(max_queued_bytes), UINT64_MAX, NULL},
-    {"queue_qos0_messages", K_BOOL, W_GLOBAL, G(queue_qos0_messages), 0, NULL},
-    {"message_size_limit", K_U32, W_GLOBAL, G(message_size_limit), CONFIG_PROTOCOL_MAX, NULL},
-    {"max_keepalive", K_U16, W_GLOBAL, G(max_keepalive), 65535, NULL},
-    {"persistent_client_expiration", K_DURATION, W_GLOBAL, G(persistent_client_expiration), 0,
-     NULL},
-    {"retain_available", K_BOOL, W_GLOBAL, G(retain_available), 0, NULL},
-    {"sys_interval", K_U32, W_GLOBAL, G(sys_interval), UINT32_MAX, NULL},
-    {"connection_messages", K_BOOL, W_GLOBAL, G(connection_messages), 0, NULL},
-    {"connect_timeout", K_U32, W_GLOBAL, G(connect_timeout), 86400, NULL},
-    {"log_timestamp", K_BOOL, W_GLOBAL, G(log_timestamp), 0, NULL},
-    {"pid_file", K_STR, W_GLOBAL, G(pid_file), 0, NULL},
-    {"persistence", K_BOOL, W_GLOBAL, G(persistence), 0, NULL},
-    {"persistence_location", K_STR, W_GLOBAL, G(persistence_location), 0, NULL},
-    {"persistence_sync", K_BOOL, W_GLOBAL, G(persistence_sync), 0, NULL},
-    {"password_file", K_STR, W_AUTH, S(password_file), 0, NULL},
-    {"acl_file", K_STR, W_AUTH, S(acl_file), 0, NULL},
-    {"psk_file", K_STR, W_AUTH, S(psk_file), 0, NULL},
-    {"cafile", K_STR, W_TLS, S(cafile), 0, NULL},
-    {"capath", K_STR, W_TLS, S(capath), 0, NULL},
-    {"certfile", K_STR, W_TLS, S(certfile), 0, NULL},
-    {"keyfile", K_STR, W_TLS, S(keyfile), 0, NULL},
-    {"crlfile", K_STR, W_TLS, S(crlfile), 0, NULL},
-    {"tls_version", K_STR, W_TLS, S(tls_version), 0, NULL},
-    {"ciphers", K_STR, W_TLS, S(ciphers), 0, NULL},
-    {"psk_hint", K_STR, W_TLS, S(psk_hint), 0, NULL},
-    {"require_certificate", K_BOOL, W_TLS, S(require_certificate), 0, NULL},
-    {"use_identity_as_username", K_BOOL, W_TLS, S(use_identity_as_username), 0, NULL},
-    {"use_subject_as_username", K_BOOL, W_TLS, S(use_subject_as_username), 0, NULL},
+    {"listener", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"port", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"bind_address", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"max_connections", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"log_dest", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"log_type", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"allow_anonymous", K_SPECIAL, W_AUTH, 0, 0, NULL, 0},
+    {"per_listener_settings", K_BOOL, W_GLOBAL, G(per_listener_settings), 0, NULL, 0},
+    {"max_inflight_messages", K_U32, W_GLOBAL, G(max_inflight_messages), 65535, NULL, 0},
+    {"max_queued_messages", K_U32, W_GLOBAL, G(max_queued_messages), UINT32_MAX, NULL, 0},
+    {"max_queued_bytes", K_U64, W_GLOBAL, G(max_queued_bytes), UINT64_MAX, NULL, 0},
+    {"queue_qos0_messages", K_BOOL, W_GLOBAL, G(queue_qos0_messages), 0, NULL, 0},
+    {"message_size_limit", K_U32, W_GLOBAL, G(message_size_limit), CONFIG_PROTOCOL_MAX, NULL, 0},
+    {"max_keepalive", K_U16, W_GLOBAL, G(max_keepalive), 65535, NULL, 0},
+    {"persistent_client_expiration", K_DURATION, W_GLOBAL, G(persistent_client_expiration), 0, NULL,
+     0},
+    {"retain_available", K_BOOL, W_GLOBAL, G(retain_available), 0, NULL, 0},
+    {"sys_interval", K_U32, W_GLOBAL, G(sys_interval), UINT32_MAX, NULL, 0},
+    {"connection_messages", K_BOOL, W_GLOBAL, G(connection_messages), 0, NULL, 0},
+    {"connect_timeout", K_U32, W_GLOBAL, G(connect_timeout), 86400, NULL, 0},
+    {"log_timestamp", K_BOOL, W_GLOBAL, G(log_timestamp), 0, NULL, 0},
+    {"pid_file", K_STR, W_GLOBAL, G(pid_file), 0, NULL, 0},
+    {"persistence", K_BOOL, W_GLOBAL, G(persistence), 0, NULL, 0},
+    {"persistence_location", K_STR, W_GLOBAL, G(persistence_location), 0, NULL, 0},
+    {"persistence_sync", K_BOOL, W_GLOBAL, G(persistence_sync), 0, NULL, 0},
+    {"password_file", K_STR, W_AUTH, S(password_file), 0, NULL, L(password_file)},
+    {"acl_file", K_STR, W_AUTH, S(acl_file), 0, NULL, L(acl_file)},
+    {"psk_file", K_STR, W_AUTH, S(psk_file), 0, NULL, L(psk_file)},
+    {"cafile", K_STR, W_TLS, S(cafile), 0, NULL, L(cafile)},
+    {"capath", K_STR, W_TLS, S(capath), 0, NULL, L(capath)},
+    {"certfile", K_STR, W_TLS, S(certfile), 0, NULL, L(certfile)},
+    {"keyfile", K_STR, W_TLS, S(keyfile), 0, NULL, L(keyfile)},
+    {"crlfile", K_STR, W_TLS, S(crlfile), 0, NULL, L(crlfile)},
+    {"tls_version", K_STR, W_TLS, S(tls_version), 0, NULL, L(tls_version)},
+    {"ciphers", K_STR, W_TLS, S(ciphers), 0, NULL, L(ciphers)},
+    {"psk_hint", K_STR, W_TLS, S(psk_hint), 0, NULL, L(psk_hint)},
+    {"require_certificate", K_BOOL, W_TLS, S(require_certificate), 0, NULL, L(require_certificate)},
+    {"use_identity_as_username", K_BOOL, W_TLS, S(use_identity_as_username), 0, NULL,
+     L(use_identity_as_username)},
+    {"use_subject_as_username", K_BOOL, W_TLS, S(use_subject_as_username), 0, NULL,
+     L(use_subject_as_username)},
     {"autosave_interval", K_WARN, W_GLOBAL, 0, 0,
-     "Cairn commits every loop iteration before acknowledging"},
+     "Cairn commits every loop iteration before acknowledging", 0},
     {"autosave_on_changes", K_WARN, W_GLOBAL, 0, 0,
-     "Cairn commits every loop iteration before acknowledging"},
+     "Cairn commits every loop iteration before acknowledging", 0},
     {"persistence_file", K_WARN, W_GLOBAL, 0, 0,
-     "Cairn keeps a database directory (persistence_location)"},
-    {"set_tcp_nodelay", K_WARN, W_GLOBAL, 0, 0, "Cairn always sets TCP_NODELAY"},
+     "Cairn keeps a database directory (persistence_location)", 0},
+    {"set_tcp_nodelay", K_WARN, W_GLOBAL, 0, 0, "Cairn always sets TCP_NODELAY", 0},
 };
 
 static int config_fail(struct config_parser *p, const char *fmt, ...)
@@ -318,8 +322,10 @@ static struct config_listener *config_default_listener(struct config_parser *p)
     if (p->default_index >= 0)
         return &p->c->listeners[p->default_index];
     l = config_new_listener(p->c, CAIRN_DEFAULT_PORT, NULL);
-    if (l)
+    if (l) {
         p->default_index = (long)(p->c->n_listeners - 1);
+        l->line = p->line;
+    }
     return l;
 }
 
@@ -339,6 +345,8 @@ static int config_listener_opt(struct config_parser *p, char *v)
     p->cur = config_new_listener(p->c, port, addr);
     if (!p->cur)
         rc = config_fail(p, "out of memory");
+    else
+        p->cur->line = p->line;
 out:
     return rc;
 }
@@ -462,10 +470,13 @@ static int config_special(struct config_parser *p, const char *opt, char *v)
             rc = config_fail(p, "allow_anonymous: expected true or false, got '%s'", v);
             goto out;
         }
-        if (p->cur && c->per_listener_settings)
+        if (p->cur && c->per_listener_settings) {
             p->cur->sec.allow_anonymous = b;
-        else
+            p->cur->sec.line.allow_anonymous = p->line;
+        } else {
             c->allow_anonymous = b;
+            c->sec.line.allow_anonymous = p->line;
+        }
     }
 out:
     return rc;
@@ -578,15 +589,19 @@ static int config_line(struct config_parser *p, char *s)
     case K_SPECIAL:
         break;
     }
+    if (rc == 0 && o->where != W_GLOBAL)
+        *(unsigned *)((char *)dst - o->offset + o->line_off) = p->line;
 out:
     return rc;
 }
 
-static int config_dup_opt(char **dst, const char *src)
+/* A listener without its own auth file takes the global one, and its line. */
+static int config_dup_opt(char **dst, unsigned *dst_line, const char *src, unsigned src_line)
 {
     if (*dst || !src)
         return 0;
     *dst = strdup(src);
+    *dst_line = src_line;
     return *dst ? 0 : -ENOMEM;
 }
 
@@ -597,6 +612,7 @@ static int config_dup_opt(char **dst, const char *src)
 static int config_finish(struct config_parser *p)
 {
     struct config *c = p->c;
+    const struct config_security *g = &c->sec;
     int rc = config_add_default_listener(c);
 
     for (size_t i = 0; rc == 0 && i < c->n_listeners; i++) {
@@ -608,13 +624,16 @@ static int config_finish(struct config_parser *p)
             s->password_file = s->acl_file = s->psk_file = NULL;
             s->allow_anonymous = -1;
         }
-        if (s->allow_anonymous < 0)
+        if (s->allow_anonymous < 0) {
             s->allow_anonymous = c->allow_anonymous;
-        rc = config_dup_opt(&s->password_file, c->sec.password_file);
+            s->line.allow_anonymous = g->line.allow_anonymous;
+        }
+        rc = config_dup_opt(&s->password_file, &s->line.password_file, g->password_file,
+                            g->line.password_file);
         if (rc == 0)
-            rc = config_dup_opt(&s->acl_file, c->sec.acl_file);
+            rc = config_dup_opt(&s->acl_file, &s->line.acl_file, g->acl_file, g->line.acl_file);
         if (rc == 0)
-            rc = config_dup_opt(&s->psk_file, c->sec.psk_file);
+            rc = config_dup_opt(&s->psk_file, &s->line.psk_file, g->psk_file, g->line.psk_file);
     }
     if (rc < 0)
         rc = config_fail(p, "out of memory");

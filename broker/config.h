@@ -25,6 +25,29 @@
 #define CAIRN_DEFAULT_PORT 1883
 #define CAIRN_DEFAULT_BIND "127.0.0.1"
 
+/*
+ * Where each TLS and auth option was given: its line in the config file, 0 when it was not
+ * (config.path names the file). tls.c and auth.c report "FILE:LINE: reason" from these. Auth
+ * options a listener takes from the global settings carry the global line.
+ */
+struct config_lines {
+    unsigned password_file;
+    unsigned acl_file;
+    unsigned psk_file;
+    unsigned allow_anonymous;
+    unsigned cafile;
+    unsigned capath;
+    unsigned certfile;
+    unsigned keyfile;
+    unsigned crlfile;
+    unsigned tls_version;
+    unsigned ciphers;
+    unsigned psk_hint;
+    unsigned require_certificate;
+    unsigned use_identity_as_username;
+    unsigned use_subject_as_username;
+};
+
 /* TLS and auth settings. Kept as strings for auth.c / tls.c to interpret. */
 struct config_security {
     char *password_file;
@@ -42,6 +65,7 @@ struct config_security {
     bool require_certificate;
     bool use_identity_as_username;
     bool use_subject_as_username;
+    struct config_lines line;
 };
 
 struct config_listener {
@@ -49,6 +73,9 @@ struct config_listener {
     char *bind_address;  /* NULL: every address (IPv4 and IPv6) */
     int max_connections; /* -1: unlimited */
     struct config_security sec;
+    /* Its "listener" line (for the default listener: the first option that made it); 0 for
+     * the listener added when the file names none. */
+    unsigned line;
 };
 
 struct config {

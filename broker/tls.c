@@ -11,7 +11,6 @@
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
 
-#include "auth.h" /* auth__read_file */
 #include "config.h"
 #include "log.h"
 #include "tls_internal.h"
@@ -62,92 +61,52 @@ mbedtls_ctr_drbg_context *tls__drbg(char *err, size_t errlen)
 
 /* ---- where in the config file ----------------------------------------------------------- */
 
-/* [s, e) trimmed of blanks and a CR. */
-static void tls_trim(const char **s, const char **e)
-{
-    while (*s < *e && (**s == ' ' || **s == '\t'))
-        (*s)++;
-    while (*e > *s && ((*e)[-1] == ' ' || (*e)[-1] == '\t' || (*e)[-1] == '\r'))
-        (*e)--;
-}
-
 /*
- * Line of "opt [value]" in text: within listener block `block` (the block-th "listener" line
- * to the next; -1 before the first), or anywhere when block is -2. 0 when not found.
+ * "FILE:LINE: " for an option of listener i given at line (config.h records it), into buf; the
+ * listener's own line when the option has none (line 0: not given, e.g. a missing keyfile);
+ * "FILE: listener N: " when neither is known (a config built in memory).
  */
-static unsigned tls_find_line(const char *text, const char *opt, const char *value, long block)
+static void tls_where(const struct config *cfg, size_t i, unsigned line, char *buf, size_t len)
 {
-    const char *s = text;
-    unsigned line = 0;
-    long cur = -1;
-    size_t olen = strlen(opt);
+    const char *file = cfg->path ? cfg->path : "config";
 
-    while (*s) {
-        const char *nl = strchr(s, '\n'), *e = nl ? nl : s + strlen(s), *w, *v;
-
-        line++;
-        tls_trim(&s, &e);
-        w = s;
-        while (w < e && *w != ' ' && *w != '\t')
-            w++;
-        if ((size_t)(w - s) == 8 && memcmp(s, "listener", 8) == 0)
-            cur++;
-        if ((block == -2 || cur == block) && (size_t)(w - s) == olen && memcmp(s, opt, olen) == 0) {
-            v = w;
-            tls_trim(&v, &e);
-            if (!value ||
-                (strlen(value) == (size_t)(e - v) && memcmp(v, value, (size_t)(e - v)) == 0))
-                return line;
-        }
-        if (!nl)
-            break;
-        s = nl + 1;
-    }
-    return 0;
-}
-
-/*
- * "FILE:LINE: " for option opt (with value, when known) of listener i into buf; "FILE: " or
- * "listener N: " when the line cannot be found. config.h keeps no line numbers, so the file is
- * scanned again: the listener's own block first when the blocks map one-to-one to listeners.
- */
-static void tls_where(const struct config *cfg, size_t i, const char *opt, const char *value,
-                      char *buf, size_t len)
-{
-    char *text = NULL, ignore[64];
-    size_t tlen, blocks = 0;
-    unsigned line = 0;
-    long block = -2;
-
-    if (!cfg->path || auth__read_file(cfg->path, &text, &tlen, ignore, sizeof(ignore)) != 0) {
-        snprintf(buf, len, "%s: listener %zu: ", cfg->path ? cfg->path : "config", i);
-        goto out;
-    }
-    while (tls_find_line(text, "listener", NULL, (long)blocks) != 0)
-        blocks++;
-    if (blocks == cfg->n_listeners)
-        block = (long)i;
-    if (opt)
-        line = tls_find_line(text, opt, value, block);
-    if (!line && opt && block != -2)
-        line = tls_find_line(text, opt, value, -2);
-    if (!line && block >= 0)
-        line = tls_find_line(text, "listener", NULL, block);
+    if (line == 0)
+        line = cfg->listeners[i].line;
     if (line)
-        snprintf(buf, len, "%s:%u: ", cfg->path, line);
+        snprintf(buf, len, "%s:%u: ", file, line);
     else
-        snprintf(buf, len, "%s: listener %zu: ", cfg->path, i);
-out:
-    free(text);
+        snprintf(buf, len, "%s: listener %zu: ", file, i);
 }
 
-/* err = where(opt) + reason [+ ": " + mbedTLS text]. Returns -EINVAL. */
-static int tls_fail(const struct config *cfg, size_t i, const char *opt, const char *value,
-                    int mbedtls_err, char *err, size_t errlen, const char *reason)
+/* The first line that made listener i a TLS listener (0: none recorded). */
+static unsigned tls_first_line(const struct config_lines *l)
+{
+    const unsigned v[] = {l->cafile,
+                          l->capath,
+                          l->certfile,
+                          l->keyfile,
+                          l->crlfile,
+                          l->tls_version,
+                          l->ciphers,
+                          l->psk_hint,
+                          l->require_certificate,
+                          l->use_identity_as_username,
+                          l->use_subject_as_username};
+    unsigned first = 0;
+
+    for (size_t k = 0; k < sizeof(v) / sizeof(v[0]); k++)
+        if (v[k] && (first == 0 || v[k] < first))
+            first = v[k];
+    return first;
+}
+
+/* err = where(line) + reason [+ ": " + mbedTLS text]. Returns -EINVAL. */
+static int tls_fail(const struct config *cfg, size_t i, unsigned line, int mbedtls_err, char *err,
+                    size_t errlen, const char *reason)
 {
     char where[512], msg[160] = "";
 
-    tls_where(cfg, i, opt, value, where, sizeof(where));
+    tls_where(cfg, i, line, where, sizeof(where));
     if (mbedtls_err) {
         msg[0] = ':';
         msg[1] = ' ';
@@ -173,32 +132,28 @@ static int tls_check_options(const struct config *cfg, size_t i, char *err, size
     int rc = 0;
 
     if (s->certfile && !s->keyfile)
-        rc = tls_fail(cfg, i, "certfile", s->certfile, 0, err, errlen,
+        rc = tls_fail(cfg, i, s->line.certfile, 0, err, errlen,
                       "certfile without keyfile: this TLS listener would have no key");
     else if (s->keyfile && !s->certfile)
-        rc = tls_fail(cfg, i, "keyfile", s->keyfile, 0, err, errlen,
+        rc = tls_fail(cfg, i, s->line.keyfile, 0, err, errlen,
                       "keyfile without certfile: this TLS listener would have no certificate");
     else if (!s->certfile && !s->psk_hint)
-        rc = tls_fail(cfg, i,
-                      s->cafile                ? "cafile"
-                      : s->require_certificate ? "require_certificate"
-                                               : NULL,
-                      NULL, 0, err, errlen,
+        rc = tls_fail(cfg, i, tls_first_line(&s->line), 0, err, errlen,
                       "TLS options without certfile and keyfile (or psk_hint and psk_file)");
     else if (s->psk_hint && !s->psk_file)
-        rc = tls_fail(cfg, i, "psk_hint", s->psk_hint, 0, err, errlen, "psk_hint without psk_file");
+        rc = tls_fail(cfg, i, s->line.psk_hint, 0, err, errlen, "psk_hint without psk_file");
     else if (s->require_certificate && !s->cafile && !s->capath)
-        rc = tls_fail(cfg, i, "require_certificate", NULL, 0, err, errlen,
+        rc = tls_fail(cfg, i, s->line.require_certificate, 0, err, errlen,
                       "require_certificate needs cafile or capath to verify clients against");
     else if (s->crlfile && !s->require_certificate)
-        rc = tls_fail(cfg, i, "crlfile", s->crlfile, 0, err, errlen,
+        rc = tls_fail(cfg, i, s->line.crlfile, 0, err, errlen,
                       "crlfile needs require_certificate true");
     else if ((s->use_identity_as_username || s->use_subject_as_username) && s->certfile &&
              !s->require_certificate)
         rc = tls_fail(cfg, i,
-                      s->use_identity_as_username ? "use_identity_as_username"
-                                                  : "use_subject_as_username",
-                      NULL, 0, err, errlen,
+                      s->use_identity_as_username ? s->line.use_identity_as_username
+                                                  : s->line.use_subject_as_username,
+                      0, err, errlen,
                       "a certificate identity as username needs require_certificate true");
     return rc;
 }
@@ -207,21 +162,22 @@ static int tls_check_options(const struct config *cfg, size_t i, char *err, size
 static int tls_version(const struct config *cfg, size_t i, char *err, size_t errlen)
 {
     const char *v = cfg->listeners[i].sec.tls_version;
+    unsigned line = cfg->listeners[i].sec.line.tls_version;
     char where[512];
     int rc = 0;
 
     if (!v || strcmp(v, "tlsv1.2") == 0)
         goto out;
     if (strcmp(v, "tlsv1.1") == 0 || strcmp(v, "tlsv1") == 0) {
-        tls_where(cfg, i, "tls_version", v, where, sizeof(where));
+        tls_where(cfg, i, line, where, sizeof(where));
         log_write(CAIRN_LOG_WARNING, "%stls_version %s raised to tlsv1.2, Cairn's floor", where, v);
         goto out;
     }
     if (strcmp(v, "tlsv1.3") == 0)
-        rc = tls_fail(cfg, i, "tls_version", v, 0, err, errlen,
+        rc = tls_fail(cfg, i, line, 0, err, errlen,
                       "tlsv1.3 is not available: mbedTLS 2.28 speaks TLS 1.2");
     else
-        rc = tls_fail(cfg, i, "tls_version", v, 0, err, errlen,
+        rc = tls_fail(cfg, i, line, 0, err, errlen,
                       "unknown tls_version (tlsv1.2, or tlsv1.1 which is raised to 1.2)");
 out:
     return rc;
@@ -232,6 +188,7 @@ static int tls_ciphers(struct tls_ctx *ctx, const struct config *cfg, size_t i, 
                        size_t errlen)
 {
     const char *list = cfg->listeners[i].sec.ciphers;
+    unsigned line = cfg->listeners[i].sec.line.ciphers;
     char *copy = NULL, *save = NULL, *tok;
     size_t n = 0;
     int rc = 0;
@@ -254,12 +211,12 @@ static int tls_ciphers(struct tls_ctx *ctx, const struct config *cfg, size_t i, 
                      "unknown cipher suite \"%.100s\" (mbedTLS names, e.g. "
                      "TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256)",
                      tok);
-            rc = tls_fail(cfg, i, "ciphers", list, 0, err, errlen, reason);
+            rc = tls_fail(cfg, i, line, 0, err, errlen, reason);
             goto out;
         }
         ctx->ciphers[n++] = id;
     }
-    rc = n ? 0 : tls_fail(cfg, i, "ciphers", list, 0, err, errlen, "empty cipher list");
+    rc = n ? 0 : tls_fail(cfg, i, line, 0, err, errlen, "empty cipher list");
 out:
     free(copy);
     return rc;
@@ -275,18 +232,18 @@ static int tls_load_files(struct tls_ctx *ctx, const struct config *cfg, size_t 
     if (s->certfile) {
         ret = mbedtls_x509_crt_parse_file(&ctx->cert, s->certfile);
         if (ret != 0) {
-            rc = tls_fail(cfg, i, "certfile", s->certfile, ret < 0 ? ret : 0, err, errlen,
+            rc = tls_fail(cfg, i, s->line.certfile, ret < 0 ? ret : 0, err, errlen,
                           "cannot load certfile");
             goto out;
         }
         ret = mbedtls_pk_parse_keyfile(&ctx->key, s->keyfile, NULL);
         if (ret != 0) {
-            rc = tls_fail(cfg, i, "keyfile", s->keyfile, ret, err, errlen, "cannot load keyfile");
+            rc = tls_fail(cfg, i, s->line.keyfile, ret, err, errlen, "cannot load keyfile");
             goto out;
         }
         ret = mbedtls_pk_check_pair(&ctx->cert.pk, &ctx->key);
         if (ret != 0) {
-            rc = tls_fail(cfg, i, "keyfile", s->keyfile, 0, err, errlen,
+            rc = tls_fail(cfg, i, s->line.keyfile, 0, err, errlen,
                           "keyfile does not match the certificate in certfile");
             goto out;
         }
@@ -294,7 +251,7 @@ static int tls_load_files(struct tls_ctx *ctx, const struct config *cfg, size_t 
     if (s->cafile) {
         ret = mbedtls_x509_crt_parse_file(&ctx->ca, s->cafile);
         if (ret != 0) {
-            rc = tls_fail(cfg, i, "cafile", s->cafile, ret < 0 ? ret : 0, err, errlen,
+            rc = tls_fail(cfg, i, s->line.cafile, ret < 0 ? ret : 0, err, errlen,
                           "cannot load cafile");
             goto out;
         }
@@ -302,7 +259,7 @@ static int tls_load_files(struct tls_ctx *ctx, const struct config *cfg, size_t 
     if (s->capath) {
         ret = mbedtls_x509_crt_parse_path(&ctx->ca, s->capath);
         if (ret < 0) {
-            rc = tls_fail(cfg, i, "capath", s->capath, ret, err, errlen, "cannot load capath");
+            rc = tls_fail(cfg, i, s->line.capath, ret, err, errlen, "cannot load capath");
             goto out;
         }
         if (ret > 0)
@@ -312,7 +269,7 @@ static int tls_load_files(struct tls_ctx *ctx, const struct config *cfg, size_t 
     if (s->crlfile) {
         ret = mbedtls_x509_crl_parse_file(&ctx->crl, s->crlfile);
         if (ret != 0) {
-            rc = tls_fail(cfg, i, "crlfile", s->crlfile, ret < 0 ? ret : 0, err, errlen,
+            rc = tls_fail(cfg, i, s->line.crlfile, ret < 0 ? ret : 0, err, errlen,
                           "cannot load crlfile");
             goto out;
         }
@@ -401,14 +358,19 @@ int tls_ctx_new(const struct config *cfg, size_t i, struct tls_ctx **out, char *
     if (rc)
         goto out;
     if (s->psk_hint) {
+        char why[512] = "psk_file: ";
+        size_t k = strlen(why);
+
         rc = -EINVAL;
-        ctx->psk = tls__psk_load(s->psk_file, err, errlen);
-        if (!ctx->psk)
+        ctx->psk = tls__psk_load(s->psk_file, why + k, sizeof(why) - k);
+        if (!ctx->psk) {
+            rc = tls_fail(cfg, i, s->line.psk_file, 0, err, errlen, why);
             goto out;
+        }
     }
     ret = tls_conf(ctx, s, drbg);
     if (ret) {
-        rc = tls_fail(cfg, i, NULL, NULL, ret, err, errlen, "TLS set-up failed");
+        rc = tls_fail(cfg, i, 0, ret, err, errlen, "TLS set-up failed");
         goto out;
     }
     *out = ctx;

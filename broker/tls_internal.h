@@ -45,6 +45,10 @@ mbedtls_ctr_drbg_context *tls__drbg(char *err, size_t errlen);
  * MBEDTLS_PSK_MAX_LEN bytes; identities unique.
  */
 struct tls_psk_table *tls__psk_load(const char *path, char *err, size_t errlen);
+/* The same from text in memory (len bytes, NUL bytes refused); name stands for FILE in errors
+ * (tests, fuzzing). */
+struct tls_psk_table *tls__psk_parse(const char *name, const char *text, size_t len, char *err,
+                                     size_t errlen);
 void tls__psk_free(struct tls_psk_table *t);
 /* The key for an identity (not NUL-terminated), NULL when unknown. */
 const uint8_t *tls__psk_find(const struct tls_psk_table *t, const unsigned char *id, size_t idlen,

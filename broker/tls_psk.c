@@ -80,8 +80,8 @@ out:
     return rc;
 }
 
-static struct tls_psk_table *tls_psk_parse(const char *name, const char *text, size_t len,
-                                           char *err, size_t errlen)
+struct tls_psk_table *tls__psk_parse(const char *name, const char *text, size_t len, char *err,
+                                     size_t errlen)
 {
     struct tls_psk_table *t = calloc(1, sizeof(*t));
     const char *s = text, *end = text + len, *why = "out of memory";
@@ -140,7 +140,7 @@ struct tls_psk_table *tls__psk_load(const char *path, char *err, size_t errlen)
     size_t len;
 
     if (auth__read_file(path, &text, &len, err, errlen) == 0)
-        t = tls_psk_parse(path, text, len, err, errlen);
+        t = tls__psk_parse(path, text, len, err, errlen);
     if (text)
         mbedtls_platform_zeroize(text, len);
     free(text);

@@ -238,6 +238,37 @@ static void test_bad_file_and_reload(void **state)
     auth_free(NULL);
 }
 
+/* Loaded from a file, a bad auth file is named by its config line too. */
+static void test_error_names_config_line(void **state)
+{
+    struct config c;
+    char conf[160], text[512], want[512], err[1024];
+
+    (void)state;
+    snprintf(conf, sizeof(conf), "%s/cairn.conf", dir);
+    snprintf(text, sizeof(text), "listener 1883\n\nacl_file %s\npassword_file %s/missing\n",
+             aclfile, dir);
+    write_file(conf, text);
+    write_file(aclfile, "topic read a/#\n");
+    assert_int_equal(config_load(conf, &c, err, sizeof(err)), 0);
+    assert_null(auth_new(&c, err, sizeof(err)));
+    snprintf(want, sizeof(want), "%s:4: password_file: %s/missing: No such file or directory", conf,
+             dir);
+    assert_string_equal(err, want);
+    config_cleanup(&c);
+
+    /* per listener: the listener's own line */
+    snprintf(text, sizeof(text),
+             "per_listener_settings true\nlistener 1883\nlistener 1884\nacl_file %s\n", aclfile);
+    write_file(conf, text);
+    write_file(aclfile, "topic read a/#\ntopic bogus words\n");
+    assert_int_equal(config_load(conf, &c, err, sizeof(err)), 0);
+    assert_null(auth_new(&c, err, sizeof(err)));
+    snprintf(want, sizeof(want), "%s:4: acl_file: %s:2: unknown access type", conf, aclfile);
+    assert_non_null(strstr(err, want));
+    config_cleanup(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -246,6 +277,7 @@ int main(void)
         cmocka_unit_test(test_identity),
         cmocka_unit_test(test_per_listener),
         cmocka_unit_test(test_bad_file_and_reload),
+        cmocka_unit_test(test_error_names_config_line),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

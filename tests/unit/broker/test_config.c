@@ -236,6 +236,68 @@ static void test_per_listener_settings(void **state)
     config_cleanup(&c);
 }
 
+/* Each TLS and auth option keeps its line; listeners their "listener" line (tls.c, auth.c). */
+static void test_option_lines(void **state)
+{
+    struct config c;
+
+    (void)state;
+    parse_ok("password_file /pw\n"        /* 1 */
+             "certfile /outside.crt\n"    /* 2: makes the default listener */
+             "listener 8883\n"            /* 3 */
+             "\n"                         /* 4 */
+             "certfile /s.crt\n"          /* 5 */
+             "keyfile /s.key\n"           /* 6 */
+             "# comment\n"                /* 7 */
+             "require_certificate true\n" /* 8 */
+             "ciphers A:B\n"              /* 9 */
+             "allow_anonymous false\n"    /* 10 */
+             "certfile /again.crt\n"      /* 11: the last one counts */
+             "listener 1883\n"            /* 12 */
+             "acl_file /acl\n",           /* 13 */
+             &c);
+    assert_int_equal(c.n_listeners, 3);
+    assert_int_equal(c.listeners[0].line, 2);
+    assert_int_equal(c.listeners[0].sec.line.certfile, 2);
+    assert_int_equal(c.listeners[1].line, 3);
+    assert_int_equal(c.listeners[1].sec.line.certfile, 11);
+    assert_int_equal(c.listeners[1].sec.line.keyfile, 6);
+    assert_int_equal(c.listeners[1].sec.line.require_certificate, 8);
+    assert_int_equal(c.listeners[1].sec.line.ciphers, 9);
+    assert_int_equal(c.listeners[1].sec.line.cafile, 0);
+    assert_int_equal(c.listeners[2].line, 12);
+    assert_int_equal(c.listeners[2].sec.line.certfile, 0);
+    /* global auth options: every listener carries the global line */
+    assert_int_equal(c.sec.line.password_file, 1);
+    assert_int_equal(c.sec.line.acl_file, 13);
+    assert_int_equal(c.sec.line.allow_anonymous, 10);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(c.listeners[i].sec.line.password_file, 1);
+        assert_int_equal(c.listeners[i].sec.line.acl_file, 13);
+        assert_int_equal(c.listeners[i].sec.line.allow_anonymous, 10);
+    }
+    config_cleanup(&c);
+
+    /* per_listener_settings: a listener's own line, else the global one */
+    parse_ok("per_listener_settings true\n" /* 1 */
+             "password_file /g\n"           /* 2 */
+             "listener 1\n"                 /* 3 */
+             "password_file /own\n"         /* 4 */
+             "allow_anonymous false\n"      /* 5 */
+             "listener 2\n",                /* 6 */
+             &c);
+    assert_int_equal(c.listeners[0].sec.line.password_file, 4);
+    assert_int_equal(c.listeners[0].sec.line.allow_anonymous, 5);
+    assert_int_equal(c.listeners[1].sec.line.password_file, 2);
+    assert_int_equal(c.listeners[1].sec.line.allow_anonymous, 0);
+    config_cleanup(&c);
+
+    /* no listener in the file: the default one has no line */
+    parse_ok("max_keepalive 60\n", &c);
+    assert_int_equal(c.listeners[0].line, 0);
+    config_cleanup(&c);
+}
+
 static void test_log_options(void **state)
 {
     struct config c;
@@ -419,6 +481,7 @@ int main(void)
         cmocka_unit_test(test_listeners_and_tls),
         cmocka_unit_test(test_old_style_default_listener),
         cmocka_unit_test(test_per_listener_settings),
+        cmocka_unit_test(test_option_lines),
         cmocka_unit_test(test_log_options),
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_whitespace_and_crlf),

@@ -738,6 +738,11 @@ static void test_config_errors(void **state)
          "ciphers ECDHE-RSA-AES128-GCM-SHA256\n",
          "cairn.conf:4: unknown cipher suite"},
         {"listener 8883\npsk_hint hint\n", "cairn.conf:2: psk_hint without psk_file"},
+        {"psk_file @D/missing.psk\nlistener 8883\npsk_hint hint\n", "cairn.conf:1: psk_file: "},
+        {"listener 8883\ncertfile @D/server-ec.crt\nkeyfile @D/server-ec.key\n"
+         "ciphers\tTLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256 :\n"
+         "tls_version tlsv9\n",
+         "cairn.conf:5: unknown tls_version"},
         {"listener 8883\ncertfile @D/server-ec.crt\nkeyfile @D/server-ec.key\n"
          "cafile @D/ca.crt\nuse_identity_as_username true\n",
          "cairn.conf:5: a certificate identity as username needs require_certificate"},

@@ -97,6 +97,11 @@ struct tls_psk_table *tls__psk_parse(const char *name, const char *text, size_t 
         line++;
         while (e > s && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
             e--;
+        if (e > s && memchr(s, '\0', (size_t)(e - s))) {
+            /* an identity is compared by its length: a NUL would cut its copy short */
+            why = "NUL byte in line";
+            goto fail;
+        }
         if (e > s && s[0] != '#') {
             if (tls_psk_parse_line(s, (size_t)(e - s), &p, &why))
                 goto fail;

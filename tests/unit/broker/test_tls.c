@@ -31,6 +31,7 @@
 #include "config.h"
 #include "log.h"
 #include "tls.h"
+#include "tls_internal.h" /* tls__psk_parse */
 #include "transport.h"
 
 /* The same script the TLS integration tests use: a CA, another CA, RSA and EC server
@@ -765,6 +766,33 @@ static void test_config_errors(void **state)
     }
 }
 
+/* The psk_file parser from text: lookups, and the lines it refuses (a NUL once overread). */
+static void test_psk_parse(void **state)
+{
+    static const char good[] = "# c\r\nid1:0a0B\r\n\nid2:ff\n";
+    static const char nul[] = "a\0b:00\n";
+    struct tls_psk_table *t;
+    const uint8_t *key;
+    size_t keylen = 0;
+    char err[256];
+
+    (void)state;
+    t = tls__psk_parse("p", good, sizeof(good) - 1, err, sizeof(err));
+    assert_non_null(t);
+    key = tls__psk_find(t, (const unsigned char *)"id1", 3, &keylen);
+    assert_non_null(key);
+    assert_int_equal(keylen, 2);
+    assert_memory_equal(key, "\x0a\x0b", 2);
+    assert_null(tls__psk_find(t, (const unsigned char *)"id", 2, &keylen));
+    tls__psk_free(t);
+    assert_null(tls__psk_parse("p", nul, sizeof(nul) - 1, err, sizeof(err)));
+    assert_string_equal(err, "p:1: NUL byte in line");
+    assert_null(tls__psk_parse("p", "x:00\ny:0\n", 10, err, sizeof(err)));
+    assert_non_null(strstr(err, "p:2: key must be hex"));
+    assert_null(tls__psk_parse("p", "x:00\nx:11\n", 10, err, sizeof(err)));
+    assert_string_equal(err, "p:2: duplicate identity");
+}
+
 static void test_plain_and_good_listeners(void **state)
 {
     struct config c;
@@ -828,6 +856,7 @@ int main(void)
         cmocka_unit_test(test_plaintext_refused),
         cmocka_unit_test(test_garbage_after_handshake),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_psk_parse),
         cmocka_unit_test(test_plain_and_good_listeners),
         cmocka_unit_test(test_reload),
     };

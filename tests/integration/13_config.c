@@ -212,6 +212,52 @@ out:
     broker_free(b);
 }
 
+/* pid_file holds the broker's pid; log_dest file writes the log there too. */
+static void test_pid_file_and_log_file(void)
+{
+    char conf[1200], pidpath[512], logpath[512], buf[64] = "";
+    struct broker_opts bo = {0};
+    struct broker *b = NULL;
+    const char *tmp = getenv("TMPDIR");
+    char dir[256];
+    FILE *f = NULL;
+    bool made = false;
+    char *log = NULL;
+
+    snprintf(dir, sizeof(dir), "%s/cairn-itest-files-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    T_ASSERT(mkdtemp(dir));
+    made = true;
+    snprintf(pidpath, sizeof(pidpath), "%s/broker.pid", dir);
+    snprintf(logpath, sizeof(logpath), "%s/broker-file.log", dir);
+    snprintf(conf, sizeof(conf), "pid_file %s\nlog_dest file %s\nlog_dest stderr", pidpath,
+             logpath);
+    bo.config = conf;
+    b = broker_start(&bo);
+    T_ASSERT(b);
+    T_ASSERT(broker_alive(b));
+    f = fopen(pidpath, "r");
+    T_ASSERTF(f, "no pid file %s", pidpath);
+    T_ASSERT(fgets(buf, sizeof(buf), f));
+    T_EQ(atoi(buf), broker_pid(b));
+    T_EQ(broker_stop_term(b, WAIT_MS), 0);
+    {
+        char *argv[] = {"cat", logpath, NULL};
+
+        T_EQ(proc_run(argv, WAIT_MS, &log), 0);
+    }
+    T_ASSERTF(log && strlen(log) > 0, "log file %s is empty", logpath);
+out:
+    free(log);
+    if (f)
+        fclose(f);
+    broker_free(b);
+    if (made) {
+        char *rm[] = {"rm", "-rf", dir, NULL};
+
+        proc_run(rm, WAIT_MS, NULL);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const struct t_case cases[] = {
@@ -219,6 +265,7 @@ int main(int argc, char **argv)
         {"broker_refuses_bad_config", test_broker_refuses_bad_config},
         {"sighup_keeps_clients", test_sighup_keeps_clients},
         {"sighup_bad_config_kept", test_sighup_bad_config_kept},
+        {"pid_file_and_log_file", test_pid_file_and_log_file},
     };
     return T_MAIN(cases);
 }

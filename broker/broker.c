@@ -35,6 +35,8 @@
  * Losing such records in a crash only means QoS 1 resends, never a lost or doubled QoS 2.
  */
 #define BROKER_COMMIT_DELAY_MS 10u
+/* Iterations in a row a session may ask to read a queue part the store does not show yet. */
+#define BROKER_REFILL_TRIES 100u
 
 static bool broker__commit(struct broker *b);
 
@@ -341,7 +343,7 @@ bool broker__can_read(struct broker *b, struct session *s, struct mqtt_str topic
                          topic.len);
 }
 
-static void broker__pump(struct broker *b, struct session *s);
+static size_t broker__pump(struct broker *b, struct session *s);
 
 /* Bytes waiting for the client: in its conn's queue and held for the iteration end. */
 static size_t broker__out_bytes(const struct client *cl)
@@ -574,20 +576,25 @@ static void broker__drop_entry(struct session *s, struct sentry *e)
     }
 }
 
-/* Move what the window allows from s's queue into its client's held output. */
-static void broker__pump(struct broker *b, struct session *s)
+/* Move what the window allows from s's queue into its client's held output. Returns how many
+ * entries were read back from the store. */
+static size_t broker__pump(struct broker *b, struct session *s)
 {
     struct client *cl = s->owner;
     uint64_t gen = session_table_gen(b->sessions);
     bool refill = true;
+    size_t got = 0;
+    int n;
 
     if (!cl || conn_closing(cl->conn))
-        return;
+        goto out;
     if (session_wants_refill(s)) {
-        int n = session_refill(s);
+        n = session_refill(s);
         if (n < 0)
             log_write(CAIRN_LOG_ERR, "client %s: reading its queue from the store failed (%d)",
                       s->id, n);
+        else
+            got += (size_t)n;
     }
     broker__resend(cl, s);
     while (session_can_pop(s)) {
@@ -608,9 +615,16 @@ static void broker__pump(struct broker *b, struct session *s)
         if (e->qos == 0)
             sentry_free(e);
         /* read on while the store has more; once it has nothing committed, stop asking */
-        if (refill && session_wants_refill(s) && session_refill(s) <= 0)
-            refill = false;
+        if (refill && session_wants_refill(s)) {
+            n = session_refill(s);
+            if (n > 0)
+                got += (size_t)n;
+            else
+                refill = false;
+        }
     }
+out:
+    return got;
 }
 
 /* After a failed commit: nothing held may leave. */
@@ -660,14 +674,18 @@ void broker_on_iteration_end(struct broker *b)
     while ((s = b->dirty_sessions)) {
         b->dirty_sessions = s->dirty_next;
         s->dirty = false;
-        broker__pump(b, s);
-        /* a queue whose next part is still in this batch: read it next iteration */
-        if (s->owner && session_wants_refill(s) && s->queue.n == 0 && !s->refill_retry) {
-            s->refill_retry = true;
+        if (broker__pump(b, s) > 0)
+            s->refill_tries = 0;
+        /*
+         * Nothing left in memory but more on disk that could not be read yet: it is in a batch
+         * not committed (this one, or a deferred one). Commit now and read it next iteration
+         * (bounded: a count left by a failed commit is settled by session_refill).
+         */
+        if (s->owner && session_wants_refill(s) && s->queue.n == 0 &&
+            s->refill_tries < BROKER_REFILL_TRIES) {
+            s->refill_tries++;
             s->dirty_next = again;
             again = s;
-        } else if (s->queue.n) {
-            s->refill_retry = false;
         }
     }
     if (b->store && !persist_batch_empty(b->store)) {

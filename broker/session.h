@@ -127,8 +127,8 @@ struct session {
     /* for the broker */
     struct session *dirty_next;
     bool dirty;
-    bool refill_retry;
-    bool resend_pending; /* some in-flight entry has resend set */
+    uint32_t refill_tries; /* broker.c: reads of the store that found nothing, in a row */
+    bool resend_pending;   /* some in-flight entry has resend set */
     struct timer *expiry;
     void *expiry_ctx;
 };

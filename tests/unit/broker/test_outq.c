@@ -1,10 +1,18 @@
 /*
  * test_outq.c — the output queue: small copies coalesce into one chunk, big ones get their own,
  * references keep their place in the order and are released exactly once (written, dropped,
- * or refused), and partial consumption resumes mid-chunk.
+ * or refused), and partial consumption resumes mid-chunk; and every allocation failure.
+ *
+ * Fault injection (SQLite's test_malloc.c idea): broker/outq.c is compiled into this test with
+ * malloc (its only allocator) renamed to a fault_malloc wrapper that fail the Nth call; the test
+ * loops N from 1 until a run needs no failure. outq.o from cairn_broker is then not linked (every
+ * symbol it defines is defined here). A -Wl,--wrap=malloc on this executable would do the same
+ * without the #include; tests/unit/broker/CMakeLists.txt is not this file's owner's to change.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,6 +21,34 @@
 #include <cmocka.h>
 
 #include "outq.h"
+
+/* ---- the failing allocator ------------------------------------------------------------ */
+
+static unsigned long fault_countdown; /* 0: never fail; N: the Nth call from now fails */
+static bool fault_fired;
+
+static bool fault_now(void)
+{
+    if (fault_countdown == 0 || --fault_countdown > 0)
+        return false;
+    fault_fired = true;
+    return true;
+}
+
+static void fault_arm(unsigned long n)
+{
+    fault_countdown = n;
+    fault_fired = false;
+}
+
+static void *fault_malloc(size_t n)
+{
+    return fault_now() ? NULL : malloc(n);
+}
+
+#define malloc(n) fault_malloc(n)
+#include "../../../broker/outq.c"
+#undef malloc
 
 static int released;
 
@@ -136,6 +172,52 @@ static void test_iov_limit(void **state)
     outq_cleanup(&q);
 }
 
+/*
+ * A mixed sequence with the Nth allocation failing, for every N: a failed append returns
+ * -ENOMEM and queues nothing, a refused reference is released at once, what was queued stays
+ * in order, and cleanup releases the rest (ASan reports any leak).
+ */
+static void test_alloc_faults(void **state)
+{
+    static const char big[3 * OUTQ_CHUNK];
+    unsigned long n;
+    bool fired = true;
+
+    (void)state;
+    for (n = 1; fired; n++) {
+        struct outq q;
+        size_t want = 0;
+        static char out[16 * OUTQ_CHUNK];
+        int iovs, rc;
+
+        released = 0;
+        outq_init(&q);
+        fault_arm(n);
+        for (int i = 0; i < 6; i++) {
+            rc = outq_copy(&q, "abc", 3);
+            assert_true(rc == 0 || rc == -ENOMEM);
+            want += rc == 0 ? 3 : 0;
+            rc = outq_ref(&q, "REF", 3, release, (void *)1);
+            assert_true(rc == 0 || rc == -ENOMEM);
+            want += rc == 0 ? 3 : 0;
+            if (rc < 0)
+                assert_int_equal(released, 1); /* refused: released at once */
+            released = 0;
+            rc = outq_copy(&q, big, i == 3 ? sizeof(big) : OUTQ_CHUNK - 2);
+            assert_true(rc == 0 || rc == -ENOMEM);
+            want += rc == 0 ? (i == 3 ? sizeof(big) : OUTQ_CHUNK - 2) : 0;
+        }
+        fired = fault_fired;
+        fault_arm(0);
+        assert_int_equal(q.bytes, want);
+        assert_true(flatten(&q, out, sizeof(out), &iovs) == want);
+        outq_consume(&q, want > 5 ? 5 : want);
+        outq_cleanup(&q);
+        assert_int_equal(q.bytes, 0);
+    }
+    assert_true(n > 10); /* the sequence allocates often enough to have been tested */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -143,6 +225,7 @@ int main(void)
         cmocka_unit_test(test_big_copy_and_chunk_boundary),
         cmocka_unit_test(test_release_on_cleanup_and_empty),
         cmocka_unit_test(test_iov_limit),
+        cmocka_unit_test(test_alloc_faults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

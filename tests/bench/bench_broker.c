@@ -12,14 +12,10 @@
  * ratio of each Cairn row to Mosquitto. Figures go in the issue note, never into pass/fail.
  *
  *   bench_broker [CAIRN_BIN] [-p PUBLISHERS] [-s SUBSCRIBERS] [-n MESSAGES_PER_PUBLISHER]
- *
- * Paho is loaded with dlopen(): tests/bench/CMakeLists.txt links only the Cairn libraries, and
- * this keeps the bench building there without touching that file.
  */
 #define _GNU_SOURCE
 #include <MQTTAsync.h>
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -39,51 +35,6 @@
 #define BENCH_PAYLOAD     100
 #define BENCH_WINDOW      500 /* unacknowledged messages per publisher */
 #define BENCH_MAX_CLIENTS 64
-
-/* ---- Paho, resolved at run time ---- */
-
-static struct {
-    int (*create)(MQTTAsync *, const char *, const char *, int, void *);
-    int (*set_callbacks)(MQTTAsync, void *, MQTTAsync_connectionLost *, MQTTAsync_messageArrived *,
-                         MQTTAsync_deliveryComplete *);
-    int (*connect)(MQTTAsync, const MQTTAsync_connectOptions *);
-    int (*subscribe)(MQTTAsync, const char *, int, MQTTAsync_responseOptions *);
-    int (*send)(MQTTAsync, const char *, const MQTTAsync_message *, MQTTAsync_responseOptions *);
-    int (*disconnect)(MQTTAsync, const MQTTAsync_disconnectOptions *);
-    void (*destroy)(MQTTAsync *);
-    void (*free_message)(MQTTAsync_message **);
-    void (*free)(void *);
-} paho;
-
-static int bench_load_paho(void)
-{
-    void *h = dlopen("libpaho-mqtt3a.so.1", RTLD_NOW);
-    int rc = -1;
-
-    if (!h)
-        h = dlopen("libpaho-mqtt3a.so", RTLD_NOW);
-    if (!h) {
-        fprintf(stderr, "bench_broker: cannot load Paho MQTTAsync: %s\n", dlerror());
-        goto out;
-    }
-    *(void **)&paho.create = dlsym(h, "MQTTAsync_create");
-    *(void **)&paho.set_callbacks = dlsym(h, "MQTTAsync_setCallbacks");
-    *(void **)&paho.connect = dlsym(h, "MQTTAsync_connect");
-    *(void **)&paho.subscribe = dlsym(h, "MQTTAsync_subscribe");
-    *(void **)&paho.send = dlsym(h, "MQTTAsync_sendMessage");
-    *(void **)&paho.disconnect = dlsym(h, "MQTTAsync_disconnect");
-    *(void **)&paho.destroy = dlsym(h, "MQTTAsync_destroy");
-    *(void **)&paho.free_message = dlsym(h, "MQTTAsync_freeMessage");
-    *(void **)&paho.free = dlsym(h, "MQTTAsync_free");
-    if (!paho.create || !paho.set_callbacks || !paho.connect || !paho.subscribe || !paho.send ||
-        !paho.disconnect || !paho.destroy || !paho.free_message || !paho.free) {
-        fprintf(stderr, "bench_broker: Paho MQTTAsync lacks a function\n");
-        goto out;
-    }
-    rc = 0;
-out:
-    return rc;
-}
 
 /* ---- shared counters (Paho threads write, the main thread waits) ---- */
 
@@ -152,8 +103,8 @@ static int bench_on_message(void *ctx, char *topic, int tlen, MQTTAsync_message 
     bc->received++;
     pthread_cond_broadcast(&bench_cv);
     pthread_mutex_unlock(&bench_mu);
-    paho.free_message(&m);
-    paho.free(topic);
+    MQTTAsync_freeMessage(&m);
+    MQTTAsync_free(topic);
     return 1;
 }
 
@@ -182,11 +133,11 @@ static int bench_client_open(struct bench_client *bc, int port, const char *id, 
 
     memset(bc, 0, sizeof(*bc));
     snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%d", port);
-    if (paho.create(&bc->c, uri, id, MQTTCLIENT_PERSISTENCE_NONE, NULL) != MQTTASYNC_SUCCESS) {
+    if (MQTTAsync_create(&bc->c, uri, id, MQTTCLIENT_PERSISTENCE_NONE, NULL) != MQTTASYNC_SUCCESS) {
         bc->c = NULL;
         goto out;
     }
-    if (sub && paho.set_callbacks(bc->c, bc, NULL, bench_on_message, NULL) != MQTTASYNC_SUCCESS)
+    if (sub && MQTTAsync_setCallbacks(bc->c, bc, NULL, bench_on_message, NULL) != MQTTASYNC_SUCCESS)
         goto out;
     co.keepAliveInterval = 60;
     co.cleansession = 1;
@@ -198,7 +149,7 @@ static int bench_client_open(struct bench_client *bc, int port, const char *id, 
      * The caller waits with bench_wait_ready(): Paho takes ~2 s per connect made one after
      * another while other clients exist, so all connects are issued first.
      */
-    if (paho.connect(bc->c, &co) == MQTTASYNC_SUCCESS)
+    if (MQTTAsync_connect(bc->c, &co) == MQTTASYNC_SUCCESS)
         rc = 0;
 out:
     return rc;
@@ -211,7 +162,8 @@ static int bench_subscribe(struct bench_client *bc, int qos)
     ro.onSuccess = bench_on_ok;
     ro.onFailure = bench_on_fail;
     ro.context = bc;
-    return paho.subscribe(bc->c, "bench/#", qos, &ro) == MQTTASYNC_SUCCESS && bench_wait_ready(bc)
+    return MQTTAsync_subscribe(bc->c, "bench/#", qos, &ro) == MQTTASYNC_SUCCESS &&
+                   bench_wait_ready(bc)
                ? 0
                : -1;
 }
@@ -226,9 +178,9 @@ static void bench_client_close(struct bench_client *bc)
     d.onSuccess = bench_on_ok;
     d.onFailure = bench_on_fail;
     d.context = bc;
-    if (paho.disconnect(bc->c, &d) == MQTTASYNC_SUCCESS)
+    if (MQTTAsync_disconnect(bc->c, &d) == MQTTASYNC_SUCCESS)
         bench_wait_ready(bc);
-    paho.destroy(&bc->c);
+    MQTTAsync_destroy(&bc->c);
 }
 
 /* ---- broker processes ---- */
@@ -399,7 +351,7 @@ static double bench_run(const struct bench_broker *bb, const struct bench_cfg *c
             m.qos = qos;
             ro.onSuccess = bench_on_sent;
             ro.context = &pub[p];
-            if (paho.send(pub[p].c, "bench/t", &m, &ro) != MQTTASYNC_SUCCESS)
+            if (MQTTAsync_sendMessage(pub[p].c, "bench/t", &m, &ro) != MQTTASYNC_SUCCESS)
                 goto out;
         }
     }
@@ -464,7 +416,7 @@ int main(int argc, char **argv)
             return 2;
     }
     if (cfg.pubs < 1 || cfg.pubs > BENCH_MAX_CLIENTS || cfg.subs < 1 ||
-        cfg.subs > BENCH_MAX_CLIENTS || cfg.per_pub < 1 || bench_load_paho() != 0)
+        cfg.subs > BENCH_MAX_CLIENTS || cfg.per_pub < 1)
         return 2;
     signal(SIGPIPE, SIG_IGN);
     for (int i = 0; i < NB; i++) {

@@ -623,9 +623,12 @@ static const char *conn_reason_text(const struct conn *c, char *buf, size_t len)
         snprintf(buf, len, "broker shutting down");
     } else if (c->reason == 0) {
         snprintf(buf, len, "disconnected");
-    } else if (c->reason == -MQTT_ETOOLARGE && c->over == CONN_OVER_HEADER) {
+    } else if (c->reason == -MQTT_ETOOLARGE && c->over == CONN_OVER_HEADER && c->over_size) {
         snprintf(buf, len, "packet announcing %zu bytes, more than message_size_limit %u allows",
                  c->over_size, limit);
+    } else if (c->reason == -MQTT_ETOOLARGE && c->over == CONN_OVER_HEADER) {
+        /* refused on the first bytes of its remaining length */
+        snprintf(buf, len, "packet announcing more than message_size_limit %u allows", limit);
     } else if (c->reason == -MQTT_ETOOLARGE && c->over != CONN_OVER_NONE) {
         snprintf(buf, len, "%s of %zu bytes over message_size_limit %u",
                  c->over == CONN_OVER_WILL ? "will payload" : "PUBLISH payload", c->over_size,

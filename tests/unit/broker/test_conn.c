@@ -488,6 +488,20 @@ static void test_size_limit_header_closes(void **state)
     free(log);
 }
 
+/* Refused on the first bytes of the remaining length, before it is even complete. */
+static void test_size_limit_partial_header_closes(void **state)
+{
+    struct fixture *f = *state;
+    static const uint8_t hdr[] = {0x30, 0xff, 0xff, 0xff}; /* a fourth byte would follow */
+
+    f->cfg.message_size_limit = 100;
+    connect_pair(f);
+    peer_send(f, hdr, sizeof(hdr));
+    assert_int_equal(pump_until(f, &f->closes, 1, 2000), 1);
+    assert_int_equal(f->close_reason, -MQTT_ETOOLARGE);
+    assert_true(peer_eof(f));
+}
+
 /* A CONNECT whose will payload is over the limit closes too. */
 static void test_size_limit_will(void **state)
 {
@@ -833,6 +847,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_size_limit_payload_equal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_size_limit_payload_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_size_limit_header_closes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_size_limit_partial_header_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_size_limit_will, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_protocol_level, setup, teardown),

@@ -3,17 +3,12 @@
  * publisher over TLS at QoS 0, 1 and 2, and client certificates (keyStore / privateKey) on a
  * require_certificate listener, refused without one.
  *
- * The harness links Paho's plain library (libpaho-mqtt3c); its TLS twin (libpaho-mqtt3cs) has
- * the same symbols, so it is loaded here with dlmopen() into a namespace of its own, where the
- * two cannot bind to each other. That does not run under AddressSanitizer (its runtime does not
- * follow threads started in another namespace): the sanitizer build skips these cases, the
- * mosquitto-client TLS tests (32, 33) run there.
+ * The harness links Paho's TLS-capable libraries (paho-mqtt3cs, paho-mqtt3as), which speak
+ * tcp:// and ssl:// alike, so these cases run in every build, the sanitizer one included.
  */
-#define _GNU_SOURCE /* dlmopen */
 #include "harness.h"
 
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -25,14 +20,6 @@
 #include <unistd.h>
 
 #define WAIT_MS 5000
-
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
 
 /* A CA, another CA, RSA and EC server certificates for localhost and 127.0.0.1, client
  * certificates (valid, revoked, expired, from the other CA) and a CRL. */
@@ -231,58 +218,6 @@ static int still_serving(const struct tls_env *e)
     return rc;
 }
 
-/* ---- Paho's TLS library, in its own namespace --------------------------------------------- */
-
-struct paho_ssl {
-    void *lib;
-    int (*create)(MQTTClient *, const char *, const char *, int, void *);
-    int (*connect)(MQTTClient, MQTTClient_connectOptions *);
-    int (*subscribe)(MQTTClient, const char *, int);
-    int (*publish)(MQTTClient, const char *, int, const void *, int, int,
-                   MQTTClient_deliveryToken *);
-    int (*wait)(MQTTClient, MQTTClient_deliveryToken, unsigned long);
-    int (*receive)(MQTTClient, char **, int *, MQTTClient_message **, unsigned long);
-    void (*free_message)(MQTTClient_message **);
-    void (*free_)(void *);
-    int (*disconnect)(MQTTClient, int);
-    void (*destroy)(MQTTClient *);
-};
-
-static struct paho_ssl ps;
-
-/* 0 when the library is there and every symbol found; -1 (case skipped) otherwise. */
-static int paho_ssl_load(void)
-{
-#ifdef UNDER_ASAN
-    t_skip("Paho's TLS library through dlmopen() does not run under AddressSanitizer");
-    return -1;
-#else
-    if (ps.lib)
-        return 0;
-    ps.lib = dlmopen(LM_ID_NEWLM, "libpaho-mqtt3cs.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (!ps.lib) {
-        t_skip("libpaho-mqtt3cs.so.1 not loadable");
-        return -1;
-    }
-    *(void **)&ps.create = dlsym(ps.lib, "MQTTClient_create");
-    *(void **)&ps.connect = dlsym(ps.lib, "MQTTClient_connect");
-    *(void **)&ps.subscribe = dlsym(ps.lib, "MQTTClient_subscribe");
-    *(void **)&ps.publish = dlsym(ps.lib, "MQTTClient_publish");
-    *(void **)&ps.wait = dlsym(ps.lib, "MQTTClient_waitForCompletion");
-    *(void **)&ps.receive = dlsym(ps.lib, "MQTTClient_receive");
-    *(void **)&ps.free_message = dlsym(ps.lib, "MQTTClient_freeMessage");
-    *(void **)&ps.free_ = dlsym(ps.lib, "MQTTClient_free");
-    *(void **)&ps.disconnect = dlsym(ps.lib, "MQTTClient_disconnect");
-    *(void **)&ps.destroy = dlsym(ps.lib, "MQTTClient_destroy");
-    if (!ps.create || !ps.connect || !ps.subscribe || !ps.publish || !ps.wait || !ps.receive ||
-        !ps.free_message || !ps.free_ || !ps.disconnect || !ps.destroy) {
-        t_skip("libpaho-mqtt3cs.so.1 lacks a symbol");
-        return -1;
-    }
-    return 0;
-#endif
-}
-
 /* Connect over TLS (cert: client certificate name or NULL). The client, or NULL with *rc. */
 static MQTTClient ssl_connect(const struct tls_env *e, const char *id, const char *cert, int *rc)
 {
@@ -303,12 +238,12 @@ static MQTTClient ssl_connect(const struct tls_env *e, const char *id, const cha
     co.ssl = &so;
     co.cleansession = 1;
     co.keepAliveInterval = 60;
-    *rc = ps.create(&c, uri, id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
+    *rc = MQTTClient_create(&c, uri, id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
     if (*rc != MQTTCLIENT_SUCCESS)
         return NULL;
-    *rc = ps.connect(c, &co);
+    *rc = MQTTClient_connect(c, &co);
     if (*rc != MQTTCLIENT_SUCCESS) {
-        ps.destroy(&c);
+        MQTTClient_destroy(&c);
         return NULL;
     }
     return c;
@@ -318,8 +253,8 @@ static void ssl_close(MQTTClient *c)
 {
     if (!*c)
         return;
-    ps.disconnect(*c, 1000);
-    ps.destroy(c);
+    MQTTClient_disconnect(*c, 1000);
+    MQTTClient_destroy(c);
     *c = NULL;
 }
 
@@ -333,14 +268,12 @@ static void test_qos_levels(void)
     MQTTClient sub = NULL, pub = NULL;
     int rc = -1;
 
-    if (paho_ssl_load() != 0)
-        return;
     T_EQ(env_start(&e, tls_listener, NULL), 0);
     sub = ssl_connect(&e, "paho-ssl-sub", NULL, &rc);
     T_ASSERTF(sub, "subscriber connect: %d", rc);
     pub = ssl_connect(&e, "paho-ssl-pub", NULL, &rc);
     T_ASSERTF(pub, "publisher connect: %d", rc);
-    T_EQ(ps.subscribe(sub, "paho/tls/#", 2), MQTTCLIENT_SUCCESS);
+    T_EQ(MQTTClient_subscribe(sub, "paho/tls/#", 2), MQTTCLIENT_SUCCESS);
     for (int qos = 0; qos <= 2; qos++) {
         char topic[32], payload[32], *got_topic = NULL;
         int tlen = 0;
@@ -349,18 +282,18 @@ static void test_qos_levels(void)
 
         snprintf(topic, sizeof(topic), "paho/tls/q%d", qos);
         snprintf(payload, sizeof(payload), "over tls at qos %d", qos);
-        T_EQ(ps.publish(pub, topic, (int)strlen(payload), payload, qos, 0, &tok),
+        T_EQ(MQTTClient_publish(pub, topic, (int)strlen(payload), payload, qos, 0, &tok),
              MQTTCLIENT_SUCCESS);
         if (qos)
-            T_EQ(ps.wait(pub, tok, WAIT_MS), MQTTCLIENT_SUCCESS);
-        T_EQ(ps.receive(sub, &got_topic, &tlen, &m, WAIT_MS), MQTTCLIENT_SUCCESS);
+            T_EQ(MQTTClient_waitForCompletion(pub, tok, WAIT_MS), MQTTCLIENT_SUCCESS);
+        T_EQ(MQTTClient_receive(sub, &got_topic, &tlen, &m, WAIT_MS), MQTTCLIENT_SUCCESS);
         T_ASSERTF(m && got_topic, "no message at QoS %d", qos);
         T_ASSERT(strcmp(got_topic, topic) == 0);
         T_EQ(m->qos, qos);
         T_ASSERT(m->payloadlen == (int)strlen(payload) &&
                  memcmp(m->payload, payload, strlen(payload)) == 0);
-        ps.free_message(&m);
-        ps.free_(got_topic);
+        MQTTClient_freeMessage(&m);
+        MQTTClient_free(got_topic);
     }
 out:
     ssl_close(&sub);
@@ -381,8 +314,6 @@ static void test_client_certificate(void)
     MQTTClient c = NULL;
     int rc = -1;
 
-    if (paho_ssl_load() != 0)
-        return;
     T_EQ(env_start(&e, cert_listener, NULL), 0);
     c = ssl_connect(&e, "paho-cert", "client", &rc);
     T_ASSERTF(c, "connect with a valid certificate: %d", rc);

@@ -839,6 +839,65 @@ static void test_close_all(void **state)
     close(sv[1]);
 }
 
+/* One close line per conn; its reason says who ended it: the peer, or the broker shutting down. */
+static void test_close_log_lines(void **state)
+{
+    struct fixture *f = *state;
+    int sv[2][2];
+    char path[64];
+    char *log;
+
+    f->cfg.connection_messages = true;
+    log_capture_start(path, sizeof(path));
+    connect_pair(f);
+    conn_set_name(f->conn, "eof-1");
+    close(f->peer);
+    f->peer = -1;
+    assert_int_equal(pump_until(f, &f->closes, 1, 2000), 1);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv[i]), 0);
+        assert_int_equal(conn_pool_add(f->pool, transport_tcp_new(sv[i][0]), 0, "test:9"), 0);
+        conn_set_name(f->conn, i ? "down-1" : "old-1");
+    }
+    conn_pool_close_all(f->pool, 0);
+    pump_until(f, &f->closes, 3, 2000);
+    assert_int_equal(f->closes, 3);
+    close(sv[0][1]);
+    close(sv[1][1]);
+    log = log_capture_end(path);
+    assert_non_null(strstr(log, "client test:1 eof-1 closed: connection closed by peer\n"));
+    assert_non_null(strstr(log, "client test:9 down-1 closed: broker shutting down\n"));
+    assert_non_null(strstr(log, "client test:9 old-1 closed: broker shutting down\n"));
+    {
+        int lines = 0;
+
+        for (const char *at = log; (at = strstr(at, " closed: ")) != NULL; at++)
+            lines++;
+        assert_int_equal(lines, 3);
+    }
+    free(log);
+}
+
+/* -ECONNRESET from the broker (a takeover) is not the peer going away. */
+static void test_close_log_takeover(void **state)
+{
+    struct fixture *f = *state;
+    char path[64];
+    char *log;
+
+    f->cfg.connection_messages = true;
+    log_capture_start(path, sizeof(path));
+    connect_pair(f);
+    conn_set_name(f->conn, "dev-7");
+    conn_close(f->conn, -ECONNRESET);
+    assert_int_equal(pump_until(f, &f->closes, 1, 2000), 1);
+    log = log_capture_end(path);
+    assert_non_null(strstr(
+        log, "client test:1 dev-7 closed: taken over by a new connection with the same client id"));
+    assert_null(strstr(log, "closed by peer"));
+    free(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -863,6 +922,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_linger, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_pause, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_all, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_log_lines, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_log_takeover, setup, teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);

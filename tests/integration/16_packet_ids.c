@@ -23,7 +23,7 @@ static void test_wrap_and_no_reuse(void)
     struct raw_pkt k = {0};
     int sub = -1, pub = -1, rc = -1, held = -1, last_pid = 0, wraps = 0;
     long sent = 0, acked = 0, received = 0;
-    char buf[16];
+    char buf[24];
 
     T_ASSERT(b);
     sub = raw_mqtt_connect(b, &so, &rc, NULL);

@@ -129,21 +129,6 @@ static int wait_port(int port, int timeout_ms)
     return -1;
 }
 
-static int free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
 /*
  * A file made by cairn-passwd: the broker under test accepts it, and so does a real Mosquitto
  * started here (when installed), with mosquitto_pub as the client.
@@ -172,7 +157,7 @@ static void test_cairn_passwd_file(void)
 
     if (access("/usr/sbin/mosquitto", X_OK) != 0 || harness_is_mosquitto())
         goto out; /* mosquitto mode has just checked it above */
-    port = free_port();
+    port = harness_free_port();
     T_ASSERT(port > 0);
     snprintf(mconf, sizeof(mconf), "%s/mosquitto.conf", d);
     f = fopen(mconf, "w");
@@ -268,29 +253,6 @@ out:
     rm_dir(d);
 }
 
-/* cairn -c FILE with a bad password file: exit non-zero naming the file (and line). */
-static void expect_refused(const char *d, const char *conf_text, const char *needle)
-{
-    char conf[256], *out = NULL;
-    FILE *f;
-    int rc;
-
-    snprintf(conf, sizeof(conf), "%s/cairn.conf", d);
-    f = fopen(conf, "w");
-    T_ASSERT(f);
-    fprintf(f, "listener 0 127.0.0.1\npersistence false\n%s\n", conf_text);
-    fclose(f);
-    {
-        char *argv[] = {(char *)harness_cairn_bin(), "-c", conf, NULL};
-
-        rc = proc_run(argv, WAIT_MS, &out);
-    }
-    T_ASSERTF(rc > 0, "cairn exited %d with a bad password file", rc);
-    T_ASSERTF(out && strstr(out, needle), "output lacks \"%s\": %s", needle, out ? out : "");
-out:
-    free(out);
-}
-
 static void test_bad_file_refuses_start(void)
 {
     char *d = mk_dir(), text[512], needle[300];
@@ -301,8 +263,7 @@ static void test_bad_file_refuses_start(void)
     T_ASSERT(d);
     snprintf(text, sizeof(text), "password_file %s/missing", d);
     snprintf(needle, sizeof(needle), "%s/missing: No such file", d);
-    expect_refused(d, text, needle);
-    T_ASSERT(!t_case_failed());
+    T_EQ(harness_expect_refused(d, text, needle), 0); /* cairn -c: exit non-zero, naming it */
 
     snprintf(text, sizeof(text), "%s/pw", d);
     f = fopen(text, "w");
@@ -311,7 +272,7 @@ static void test_bad_file_refuses_start(void)
     fclose(f);
     snprintf(needle, sizeof(needle), "%s/pw:2: malformed salt or hash", d);
     snprintf(text, sizeof(text), "password_file %s/pw", d);
-    expect_refused(d, text, needle);
+    T_EQ(harness_expect_refused(d, text, needle), 0);
 out:
     rm_dir(d);
 }

@@ -86,6 +86,12 @@ int harness_free_port(void);
 const char *harness_cairn_bin(void);
 /* Skip the running case in mosquitto mode, printing why; true when skipped. */
 bool harness_cairn_only(const char *why);
+/*
+ * Write DIR/cairn.conf ("persistence false", "listener 0 127.0.0.1", then conf_text, which thus
+ * starts on line 3) and run `cairn -c` on it: 0 when it exits non-zero with needle in its output,
+ * else -1 with the failure recorded (harness_refuse.c). Cairn only.
+ */
+int harness_expect_refused(const char *dir, const char *conf_text, const char *needle);
 
 struct broker_opts {
     const char *config;       /* extra config lines (both brokers), may be NULL */

@@ -3,8 +3,8 @@
  * handshakes with RSA and ECDSA keys, client certificates (none, other CA, expired, revoked,
  * valid; CN and subject as identity), PSK, records packed from many iovecs, partial writes
  * resumed, decrypted bytes reported by pending(), plaintext refused, config errors with their
- * line, reload keeping old contexts alive. Certificates are made with the openssl command line
- * in a temp dir at test time.
+ * line, reload keeping old contexts alive. Certificates are made at test time in a temp dir by
+ * tests/tls/mkcerts.sh, as for the TLS integration tests.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -34,80 +34,25 @@
 #include "tls_internal.h" /* tls__psk_parse */
 #include "transport.h"
 
-/* The same script the TLS integration tests use: a CA, another CA, RSA and EC server
- * certificates for localhost, client certificates (valid, revoked, expired, other CA), a CRL. */
-static const char mkcerts[] =
-    "set -e\n"
-    "cd \"$1\"\n"
-    "cat > ca.cnf <<'X'\n"
-    "[ca]\n"
-    "default_ca = myca\n"
-    "[myca]\n"
-    "dir = .\n"
-    "database = index.txt\n"
-    "new_certs_dir = .\n"
-    "serial = serial\n"
-    "crlnumber = crlnumber\n"
-    "default_md = sha256\n"
-    "policy = pol\n"
-    "default_crl_days = 30\n"
-    "unique_subject = no\n"
-    "[pol]\n"
-    "commonName = supplied\n"
-    "organizationName = optional\n"
-    "[srv]\n"
-    "subjectAltName = DNS:localhost,IP:127.0.0.1\n"
-    "X\n"
-    ": > index.txt; echo 1000 > serial; echo 01 > crlnumber\n"
-    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out "
-    "ca.crt -days 30 -subj \"/CN=Cairn Test CA\" 2>/dev/null\n"
-    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other-ca.key "
-    "-out other-ca.crt -days 30 -subj \"/CN=Other CA\" 2>/dev/null\n"
-    "openssl genrsa -out server-rsa.key 2048 2>/dev/null\n"
-    "openssl ecparam -name prime256v1 -genkey -noout -out server-ec.key\n"
-    "for k in rsa ec; do\n"
-    "  openssl req -new -key server-$k.key -out server-$k.csr -subj \"/CN=localhost\"\n"
-    "  openssl ca -batch -notext -config ca.cnf -cert ca.crt -keyfile ca.key -in server-$k.csr "
-    "-out server-$k.crt -days 30 -extensions srv 2>/dev/null\n"
-    "done\n"
-    "for c in client:\"/O=Example/CN=device-1\" revoked:\"/CN=revoked\" expired:\"/CN=expired\"; "
-    "do\n"
-    "  n=${c%%:*}; s=${c#*:}\n"
-    "  openssl ecparam -name prime256v1 -genkey -noout -out $n.key\n"
-    "  openssl req -new -key $n.key -out $n.csr -subj \"$s\"\n"
-    "done\n"
-    "openssl ca -batch -notext -config ca.cnf -cert ca.crt -keyfile ca.key -in client.csr -out "
-    "client.crt -days 30 2>/dev/null\n"
-    "openssl ca -batch -notext -config ca.cnf -cert ca.crt -keyfile ca.key -in revoked.csr -out "
-    "revoked.crt -days 30 2>/dev/null\n"
-    "openssl ca -batch -notext -config ca.cnf -cert ca.crt -keyfile ca.key -in expired.csr -out "
-    "expired.crt -startdate 20200101000000Z -enddate 20200201000000Z 2>/dev/null\n"
-    "openssl ecparam -name prime256v1 -genkey -noout -out other.key\n"
-    "openssl req -new -key other.key -out other.csr -subj \"/CN=device-1\"\n"
-    "openssl x509 -req -in other.csr -CA other-ca.crt -CAkey other-ca.key -CAcreateserial -out "
-    "other.crt -days 30 2>/dev/null\n"
-    "openssl ca -config ca.cnf -cert ca.crt -keyfile ca.key -revoke revoked.crt 2>/dev/null\n"
-    "openssl ca -config ca.cnf -cert ca.crt -keyfile ca.key -gencrl -out crl.pem 2>/dev/null\n";
-
 static char dir[64];
 static mbedtls_entropy_context entropy;
 static mbedtls_ctr_drbg_context drbg;
 
+/*
+ * tests/tls/mkcerts.sh, the script the TLS integration tests run too (the files it makes are
+ * listed at its top), found from this file's own path: CMake compiles sources by their absolute
+ * path, so __FILE__ is /…/tests/unit/broker/test_tls.c.
+ */
 static int setup(void **state)
 {
-    char path[128], cmd[256];
-    FILE *f;
+    const char *slash = strrchr(__FILE__, '/');
+    char cmd[4096];
 
     strcpy(dir, "/tmp/cairn-test-tls-XXXXXX");
-    if (!mkdtemp(dir))
+    if (__FILE__[0] != '/' || !slash || !mkdtemp(dir))
         return -1;
-    snprintf(path, sizeof(path), "%s/mkcerts.sh", dir);
-    f = fopen(path, "w");
-    if (!f)
-        return -1;
-    fputs(mkcerts, f);
-    fclose(f);
-    snprintf(cmd, sizeof(cmd), "sh %s %s", path, dir);
+    snprintf(cmd, sizeof(cmd), "sh '%.*s/../../tls/mkcerts.sh' '%s'", (int)(slash - __FILE__),
+             __FILE__, dir);
     if (system(cmd) != 0)
         return -1;
     mbedtls_entropy_init(&entropy);
@@ -633,20 +578,14 @@ static void test_client_certificates(void **state)
 static void test_psk(void **state)
 {
     struct config c;
-    char path[128];
     struct tls_set *s;
     struct pair p;
     struct client good = {.psk_id = "sensor-9", .psk_hex = "00112233445566778899aabbccddeeff"};
     struct client bad = good, unknown = good;
-    FILE *f;
 
+    /* @D/psk from mkcerts.sh: a comment, sensor-9 with this key in capitals, other:abcd */
     bad.psk_hex = "00112233445566778899aabbccddeefe";
     unknown.psk_id = "nobody";
-    file_in_dir(path, sizeof(path), "psk");
-    f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("# id:key\nsensor-9:00112233445566778899AABBCCDDEEFF\nother:abcd\n", f);
-    fclose(f);
     s = set_from(&c, "listener 8884\npsk_hint cairn\npsk_file @D/psk\n", NULL);
 
     pair_open(&p, tls_set_get(s, 0), &good);

@@ -13,18 +13,11 @@
 
 #define WAIT_MS 5000
 
-static const char cert_listener[] = "listener @P 127.0.0.1\n"
-                                    "certfile @D/server-ec.crt\n"
-                                    "keyfile @D/server-ec.key\n"
-                                    "cafile @D/ca.crt\n"
-                                    "crlfile @D/crl.pem\n"
-                                    "require_certificate true\n";
-
 static void test_require_certificate(void)
 {
     struct tls_env e;
 
-    T_EQ(tls_env_start(&e, cert_listener, NULL), 0);
+    T_EQ(tls_env_start(&e, tls_env_cert_listener, NULL), 0);
     T_EQ(tls_env_pub(&e, "client", "cert/ok", "valid", "1"), 0);
     T_ASSERTF(tls_env_pub(&e, NULL, "cert/x", "none", "1") != 0, "accepted without a certificate");
     T_ASSERTF(tls_env_pub(&e, "other", "cert/x", "other", "1") != 0, "accepted another CA's");
@@ -72,7 +65,7 @@ static void identity_case(const char *option, const char *acl_user)
         snprintf(text, sizeof(text), "user %s\ntopic readwrite dev/device-1/#\n", acl_user);
         T_EQ(write_file(acl, text), 0);
     }
-    snprintf(tmpl, sizeof(tmpl), "acl_file @D/acl\n%s%s true\n", cert_listener, option);
+    snprintf(tmpl, sizeof(tmpl), "acl_file @D/acl\n%s%s true\n", tls_env_cert_listener, option);
     T_EQ(tls_env_launch(&e, tmpl, NULL), 0); /* on the dir tls_env_certs made */
     T_EQ(tls_env_sub_start(&p, &e, "client", mine), 0);
     sp = true;

@@ -96,20 +96,13 @@ out:
     tls_env_stop(&e);
 }
 
-static const char cert_listener[] = "listener @P 127.0.0.1\n"
-                                    "certfile @D/server-ec.crt\n"
-                                    "keyfile @D/server-ec.key\n"
-                                    "cafile @D/ca.crt\n"
-                                    "crlfile @D/crl.pem\n"
-                                    "require_certificate true\n";
-
 static void test_client_certificate(void)
 {
     struct tls_env e = {0};
     MQTTClient c = NULL;
     int rc = -1;
 
-    T_EQ(tls_env_start(&e, cert_listener, NULL), 0);
+    T_EQ(tls_env_start(&e, tls_env_cert_listener, NULL), 0);
     c = ssl_connect(&e, "paho-cert", "client", &rc);
     T_ASSERTF(c, "connect with a valid certificate: %d", rc);
     ssl_close(&c);

@@ -15,6 +15,13 @@
 
 #define TLS_ENV_WAIT_MS 5000
 
+const char tls_env_cert_listener[] = "listener @P 127.0.0.1\n"
+                                     "certfile @D/server-ec.crt\n"
+                                     "keyfile @D/server-ec.key\n"
+                                     "cafile @D/ca.crt\n"
+                                     "crlfile @D/crl.pem\n"
+                                     "require_certificate true\n";
+
 /*
  * tests/tls/mkcerts.sh, found from this file's own path: CMake compiles sources by their absolute
  * path, so __FILE__ is /…/tests/integration/harness_tls.c. 0, or -1 when it is not absolute.

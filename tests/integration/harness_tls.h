@@ -25,6 +25,12 @@ struct tls_env {
     struct broker *b; /* owned; NULL before a start */
 };
 
+/*
+ * A template: a listener on @P with the EC server certificate that requires a client
+ * certificate from ca.crt, checked against crl.pem.
+ */
+extern const char tls_env_cert_listener[];
+
 /* Zero e, make the temp dir with the certificates and choose the TLS port. 0 or -1. */
 int tls_env_certs(struct tls_env *e);
 /* Write tmpl into out (cap bytes, always terminated) with "@D" and "@P" replaced. */

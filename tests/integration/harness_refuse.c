@@ -32,7 +32,8 @@ int harness_expect_refused(const char *dir, const char *conf_text, const char *n
         status = proc_run(argv, REFUSE_WAIT_MS, &out);
     }
     if (status <= 0) {
-        t_fail(__FILE__, __LINE__, "cairn -c %s exited %d, refusing:\n%s", path, status, conf_text);
+        t_fail(__FILE__, __LINE__, "cairn -c %s exited %d; it should refuse:\n%s", path, status,
+               conf_text);
         goto out;
     }
     if (!out || !strstr(out, needle)) {

@@ -6,8 +6,10 @@
  *
  *   bench_server CAIRN_BIN [MOSQUITTO_BIN] [-n CLIENTS] [-m MESSAGES]
  *
- * Cairn runs twice: persistence true (acks after the LevelDB batch) and persistence false;
- * Mosquitto with persistence false (it acknowledges before anything is stored either way).
+ * Cairn runs with persistence false, persistence_sync false and persistence_sync true;
+ * Mosquitto with persistence false and true (it acknowledges before anything is stored
+ * either way). The last QoS 1 column has a persistent (clean session 0) subscriber, the path
+ * where Cairn stores each message before its PUBACK and records each subscriber PUBACK.
  * Figures go in the issue note, never into a test's pass/fail.
  */
 #include <arpa/inet.h>
@@ -90,8 +92,8 @@ static int bench_write_all(int fd, const uint8_t *p, size_t len)
     return 0;
 }
 
-/* CONNECT and wait for CONNACK 0. */
-static int bench_mqtt_connect(int fd, const char *id)
+/* CONNECT (clean session unless persistent) and wait for CONNACK 0. */
+static int bench_mqtt_connect_as(int fd, const char *id, bool persistent)
 {
     struct mqtt_connect c = {0};
     uint8_t buf[256];
@@ -102,7 +104,7 @@ static int bench_mqtt_connect(int fd, const char *id)
     c.protocol_name.p = (const uint8_t *)"MQTT";
     c.protocol_name.len = 4;
     c.protocol_level = 4;
-    c.clean_session = true;
+    c.clean_session = !persistent;
     c.keepalive = 0;
     c.client_id.p = (const uint8_t *)id;
     c.client_id.len = strlen(id);
@@ -118,7 +120,13 @@ static int bench_mqtt_connect(int fd, const char *id)
     return ack[0] == 0x20 && ack[3] == 0 ? 0 : -1;
 }
 
-static int bench_start(struct bench_broker *b, const char *bin, bool mosquitto, bool persistence)
+static int bench_mqtt_connect(int fd, const char *id)
+{
+    return bench_mqtt_connect_as(fd, id, false);
+}
+
+static int bench_start(struct bench_broker *b, const char *bin, bool mosquitto, bool persistence,
+                       bool sync)
 {
     char conf[128];
     FILE *f;
@@ -139,6 +147,8 @@ static int bench_start(struct bench_broker *b, const char *bin, bool mosquitto, 
                 mosquitto ? "/" : "");
     else
         fprintf(f, "persistence false\n");
+    if (sync)
+        fprintf(f, "persistence_sync true\n");
     fprintf(f, mosquitto ? "log_dest none\n" : "log_dest none\nconnection_messages false\n");
     fclose(f);
     b->pid = fork();
@@ -218,9 +228,11 @@ static int bench_idle(struct bench_broker *b, int n, long *before, long *with)
 
 /*
  * One publisher, one subscriber on "bench/t" at qos; count messages until m arrive. The
- * publisher keeps at most `window` QoS 1 messages unacknowledged.
+ * publisher keeps at most `window` QoS 1 messages unacknowledged. persistent: the subscriber
+ * has a clean session 0 session, so with persistence on every message is stored before its
+ * PUBACK and every subscriber PUBACK is recorded (the durable path).
  */
-static double bench_throughput(struct bench_broker *b, int m, int qos)
+static double bench_throughput(struct bench_broker *b, int m, int qos, bool persistent)
 {
     int sub = bench_connect_tcp(b->port);
     int pub = bench_connect_tcp(b->port);
@@ -242,7 +254,8 @@ static double bench_throughput(struct bench_broker *b, int m, int qos)
                              .payload = {payload, sizeof(payload)}};
 
     memset(payload, 'p', sizeof(payload));
-    if (sub < 0 || pub < 0 || bench_mqtt_connect(sub, "bench-sub") < 0 ||
+    if (sub < 0 || pub < 0 ||
+        bench_mqtt_connect_as(sub, persistent ? "bench-dsub" : "bench-sub", persistent) < 0 ||
         bench_mqtt_connect(pub, "bench-pub") < 0)
         goto out;
     bench_write_all(sub, pkt, mqtt_encode_subscribe(pkt, sizeof(pkt), 1, &s, 1));
@@ -322,6 +335,9 @@ static double bench_throughput(struct bench_broker *b, int m, int qos)
     }
     if (received == m)
         t = bench_now() - t0;
+    else
+        fprintf(stderr, "bench_server: %d of %d messages arrived within 60 s (qos %d%s)\n",
+                received, m, qos, persistent ? ", persistent subscriber" : "");
 out:
     if (sub >= 0)
         close(sub);
@@ -330,11 +346,24 @@ out:
     return t > 0 ? m / t : -1;
 }
 
+struct bench_variant {
+    const char *name;
+    bool mosquitto;
+    bool persistence;
+    bool sync;
+};
+
+static const struct bench_variant bench_variants[] = {
+    {"cairn persistence false", false, false, false},
+    {"cairn persistence_sync false", false, true, false},
+    {"cairn persistence_sync true", false, true, true},
+    {"mosquitto persistence false", true, false, false},
+    {"mosquitto persistence true", true, true, false},
+};
+
 int main(int argc, char **argv)
 {
-    const char *bins[3] = {NULL, NULL, NULL};
-    const char *names[3] = {"cairn (persistence true)", "cairn (persistence false)",
-                            "mosquitto (persistence false)"};
+    const char *bins[2] = {NULL, NULL};
     int nclients = 1000;
     int nmsgs = 200000;
     struct rlimit rl;
@@ -356,30 +385,54 @@ int main(int argc, char **argv)
     getrlimit(RLIMIT_NOFILE, &rl);
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
-    printf("%-30s %10s %10s %12s %14s %14s\n", "broker", "RSS idle", "RSS +N", "KB/client",
-           "QoS0 msg/s", "QoS1 msg/s");
-    for (int k = 0; k < 3; k++) {
-        const char *bin = k < 2 ? bins[0] : bins[1];
-        struct bench_broker b;
-        long before = -1;
-        long with = -1;
-        double q0;
-        double q1;
+    struct bench_row {
+        bool ok;
+        long before, with;
+        double q[3];
+    } rows[sizeof(bench_variants) / sizeof(bench_variants[0])];
+    const size_t nv = sizeof(bench_variants) / sizeof(bench_variants[0]);
+    const struct bench_row *mosq = NULL;
 
+    for (size_t k = 0; k < nv; k++) {
+        const struct bench_variant *v = &bench_variants[k];
+        const char *bin = v->mosquitto ? bins[1] : bins[0];
+        struct bench_broker b;
+        struct bench_row *r = &rows[k];
+
+        memset(r, 0, sizeof(*r));
         if (!bin)
             continue;
-        if (bench_start(&b, bin, k == 2, k == 0) < 0) {
-            printf("%-30s failed to start\n", names[k]);
+        if (bench_start(&b, bin, v->mosquitto, v->persistence, v->sync) < 0) {
+            fprintf(stderr, "%s: failed to start\n", v->name);
             continue;
         }
-        bench_idle(&b, nclients, &before, &with);
-        q0 = bench_throughput(&b, nmsgs, 0);
-        q1 = bench_throughput(&b, nmsgs, 1);
-        printf("%-30s %8ldKB %8ldKB %12.1f %14.0f %14.0f\n", names[k], before, with,
-               (double)(with - before) / nclients, q0, q1);
+        bench_idle(&b, nclients, &r->before, &r->with);
+        r->q[0] = bench_throughput(&b, nmsgs, 0, false);
+        r->q[1] = bench_throughput(&b, nmsgs, 1, false);
+        r->q[2] = bench_throughput(&b, nmsgs, 1, true);
+        r->ok = true;
+        if (v->mosquitto && v->persistence)
+            mosq = r;
         bench_stop(&b);
     }
-    printf("(N = %d idle clients; %d messages of 64 bytes, one publisher -> one subscriber)\n",
+    printf("%-30s %9s %9s %7s %11s %11s %11s   %s\n", "broker", "RSS idle", "RSS +N", "KB/cli",
+           "QoS0 msg/s", "QoS1 msg/s", "QoS1 dur/s", "ratio to mosquitto persistence true");
+    for (size_t k = 0; k < nv; k++) {
+        const struct bench_row *r = &rows[k];
+
+        if (!r->ok)
+            continue;
+        printf("%-30s %7ldKB %7ldKB %7.1f %11.0f %11.0f %11.0f", bench_variants[k].name, r->before,
+               r->with, (double)(r->with - r->before) / nclients, r->q[0], r->q[1], r->q[2]);
+        if (mosq && mosq->q[0] > 0 && mosq->q[1] > 0 && mosq->q[2] > 0)
+            printf("   %.2f / %.2f / %.2f", r->q[0] / mosq->q[0], r->q[1] / mosq->q[1],
+                   r->q[2] / mosq->q[2]);
+        printf("\n");
+    }
+    printf("(N = %d idle clients; %d messages of 64 bytes, one publisher -> one subscriber, the\n"
+           " publisher pipelining up to 1000 unacknowledged; 'dur' = the subscriber has a\n"
+           " persistent session (clean session 0), so Cairn stores every message before its "
+           "PUBACK)\n",
            nclients, nmsgs);
     return 0;
 }

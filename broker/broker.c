@@ -588,7 +588,7 @@ static size_t broker__pump(struct broker *b, struct session *s)
 
     if (!cl || conn_closing(cl->conn))
         goto out;
-    if (session_wants_refill(s)) {
+    if (session_can_refill(s)) {
         n = session_refill(s);
         if (n < 0)
             log_write(CAIRN_LOG_ERR, "client %s: reading its queue from the store failed (%d)",
@@ -615,7 +615,7 @@ static size_t broker__pump(struct broker *b, struct session *s)
         if (e->qos == 0)
             sentry_free(e);
         /* read on while the store has more; once it has nothing committed, stop asking */
-        if (refill && session_wants_refill(s)) {
+        if (refill && session_can_refill(s)) {
             n = session_refill(s);
             if (n > 0)
                 got += (size_t)n;

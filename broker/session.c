@@ -363,8 +363,14 @@ void session_offline(struct session *s)
     }
     s->queue = keep;
     /* every entry still in memory was older than those already on disk */
-    if (first)
+    if (first) {
         s->refill_seq = first;
+        /* their records may be in the open batch: read them after the next commit */
+        if (s->disk_gen != s->table->gen || first < s->disk_gen_seq) {
+            s->disk_gen = s->table->gen;
+            s->disk_gen_seq = first;
+        }
+    }
 }
 
 void session_online(struct session *s, void *owner)
@@ -417,6 +423,10 @@ int session_enqueue(struct session *s, struct msg *m, uint8_t qos)
     if (to_disk) {
         if (s->disk_count == 0)
             s->refill_seq = e->seq;
+        if (s->disk_gen != s->table->gen) {
+            s->disk_gen = s->table->gen;
+            s->disk_gen_seq = e->seq;
+        }
         s->disk_count++;
         sentry_free(e);
     } else {
@@ -517,6 +527,21 @@ bool session_wants_refill(const struct session *s)
     return s->disk_count > 0 && s->table->store && s->queue.n <= w / 2;
 }
 
+/* How many disk entries a read could find now (committed ones), at most disk_count. */
+static uint64_t session__disk_readable(const struct session *s)
+{
+    uint64_t n = s->disk_count;
+
+    if (s->disk_gen >= s->table->gen) /* part of it went to disk in this generation */
+        n = s->disk_gen_seq > s->refill_seq ? s->disk_gen_seq - s->refill_seq : 0;
+    return n < s->disk_count ? n : s->disk_count;
+}
+
+bool session_can_refill(const struct session *s)
+{
+    return session_wants_refill(s) && session__disk_readable(s) > 0;
+}
+
 struct session__refill_ctx {
     struct session *s;
     size_t count;
@@ -588,8 +613,10 @@ int session_refill(struct session *s)
     if (!s->table->store || s->disk_count == 0 || s->queue.n >= w)
         goto out;
     want = w - s->queue.n;
-    if (want > s->disk_count)
-        want = (size_t)s->disk_count;
+    if (want > session__disk_readable(s))
+        want = (size_t)session__disk_readable(s);
+    if (want == 0)
+        goto out;
     rc = persist_queue_read(s->table->store, session_id(s), s->refill_seq, want, session__refill_cb,
                             &c);
     if (c.rc < 0) {

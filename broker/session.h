@@ -32,7 +32,10 @@
  * are not in memory; refill_seq is where the next read starts. After a restart every entry is
  * on disk; the first refill puts WAIT_* entries back in the in-flight window (to be resent
  * with DUP=1, or PUBREL) and QUEUED ones in the queue. A refill sees only committed records:
- * an entry still in the open batch is read by a later refill.
+ * an entry still in the open batch is read by a later refill. disk_gen / disk_gen_seq mark
+ * where the uncommitted part of the disk queue starts (entries go to disk in seq order, and
+ * session_table_committed() advances the generation), so a refill is attempted only when
+ * committed entries wait, and asks for no more than the committed part.
  *
  * QoS 0 entries for an online client are kept in memory only (not stored) unless part of the
  * queue is on disk (then they are stored, to keep their place).
@@ -105,8 +108,10 @@ struct session {
     struct sentry_list queue; /* the in-memory part of the queue */
     uint64_t q_count;         /* queued entries, memory + disk (in-flight not counted) */
     uint64_t q_bytes;
-    uint64_t disk_count; /* queued entries on disk only */
-    uint64_t refill_seq; /* first seq on disk not in memory */
+    uint64_t disk_count;   /* queued entries on disk only */
+    uint64_t refill_seq;   /* first seq on disk not in memory */
+    uint64_t disk_gen;     /* table gen when an entry last went to disk (0: all committed) */
+    uint64_t disk_gen_seq; /* first seq that went to disk in disk_gen: not committed before */
     uint64_t next_seq;
     uint16_t last_pid;
     uint8_t *pid_bits; /* ids in flight, once the window is large (session.c) */
@@ -219,6 +224,13 @@ void sentry_free(struct sentry *e);
 int session_refill(struct session *s);
 /* The window is low and part of the queue is on disk. */
 bool session_wants_refill(const struct session *s);
+/*
+ * session_wants_refill() and some of that part is committed, so a read would find it. The
+ * broker asks this before each read: a read that finds nothing still costs a store iterator
+ * (and LevelDB skips every deletion past the queue's end), so reading for entries still in the
+ * open or a deferred batch, once per pop, made a deep queue drain in O(n^2).
+ */
+bool session_can_refill(const struct session *s);
 
 /*
  * An acknowledgement from the client for packet id pid:

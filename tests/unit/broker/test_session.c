@@ -261,10 +261,12 @@ static struct persist *open_store(void)
     return p;
 }
 
-static void commit(struct persist *p)
+/* As the broker does: commit the batch, then tell the table (its entries are durable now). */
+static void commit(struct persist *p, struct session_table *t)
 {
     char err[256];
     assert_int_equal(persist_commit(p, err, sizeof(err)), 0);
+    session_table_committed(t);
 }
 
 static int restore_session(void *ctx, struct mqtt_str cid, const struct persist_session *ps,
@@ -296,7 +298,7 @@ static void test_durable_queue_window_and_restore(void **state)
     assert_int_equal(s->queue.n, 0);
     assert_int_equal(s->disk_count, 200);
     assert_int_equal(s->q_count, 200);
-    commit(p);
+    commit(p, t);
     /* online: read back a window (50) at a time, in order */
     session_online(s, &dummy_owner);
     for (int round = 0; round < 100 && expect < 200; round++) {
@@ -313,7 +315,7 @@ static void test_durable_queue_window_and_restore(void **state)
             if (expect > 2)
                 assert_int_equal(session_ack(s, MQTT_PUBACK, e->pid), 0);
         }
-        commit(p);
+        commit(p, t);
     }
     assert_int_equal(expect, 200);
     assert_int_equal(session_inflight(s), 2);
@@ -326,7 +328,7 @@ static void test_durable_queue_window_and_restore(void **state)
     }
     enqueue_n(s, 5, 1); /* queued behind a full window */
     assert_int_equal(session_inbound_add(s, 42), 0);
-    commit(p);
+    commit(p, t);
     session_table_free(t);
     persist_close(p);
 
@@ -364,9 +366,75 @@ static void test_durable_queue_window_and_restore(void **state)
         for (struct sentry *o = s->inflight.head; o != e; o = o->next)
             assert_int_not_equal(o->pid, e->pid);
     }
-    commit(p);
+    commit(p, t);
     session_del(s);
-    commit(p);
+    commit(p, t);
+    session_table_free(t);
+    persist_close(p);
+    msg_table_free(msgs);
+    {
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        assert_int_equal(system(cmd), 0);
+    }
+}
+
+/*
+ * A queue far deeper than the window, filled while online (a full in-flight window pushes it to
+ * disk), drains completely and in order when the subscriber acknowledges in batches and more
+ * arrives between commits; entries still in the open batch are never asked for (the refill
+ * waits for the commit), and memory stays within the window.
+ */
+static void test_durable_deep_queue_batched_acks(void **state)
+{
+    struct session_limits l = lim(100, 0, 0, false);
+    struct msg_table *msgs = msg_table_new();
+    struct persist *p;
+    struct session_table *t;
+    struct session *s;
+    uint16_t pending[100];
+    int n_pending = 0, expect = 0, queued = 0, total = 4800;
+
+    snprintf(dir, sizeof(dir), "/tmp/cairn-test-session-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    p = open_store();
+    t = session_table_new(p, msgs, &l);
+    s = session_new(t, S("deep"), false, 100);
+    session_online(s, &dummy_owner);
+    for (int round = 0; expect < total; round++) {
+        struct sentry *e;
+        assert_true(round < 10000);
+        if (queued < total) { /* a publisher's batch, into the open batch */
+            enqueue_n(s, 300, 1);
+            queued += 300;
+        }
+        /* uncommitted disk entries are not read: a refill now finds only committed ones */
+        if (session_can_refill(s))
+            assert_true(session_refill(s) > 0);
+        assert_true(s->queue.n <= 50);
+        while ((e = session_pop(s))) {
+            char want[16];
+            snprintf(want, sizeof(want), "%d", expect % 300);
+            expect++;
+            assert_int_equal(e->m->payload_len, strlen(want));
+            assert_memory_equal(e->m->payload, want, strlen(want));
+            pending[n_pending++] = e->pid;
+            if (session_can_refill(s))
+                assert_true(session_refill(s) > 0);
+        }
+        commit(p, t);
+        /* the subscriber acknowledges all it read, in one batch */
+        for (int i = 0; i < n_pending; i++)
+            assert_int_equal(session_ack(s, MQTT_PUBACK, pending[i]), 0);
+        n_pending = 0;
+        assert_int_equal(session_inflight(s), 0);
+    }
+    assert_int_equal(expect, total);
+    assert_int_equal(s->disk_count, 0);
+    assert_int_equal(s->q_count, 0);
+    commit(p, t);
+    session_del(s);
+    commit(p, t);
     session_table_free(t);
     persist_close(p);
     msg_table_free(msgs);
@@ -387,6 +455,7 @@ int main(void)
         cmocka_unit_test(test_queue_limits),
         cmocka_unit_test(test_inbound_and_subs),
         cmocka_unit_test(test_durable_queue_window_and_restore),
+        cmocka_unit_test(test_durable_deep_queue_batched_acks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

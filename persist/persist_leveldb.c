@@ -306,7 +306,9 @@ int persist_queue_read(struct persist *p, struct mqtt_str cid, uint64_t from_seq
     if (max > INT_MAX)
         max = INT_MAX; /* the count is returned as an int */
     it = leveldb_create_iterator(p->ldb->db, p->ldb->ropts);
-    for (leveldb_iter_seek(it, (const char *)p->kbuf, kl); leveldb_iter_valid(it) && n < max;
+    /* The step to the next key comes only when another entry is wanted: stepping past the
+     * last live entry walks every deleted key behind it (acked entries and their bodies). */
+    for (leveldb_iter_seek(it, (const char *)p->kbuf, kl); leveldb_iter_valid(it);
          leveldb_iter_next(it)) {
         size_t ql, vl, bl;
         const uint8_t *k = (const uint8_t *)leveldb_iter_key(it, &ql);
@@ -344,7 +346,7 @@ int persist_queue_read(struct persist *p, struct mqtt_str cid, uint64_t from_seq
             rc = c;
             goto out;
         }
-        if (c > 0)
+        if (c > 0 || n >= max)
             break;
     }
     leveldb_iter_get_error(it, &e);

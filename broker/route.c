@@ -8,105 +8,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tree.h"
+
 struct route_node {
-    struct route_node *parent;
-    struct route_node **kids; /* literal children, sorted by (len, bytes) */
-    size_t nkids;
-    size_t capkids;
+    struct tree_node t; /* first: literal children, parent, level */
     struct route_node *plus;
     struct route_node *hash;
     struct route_hit *subs;
     size_t nsubs;
     size_t capsubs;
-    size_t len; /* level length */
-    uint8_t level[];
 };
-
-/* One level of a topic or filter: [p, p + len); the cursor moves past it. */
-struct route_cursor {
-    const uint8_t *p;
-    const uint8_t *end;
-    bool more; /* a level (maybe empty) starts at p */
-};
-
-static void route__cursor_init(struct route_cursor *c, struct mqtt_str s)
-{
-    c->p = s.p;
-    c->end = s.p + s.len;
-    c->more = true;
-}
-
-static bool route__next_level(struct route_cursor *c, struct mqtt_str *level)
-{
-    const uint8_t *slash;
-
-    if (!c->more)
-        return false;
-    slash = memchr(c->p, '/', (size_t)(c->end - c->p));
-    level->p = c->p;
-    if (slash) {
-        level->len = (size_t)(slash - c->p);
-        c->p = slash + 1;
-    } else {
-        level->len = (size_t)(c->end - c->p);
-        c->p = c->end;
-        c->more = false;
-    }
-    return true;
-}
 
 static struct route_node *route__node_new(struct route_node *parent, struct mqtt_str level)
 {
-    struct route_node *n = calloc(1, sizeof(*n) + level.len);
-
-    if (!n)
-        return NULL;
-    n->parent = parent;
-    n->len = level.len;
-    if (level.len)
-        memcpy(n->level, level.p, level.len);
-    return n;
+    return tree_node_new(sizeof(struct route_node), parent ? &parent->t : NULL, level);
 }
 
 static void route__node_free(struct route_node *n)
 {
     if (!n)
         return;
-    for (size_t i = 0; i < n->nkids; i++)
-        route__node_free(n->kids[i]);
+    for (size_t i = 0; i < n->t.nkids; i++)
+        route__node_free((struct route_node *)n->t.kids[i]);
     route__node_free(n->plus);
     route__node_free(n->hash);
-    free(n->kids);
     free(n->subs);
-    free(n);
-}
-
-static int route__cmp(const struct route_node *n, struct mqtt_str level)
-{
-    if (n->len != level.len)
-        return n->len < level.len ? -1 : 1;
-    return level.len ? memcmp(n->level, level.p, level.len) : 0;
-}
-
-/* Index of the child equal to level (*found true), or where it would be inserted. */
-static size_t route__find_kid(const struct route_node *n, struct mqtt_str level, bool *found)
-{
-    size_t lo = 0, hi = n->nkids;
-
-    *found = false;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = route__cmp(n->kids[mid], level);
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    tree_node_free(&n->t);
 }
 
 static struct route_node *route__child(struct route_node *n, struct mqtt_str level, bool create)
@@ -125,54 +52,38 @@ static struct route_node *route__child(struct route_node *n, struct mqtt_str lev
         kid = *slot;
         goto out;
     }
-    i = route__find_kid(n, level, &found);
+    i = tree_find(&n->t, level, &found);
     if (found) {
-        kid = n->kids[i];
+        kid = (struct route_node *)n->t.kids[i];
         goto out;
     }
     if (!create)
         goto out;
-    if (n->nkids == n->capkids) {
-        size_t cap = n->capkids ? n->capkids * 2 : 4;
-        struct route_node **k = realloc(n->kids, cap * sizeof(*k));
-        if (!k)
-            goto out;
-        n->kids = k;
-        n->capkids = cap;
-    }
     kid = route__node_new(n, level);
-    if (!kid)
-        goto out;
-    memmove(&n->kids[i + 1], &n->kids[i], (n->nkids - i) * sizeof(*n->kids));
-    n->kids[i] = kid;
-    n->nkids++;
+    if (kid && tree_insert(&n->t, i, &kid->t) < 0) {
+        route__node_free(kid);
+        kid = NULL;
+    }
 out:
     return kid;
 }
 
 static bool route__node_empty(const struct route_node *n)
 {
-    return n->nsubs == 0 && n->nkids == 0 && !n->plus && !n->hash;
+    return n->nsubs == 0 && n->t.nkids == 0 && !n->plus && !n->hash;
 }
 
 /* Free n and its now-empty ancestors (never the root). */
 static void route__prune(struct route *r, struct route_node *n)
 {
     while (n != r->root && route__node_empty(n)) {
-        struct route_node *p = n->parent;
-        if (p->plus == n) {
+        struct route_node *p = (struct route_node *)n->t.parent;
+        if (p->plus == n)
             p->plus = NULL;
-        } else if (p->hash == n) {
+        else if (p->hash == n)
             p->hash = NULL;
-        } else {
-            bool found;
-            struct mqtt_str level = {n->level, n->len};
-            size_t i = route__find_kid(p, level, &found);
-            if (found) {
-                memmove(&p->kids[i], &p->kids[i + 1], (p->nkids - i - 1) * sizeof(*p->kids));
-                p->nkids--;
-            }
-        }
+        else
+            tree_remove(&n->t);
         route__node_free(n);
         n = p;
     }
@@ -197,11 +108,11 @@ void route_cleanup(struct route *r)
 static struct route_node *route__walk(struct route *r, struct mqtt_str filter, bool create)
 {
     struct route_node *n = r->root;
-    struct route_cursor c;
+    struct mqtt_level_iter c;
     struct mqtt_str level;
 
-    route__cursor_init(&c, filter);
-    while (n && route__next_level(&c, &level)) {
+    mqtt_level_iter_init(&c, filter);
+    while (n && mqtt_level_next(&c, &level)) {
         struct route_node *kid = route__child(n, level, create);
         if (!kid && create)
             route__prune(r, n);
@@ -291,24 +202,24 @@ out:
 }
 
 /* Collect matches below n for the levels left in c. first: n is the root. */
-static int route__match(const struct route_node *n, struct route_cursor c, bool dollar,
+static int route__match(const struct route_node *n, struct mqtt_level_iter c, bool dollar,
                         struct route_hits *h)
 {
     struct mqtt_str level;
-    bool first = n->parent == NULL;
+    bool first = n->t.parent == NULL;
     bool wild_ok = !(first && dollar);
     int rc = 0;
 
     if (n->hash && wild_ok && (rc = route__add_subs(h, n->hash)) < 0)
         goto out;
-    if (!route__next_level(&c, &level)) {
+    if (!mqtt_level_next(&c, &level)) {
         rc = route__add_subs(h, n);
         goto out;
     }
-    if (n->nkids) {
+    if (n->t.nkids) {
         bool found;
-        size_t i = route__find_kid(n, level, &found);
-        if (found && (rc = route__match(n->kids[i], c, dollar, h)) < 0)
+        size_t i = tree_find(&n->t, level, &found);
+        if (found && (rc = route__match((const struct route_node *)n->t.kids[i], c, dollar, h)) < 0)
             goto out;
     }
     if (n->plus && wild_ok)
@@ -327,12 +238,12 @@ static int route__hit_cmp(const void *a, const void *b)
 
 int route_match(const struct route *r, struct mqtt_str topic, struct route_hits *hits)
 {
-    struct route_cursor c;
+    struct mqtt_level_iter c;
     size_t w = 0;
     int rc;
 
     hits->n = 0;
-    route__cursor_init(&c, topic);
+    mqtt_level_iter_init(&c, topic);
     rc = route__match(r->root, c, topic.len > 0 && topic.p[0] == '$', hits);
     if (rc < 0 || hits->n < 2)
         goto out;

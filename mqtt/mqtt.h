@@ -263,6 +263,20 @@ int mqtt_topic_filter_validate(const uint8_t *p, size_t len);
  */
 bool mqtt_topic_match(const uint8_t *filter, size_t flen, const uint8_t *topic, size_t tlen);
 
+/*
+ * Split a topic name or filter at '/', one level at a time: "a//b/" gives "a", "", "b", "".
+ * Levels are views into s (borrowed; valid while s is). An empty s gives one empty level.
+ */
+struct mqtt_level_iter {
+    const uint8_t *p;
+    const uint8_t *end;
+    bool more; /* a level (maybe empty) starts at p */
+};
+
+void mqtt_level_iter_init(struct mqtt_level_iter *it, struct mqtt_str s);
+/* The next level into *level; false when there is none left. */
+bool mqtt_level_next(struct mqtt_level_iter *it, struct mqtt_str *level);
+
 /* ---- errors ---------------------------------------------------------------------------- */
 
 /* Accepts a code with either sign. */

@@ -107,3 +107,31 @@ bool mqtt_topic_match(const uint8_t *filter, size_t flen, const uint8_t *topic, 
         ti++;
     }
 }
+
+void mqtt_level_iter_init(struct mqtt_level_iter *it, struct mqtt_str s)
+{
+    it->p = s.p;
+    it->end = s.p + s.len;
+    it->more = true;
+}
+
+bool mqtt_level_next(struct mqtt_level_iter *it, struct mqtt_str *level)
+{
+    const uint8_t *slash;
+    bool ok = it->more;
+
+    if (!ok)
+        goto out;
+    slash = it->p ? memchr(it->p, '/', (size_t)(it->end - it->p)) : NULL;
+    level->p = it->p;
+    if (slash) {
+        level->len = (size_t)(slash - it->p);
+        it->p = slash + 1;
+    } else {
+        level->len = (size_t)(it->end - it->p);
+        it->p = it->end;
+        it->more = false;
+    }
+out:
+    return ok;
+}

@@ -291,12 +291,52 @@ static void match_cross_check(void **state)
     }
 }
 
+/* Split s with mqtt_level_iter and join the levels with '|' into out. */
+static void levels(const char *s, char *out, size_t cap)
+{
+    struct mqtt_level_iter it;
+    struct mqtt_str in = {(const uint8_t *)s, strlen(s)}, level;
+    size_t n = 0;
+
+    mqtt_level_iter_init(&it, in);
+    out[0] = 0;
+    while (mqtt_level_next(&it, &level)) {
+        n += (size_t)snprintf(out + n, cap - n, "%s[%.*s]", n ? "|" : "", (int)level.len,
+                              (const char *)level.p);
+        assert_true(n < cap);
+    }
+    assert_false(mqtt_level_next(&it, &level)); /* stays at the end */
+}
+
+static void level_iter(void **state)
+{
+    static const char *const cases[][2] = {
+        {"a", "[a]"},
+        {"a/b/c", "[a]|[b]|[c]"},
+        {"", "[]"},
+        {"/", "[]|[]"},
+        {"/a", "[]|[a]"},
+        {"a/", "[a]|[]"},
+        {"a//b", "[a]|[]|[b]"},
+        {"//", "[]|[]|[]"},
+        {"+/#", "[+]|[#]"},
+        {"$SYS/x", "[$SYS]|[x]"},
+    };
+    char out[128];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        levels(cases[i][0], out, sizeof out);
+        assert_string_equal(out, cases[i][1]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(match_table),       cmocka_unit_test(MQTT_4_7_2_1_dollar_topics),
         cmocka_unit_test(name_validation),   cmocka_unit_test(filter_validation),
-        cmocka_unit_test(match_cross_check),
+        cmocka_unit_test(match_cross_check), cmocka_unit_test(level_iter),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

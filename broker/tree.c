@@ -32,34 +32,6 @@ void tree_node_free(struct tree_node *n)
     free(n);
 }
 
-static int tree__cmp(const struct tree_node *n, struct mqtt_str level)
-{
-    if (n->len != level.len)
-        return n->len < level.len ? -1 : 1;
-    return level.len ? memcmp(n->level, level.p, level.len) : 0;
-}
-
-size_t tree_find(const struct tree_node *n, struct mqtt_str level, bool *found)
-{
-    size_t lo = 0, hi = n->nkids;
-
-    *found = false;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = tree__cmp(n->kids[mid], level);
-        if (c == 0) {
-            *found = true;
-            lo = mid;
-            break;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 int tree_insert(struct tree_node *n, size_t i, struct tree_node *kid)
 {
     int rc = -ENOMEM;

@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "mqtt.h"
 
@@ -30,8 +31,38 @@ struct tree_node {
 void *tree_node_new(size_t size, struct tree_node *parent, struct mqtt_str level);
 /* Frees n's kids array and n itself (not the children). NULL does nothing. */
 void tree_node_free(struct tree_node *n);
-/* Index of the child equal to level (*found true), or where it would be inserted. */
-size_t tree_find(const struct tree_node *n, struct mqtt_str level, bool *found);
+/*
+ * Index of the child equal to level (*found true), or where it would be inserted. Inline: it
+ * runs at every level of every route match.
+ */
+static inline int tree__cmp(const struct tree_node *n, struct mqtt_str level)
+{
+    if (n->len != level.len)
+        return n->len < level.len ? -1 : 1;
+    return level.len ? memcmp(n->level, level.p, level.len) : 0;
+}
+
+static inline size_t tree_find(const struct tree_node *n, struct mqtt_str level, bool *found)
+{
+    size_t lo = 0, hi = n->nkids;
+
+    *found = false;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = tree__cmp(n->kids[mid], level);
+        if (c == 0) {
+            *found = true;
+            lo = mid;
+            break;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 /* Put kid (borrowed pointer, owned by the embedder) at index i from tree_find: 0 or -ENOMEM. */
 int tree_insert(struct tree_node *n, size_t i, struct tree_node *kid)
     __attribute__((warn_unused_result));

@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchnet.h"
+
 #define BENCH_PAYLOAD     100
 #define BENCH_WINDOW      500 /* unacknowledged messages per publisher */
 #define BENCH_MAX_CLIENTS 64
@@ -47,14 +49,6 @@ struct bench_client {
     long received;  /* subscriber */
     int ready;      /* 1 connected (and subscribed), -1 failed */
 };
-
-static double bench_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void bench_until(struct timespec *ts, int ms)
 {
@@ -194,20 +188,6 @@ struct bench_broker {
     int port;
     char dir[128];
 };
-
-static int bench_free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
 
 static bool bench_port_accepts(int port)
 {

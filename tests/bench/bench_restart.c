@@ -41,6 +41,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchnet.h"
+
 #define BENCH_PAYLOAD 100
 #define bench_window  2000
 
@@ -71,65 +73,6 @@ struct bench_result {
     long drain_hwm_kb;
     bool ok;
 };
-
-static double bench_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int bench_free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int port = -1;
-
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
-static int bench_connect_tcp(int port)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0)
-        return -1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-        close(fd);
-        fd = -1;
-    }
-    return fd;
-}
-
-static int bench_write_all(int fd, const uint8_t *p, size_t len)
-{
-    int rc = 0;
-
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            rc = -1;
-            break;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return rc;
-}
 
 /* Fixed header with remaining length rl at buf; returns its size. */
 static size_t bench_hdr(uint8_t *buf, uint8_t first, size_t rl)
@@ -262,28 +205,6 @@ static int bench_mqtt_connect(struct bench_rd *r, const char *id, bool clean, in
         rc = b[0] & 1;
 out:
     return rc;
-}
-
-static long bench_proc_kb(pid_t pid, const char *key)
-{
-    char path[64];
-    char line[256];
-    size_t kl = strlen(key);
-    long kb = -1;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    f = fopen(path, "r");
-    if (!f)
-        goto out;
-    while (fgets(line, sizeof(line), f))
-        if (strncmp(line, key, kl) == 0 && line[kl] == ':') {
-            kb = strtol(line + kl + 1, NULL, 10);
-            break;
-        }
-    fclose(f);
-out:
-    return kb;
 }
 
 static int bench_write_conf(struct bench_broker *b)

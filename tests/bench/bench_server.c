@@ -29,6 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchnet.h"
+
 #include "mqtt.h"
 
 struct bench_broker {
@@ -36,61 +38,6 @@ struct bench_broker {
     int port;
     char dir[64];
 };
-
-static double bench_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int bench_free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int port = -1;
-
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
-static int bench_connect_tcp(int port)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0)
-        return -1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static int bench_write_all(int fd, const uint8_t *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
 
 /* CONNECT (clean session unless persistent) and wait for CONNACK 0. */
 static int bench_mqtt_connect_as(int fd, const char *id, bool persistent)
@@ -181,24 +128,6 @@ static void bench_stop(struct bench_broker *b)
         fprintf(stderr, "could not remove %s\n", b->dir);
 }
 
-static long bench_rss_kb(pid_t pid)
-{
-    char path[64];
-    char line[256];
-    long kb = -1;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    f = fopen(path, "r");
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-            break;
-    fclose(f);
-    return kb;
-}
-
 /* RSS before and with n idle clients connected (CONNACK received for each). */
 static int bench_idle(struct bench_broker *b, int n, long *before, long *with)
 {
@@ -206,7 +135,7 @@ static int bench_idle(struct bench_broker *b, int n, long *before, long *with)
     int rc = -1;
     int i;
 
-    *before = bench_rss_kb(b->pid);
+    *before = bench_proc_kb(b->pid, "VmRSS");
     for (i = 0; i < n; i++) {
         char id[32];
         snprintf(id, sizeof(id), "idle-%d", i);
@@ -216,7 +145,7 @@ static int bench_idle(struct bench_broker *b, int n, long *before, long *with)
     }
     if (i == n) {
         usleep(200000); /* let the broker settle; not synchronisation, the CONNACKs were */
-        *with = bench_rss_kb(b->pid);
+        *with = bench_proc_kb(b->pid, "VmRSS");
         rc = 0;
     }
     for (int j = 0; j < i + (i < n); j++)

@@ -29,10 +29,12 @@
  */
 #define BROKER_QOS0_DROP_BYTES (4u * 1024u * 1024u)
 /*
- * A batch that no held packet waits for (only dequeues after PUBACK/PUBCOMP, QoS 1 in-flight
- * states, session records, queued messages nobody acknowledged yet) may wait this long for
- * company: with persistence_sync true one fsync then covers many subscriber acknowledgements.
- * Losing such records in a crash only means QoS 1 resends, never a lost or doubled QoS 2.
+ * With persistence_sync true, a batch that nothing sent waits for (only dequeues after
+ * PUBACK/PUBCOMP, session records, messages queued that nobody acknowledged) may wait this long
+ * for company, so that one fsync covers many subscriber acknowledgements. Losing such records in
+ * a crash only means resends with DUP, never a lost or doubled message. With persistence_sync
+ * false nothing waits: a write costs no fsync, and every record then reaches the kernel before
+ * the packets of its iteration reach a socket.
  */
 #define BROKER_COMMIT_DELAY_MS 10u
 /* Iterations in a row a session may ask to read a queue part the store does not show yet. */
@@ -211,6 +213,13 @@ void broker_free(struct broker *b)
         loop_timer_cancel(b->loop, b->kick);
     if (b->store && !persist_batch_empty(b->store))
         broker__commit(b); /* records no ack waited for (see BROKER_COMMIT_DELAY_MS) */
+    if (b->store) {
+        /* a clean stop leaves the store synced in both modes: a power cut right after it
+         * loses nothing (persist_close would sync too, but could not say it failed) */
+        char err[256] = "";
+        if (persist_sync(b->store, err, sizeof(err)) < 0)
+            log_write(CAIRN_LOG_ERR, "store sync at shutdown failed: %s", err);
+    }
     if (b->commit_timer)
         loop_timer_cancel(b->loop, b->commit_timer);
     if (b->sessions) {
@@ -608,9 +617,12 @@ static size_t broker__pump(struct broker *b, struct session *s)
             broker__drop_entry(s, e);
             continue;
         }
-        if (cl->n_held == 0 && (e->qos == 0 || (e->qos == 1 && e->gen < gen)))
+        if (cl->n_held == 0 && (e->qos == 0 || (e->qos == 1 && e->gen < gen))) {
+            /* its in-flight state is in this batch: the batch is written before the socket
+             * sees the PUBLISH (a delay could turn a crash into a redelivery without DUP) */
+            b->sent_in_batch |= e->qos == 1 && e->stored;
             client_send_publish(cl, e->m, e->qos, e->pid, false);
-        else
+        } else
             client_hold_publish(cl, e->m, e->qos, e->pid, false);
         if (e->qos == 0)
             sentry_free(e);
@@ -689,7 +701,8 @@ void broker_on_iteration_end(struct broker *b)
         }
     }
     if (b->store && !persist_batch_empty(b->store)) {
-        if (b->dirty_clients || again || b->commit_due || b->shutting_down) {
+        if (!b->cfg->persistence_sync || b->dirty_clients || b->sent_in_batch || again ||
+            b->commit_due || b->shutting_down) {
             ok = broker__commit(b);
         } else {
             durable = false; /* deferred: what was queued this time is not durable yet */
@@ -700,6 +713,7 @@ void broker_on_iteration_end(struct broker *b)
                 durable = ok = broker__commit(b);
         }
     }
+    b->sent_in_batch = false;
     if (!ok)
         broker__commit_failed(b);
     else if (durable)

@@ -88,6 +88,7 @@ struct broker {
     struct timer *kick;
     struct timer *commit_timer;
     bool commit_due;
+    bool sent_in_batch; /* a PUBLISH left whose in-flight state is in the open batch */
     struct timer *sys_timer;
     uint64_t start_ms;
     bool shutting_down;

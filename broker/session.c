@@ -580,21 +580,29 @@ static int session__refill_cb(void *ctx, const struct persist_qentry *q,
     e->stored = true;
     s->disk_count--;
     s->refill_seq = q->seq + 1;
-    if (e->state != PERSIST_Q_QUEUED && e->qos > 0 && e->pid != 0 &&
-        !session_pid_in_use(s, e->pid)) {
-        /* in flight when the session went offline (or the broker stopped) */
+    if (e->state == PERSIST_Q_QUEUED || e->qos == 0 || e->pid == 0) {
+        e->state = PERSIST_Q_QUEUED;
+        e->pid = 0;
+        sentry__push(&s->queue, e);
+    } else {
+        /*
+         * In flight when the session went offline (or the broker stopped): back into the
+         * window with the packet id the client may have seen, to be resent with DUP (or PUBREL).
+         * It keeps that id whatever happens — sent again under a new id it would be a second
+         * message to the client, a QoS 2 duplicate. No new id can be in use here: in-flight
+         * entries precede every queued one (pop takes the queue's head), so the reads that
+         * bring them back come before any pop of this connection; the check stays as the
+         * invariant's witness (session.h, "Packet ids").
+         */
+        if (session_pid_in_use(s, e->pid))
+            s->pid_clashes++;
         s->q_count--;
         s->q_bytes -= msg_bytes(e->m);
         e->resend = true;
         s->resend_pending = true;
         sentry__push(&s->inflight, e);
         session__pid_mark(s, e->pid, true);
-        if (e->pid > s->last_pid)
-            s->last_pid = e->pid;
-    } else {
-        e->state = PERSIST_Q_QUEUED;
-        e->pid = 0;
-        sentry__push(&s->queue, e);
+        s->last_pid = e->pid;
     }
     c->count++;
 out:

@@ -17,6 +17,12 @@
  * - The in-flight window holds at most max_inflight entries (QoS 1/2 sent, not yet finished),
  *   in the order they were sent; each has a packet id unique among them. Ids are allocated
  *   per session, increasing, wrapping past 65535 and skipping 0 and ids still in flight.
+ * - Packet ids across a restart or a reconnect: an in-flight entry keeps its id for life, and
+ *   is resent under it (DUP=1, or PUBREL) — under a new id the client would take it for a second
+ *   message. Pop takes the queue's head, so in-flight entries precede every queued entry in seq
+ *   order; a refill therefore brings every in-flight entry back before any queued one can be
+ *   popped, and a new id never collides with an id still on disk. last_pid continues from the
+ *   newest in-flight entry read back.
  * - QoS 0 entries never enter the window: pop hands them to the sender and they are gone.
  * - max_queued_messages / max_queued_bytes bound the queue (in-flight not counted, like
  *   Mosquitto); a message over the limit is dropped and counted (the caller logs it).
@@ -114,7 +120,8 @@ struct session {
     uint64_t disk_gen_seq; /* first seq that went to disk in disk_gen: not committed before */
     uint64_t next_seq;
     uint16_t last_pid;
-    uint8_t *pid_bits; /* ids in flight, once the window is large (session.c) */
+    uint8_t *pid_bits;    /* ids in flight, once the window is large (session.c) */
+    uint64_t pid_clashes; /* entries read back whose id was in use: never (tests check) */
 
     uint16_t *inbound;     /* sorted */
     uint64_t *inbound_gen; /* commit generation each id was added in */

@@ -93,7 +93,11 @@ struct persist_options {
  * known yet.
  */
 int persist_open(const struct persist_options *opt, struct persist **out, char *err, size_t errlen);
-/* Discards an uncommitted batch. persist_close(NULL) does nothing. */
+/*
+ * Discards an uncommitted batch; makes what was committed durable against power loss first
+ * (persist_sync), so a store closed cleanly is synced whatever opt.sync said.
+ * persist_close(NULL) does nothing.
+ */
 void persist_close(struct persist *p);
 
 /* ---- changes: appended to the open batch ---------------------------------------------- */
@@ -127,6 +131,12 @@ bool persist_batch_empty(const struct persist *p);
  * must not send the acks the batch stood for.
  */
 int persist_commit(struct persist *p, char *err, size_t errlen) __attribute__((warn_unused_result));
+/*
+ * Make every committed batch durable against power loss (an fsync of LevelDB's log, by way of
+ * an empty synced write). Does nothing when nothing was committed unsynced since the last
+ * sync (always the case with opt.sync). 0, or a negative code with err set.
+ */
+int persist_sync(struct persist *p, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* ---- restore and read ----------------------------------------------------------------- */
 struct persist_restore_ops {

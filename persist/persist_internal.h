@@ -52,6 +52,8 @@ struct persist {
     char batch_errmsg[200];
     unsigned fail_commits;
     bool read_only;
+    bool sync;     /* opt.sync: every commit is fsynced */
+    bool unsynced; /* a batch was written without fsync since the last sync */
     bool restored;
     bool checked;     /* a commit failed: look entries up before dequeue and update */
     uint64_t ignored; /* dequeues and updates of entries the store does not hold */

@@ -149,12 +149,44 @@ int persist_commit(struct persist *p, char *err, size_t errlen)
         leveldb_free(e);
         goto fail;
     }
+    p->unsynced = !p->sync;
     persist__batch_reset(p);
     return 0;
 fail:
     persist__batch_rollback(p);
     persist__batch_reset(p);
     p->checked = true;
+    return rc;
+}
+
+int persist_sync(struct persist *p, char *err, size_t errlen)
+{
+    leveldb_writeoptions_t *wo = NULL;
+    leveldb_writebatch_t *empty = NULL;
+    char *e = NULL;
+    int rc = 0;
+
+    if (!p->unsynced)
+        goto out;
+    /* LevelDB has no sync call of its own; a synced write fsyncs the log, and with it every
+     * record written before it */
+    wo = leveldb_writeoptions_create();
+    empty = leveldb_writebatch_create();
+    leveldb_writeoptions_set_sync(wo, 1);
+    leveldb_write(p->ldb->db, wo, empty, &e);
+    if (e) {
+        seterr(err, errlen, "persist: sync failed: %s", e);
+        rc = -EIO;
+        goto out;
+    }
+    p->unsynced = false;
+out:
+    if (e)
+        leveldb_free(e);
+    if (empty)
+        leveldb_writebatch_destroy(empty);
+    if (wo)
+        leveldb_writeoptions_destroy(wo);
     return rc;
 }
 
@@ -262,6 +294,7 @@ int persist_restore(struct persist *p, const struct persist_restore_ops *ops, vo
             rc = -EIO;
             goto out;
         }
+        p->unsynced = !p->sync;
     }
     p->restored = true;
 out:
@@ -482,6 +515,7 @@ int persist_open(const struct persist_options *opt, struct persist **out, char *
         goto fail;
     }
     p->read_only = opt->read_only;
+    p->sync = opt->sync;
     path = opt->dir;
     if (p->read_only) {
         int lock_fd;
@@ -549,6 +583,11 @@ void persist_close(struct persist *p)
     if (!p)
         return;
     l = p->ldb;
+    if (l && l->db) {
+        /* best effort: on failure the next open replays the log as the kernel kept it */
+        int rc = persist_sync(p, NULL, 0);
+        (void)rc;
+    }
     if (l && l->batch) {
         persist__batch_rollback(p);
         persist__batch_reset(p);

@@ -475,6 +475,7 @@ static void crashloop(bool sync)
     T_EQ(c->errors, 0);
     T_EQ(t.lost[1] + t.lost[2], 0);
     T_EQ(t.dup[2], 0);
+    T_EQ(t.dup_unexplained[1], 0);
     T_EQ(t.reordered[1] + t.reordered[2], 0);
     T_EQ(c->pub[0].inflight + c->pub[1].inflight, 0);
     crash_close_all(c);

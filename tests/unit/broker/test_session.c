@@ -445,6 +445,210 @@ static void test_durable_deep_queue_batched_acks(void **state)
     }
 }
 
+static void rm_dir(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Reopen the store and restore its sessions into a new table, as broker_new() does. */
+static struct session_table *reopen(struct persist **p, struct msg_table *msgs,
+                                    const struct session_limits *l)
+{
+    struct persist_restore_ops ops = {.session = restore_session};
+    struct session_table *t;
+    uint64_t max_id = 0;
+    char err[256];
+
+    *p = open_store();
+    t = session_table_new(*p, msgs, l);
+    session_table_set_loading(t, true);
+    assert_int_equal(persist_restore(*p, &ops, t, &max_id, err, sizeof(err)), 0);
+    session_table_set_loading(t, false);
+    if (max_id >= next_id)
+        next_id = max_id + 1;
+    return t;
+}
+
+/* The payload of e as an int (enqueue_n numbers them). */
+static int payload_num(const struct sentry *e)
+{
+    char buf[16];
+    size_t n = e->m->payload_len < sizeof(buf) - 1 ? e->m->payload_len : sizeof(buf) - 1;
+    memcpy(buf, e->m->payload, n);
+    buf[n] = '\0';
+    return atoi(buf);
+}
+
+/*
+ * Issue 16's reading of the QoS 2 duplicate: an in-flight entry read back after a restart must
+ * keep the packet id the client saw, whatever else is in flight, and no new id may collide with
+ * it. Here the in-flight ids straddle the wrap past 65535, QoS 1 and QoS 2 entries in all three
+ * states are mixed, there are more in flight (120) than the memory window (50) holds, and
+ * queued entries wait behind them. The session is read back as the broker does (refill, resend,
+ * pop, refill...) and every entry must come out exactly once: the in-flight ones with their old
+ * ids marked for resend, the queued ones with ids no in-flight entry holds.
+ */
+static void test_restore_keeps_inflight_ids(void **state)
+{
+    struct session_limits l = lim(200, 0, 0, false);
+    struct msg_table *msgs = msg_table_new();
+    struct persist *p;
+    struct session_table *t;
+    struct session *s;
+    uint16_t pid_of[200] = {0};
+    uint8_t state_of[200] = {0};
+    int seen[200] = {0}, n_inflight = 120, total = 180, resent = 0;
+
+    snprintf(dir, sizeof(dir), "/tmp/cairn-test-session-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    p = open_store();
+    t = session_table_new(p, msgs, &l);
+    s = session_new(t, S("wrap"), false, 100);
+    session_online(s, &dummy_owner);
+    s->last_pid = 65535 - 60; /* the ids of this run wrap past 65535 */
+    for (int i = 0; i < n_inflight; i++) {
+        char pl[16];
+        uint8_t qos = (uint8_t)(i % 3 == 0 ? 1 : 2);
+        struct msg *m;
+        struct sentry *e;
+        snprintf(pl, sizeof(pl), "%d", i);
+        m = mk(pl, qos);
+        assert_int_equal(session_enqueue(s, m, qos), SESSION_QUEUED);
+        msg_unref(m);
+        e = session_pop(s);
+        assert_non_null(e);
+        assert_int_equal(payload_num(e), i);
+        if (i % 3 == 2) /* some QoS 2 entries got their PUBREC: PUBREL sent */
+            assert_int_equal(session_ack(s, MQTT_PUBREC, e->pid), 0);
+        pid_of[i] = e->pid;
+        state_of[i] = e->state;
+    }
+    assert_true(pid_of[0] > 65000 && pid_of[n_inflight - 1] < 100);
+    for (int i = n_inflight; i < total; i++) { /* behind a window the client keeps full */
+        char pl[16];
+        struct msg *m;
+        snprintf(pl, sizeof(pl), "%d", i);
+        m = mk(pl, 2);
+        assert_int_equal(session_enqueue(s, m, 2), SESSION_QUEUED);
+        msg_unref(m);
+    }
+    commit(p, t);
+    session_table_free(t); /* kill -9: memory gone, the store stays */
+    persist_close(p);
+
+    t = reopen(&p, msgs, &l);
+    s = session_find(t, S("wrap"));
+    assert_non_null(s);
+    session_online(s, &dummy_owner);
+    for (int round = 0; round < 1000; round++) {
+        struct sentry *e;
+        bool progress = false;
+        if (session_can_refill(s))
+            progress = session_refill(s) > 0;
+        /* the resends: every in-flight entry read back, with its old id */
+        for (e = s->inflight.head; e; e = e->next) {
+            int i = payload_num(e);
+            if (!e->resend)
+                continue;
+            e->resend = false;
+            assert_true(i < n_inflight);
+            assert_int_equal(e->pid, pid_of[i]);
+            assert_int_equal(e->state, state_of[i]);
+            seen[i]++;
+            resent++;
+            progress = true;
+        }
+        /* new sends: ids no in-flight entry holds, and none before every resend is back */
+        while ((e = session_pop(s))) {
+            int i = payload_num(e);
+            assert_int_equal(resent, n_inflight);
+            assert_true(i >= n_inflight);
+            for (struct sentry *o = s->inflight.head; o; o = o->next)
+                assert_true(o == e || o->pid != e->pid);
+            seen[i]++;
+            progress = true;
+        }
+        /* the client finishes what is in flight */
+        while ((e = s->inflight.head)) {
+            if (e->state == PERSIST_Q_WAIT_PUBACK) {
+                assert_int_equal(session_ack(s, MQTT_PUBACK, e->pid), 0);
+            } else {
+                if (e->state == PERSIST_Q_WAIT_PUBREC)
+                    assert_int_equal(session_ack(s, MQTT_PUBREC, e->pid), 0);
+                assert_int_equal(session_ack(s, MQTT_PUBCOMP, e->pid), 0);
+            }
+        }
+        commit(p, t);
+        if (!progress && s->disk_count == 0 && s->queue.n == 0)
+            break;
+    }
+    for (int i = 0; i < total; i++)
+        assert_int_equal(seen[i], 1);
+    assert_int_equal(s->pid_clashes, 0);
+    assert_int_equal(s->q_count, 0);
+    session_table_free(t);
+    persist_close(p);
+    msg_table_free(msgs);
+    rm_dir();
+}
+
+/*
+ * A reconnect without a restart: entries popped in this iteration (their WAIT states still in
+ * the open batch) go back to disk when the client leaves; a client that returns before the
+ * commit must not read their older committed records (QUEUED, no id) and send them under new
+ * ids: the refill waits for the commit, then gives them back with the ids they were sent under.
+ */
+static void test_reconnect_before_commit_keeps_ids(void **state)
+{
+    struct session_limits l = lim(20, 0, 0, false);
+    struct msg_table *msgs = msg_table_new();
+    struct persist *p;
+    struct session_table *t;
+    struct session *s;
+    uint16_t pids[10];
+
+    snprintf(dir, sizeof(dir), "/tmp/cairn-test-session-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    p = open_store();
+    t = session_table_new(p, msgs, &l);
+    s = session_new(t, S("back"), false, 100);
+    enqueue_n(s, 10, 2); /* offline: to disk */
+    commit(p, t);
+    session_online(s, &dummy_owner);
+    assert_int_equal(session_refill(s), 10);
+    for (int i = 0; i < 10; i++) {
+        struct sentry *e = session_pop(s);
+        assert_non_null(e);
+        pids[i] = e->pid;
+    }
+    commit(p, t); /* their ids are durable: the client has them */
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(session_ack(s, MQTT_PUBREC, pids[i]), 0); /* in the open batch */
+    session_offline(s);
+    session_online(s, &dummy_owner);
+    assert_false(session_can_refill(s)); /* not before the PUBRECs are committed */
+    commit(p, t);
+    assert_true(session_can_refill(s));
+    assert_int_equal(session_refill(s), 10);
+    {
+        int i = 0;
+        for (struct sentry *e = s->inflight.head; e; e = e->next, i++) {
+            assert_int_equal(e->pid, pids[i]);
+            assert_true(e->resend);
+            assert_int_equal(e->state, i < 5 ? PERSIST_Q_WAIT_PUBCOMP : PERSIST_Q_WAIT_PUBREC);
+        }
+        assert_int_equal(i, 10);
+    }
+    assert_null(session_pop(s));
+    assert_int_equal(s->pid_clashes, 0);
+    session_table_free(t);
+    persist_close(p);
+    msg_table_free(msgs);
+    rm_dir();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -456,6 +660,8 @@ int main(void)
         cmocka_unit_test(test_inbound_and_subs),
         cmocka_unit_test(test_durable_queue_window_and_restore),
         cmocka_unit_test(test_durable_deep_queue_batched_acks),
+        cmocka_unit_test(test_restore_keeps_inflight_ids),
+        cmocka_unit_test(test_reconnect_before_commit_keeps_ids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

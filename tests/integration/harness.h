@@ -99,6 +99,7 @@ struct broker_opts {
     const char *mosq_config;  /* extra lines only for Mosquitto */
     bool no_persistence;      /* persistence false (default: true, in the temp dir) */
     bool no_anonymous;        /* do not add "allow_anonymous true" */
+    bool powercut;            /* Cairn under tests/powercut: kill -9 is a power cut */
 };
 
 struct broker;
@@ -115,6 +116,11 @@ pid_t broker_pid(const struct broker *b);
 int broker_stop_term(struct broker *b, int timeout_ms);
 /* SIGKILL and reap. 0 or -errno. */
 int broker_kill9(struct broker *b);
+/*
+ * Set (value NULL: remove) an environment variable of the broker process for its next starts,
+ * e.g. CAIRN_POWERCUT_KILL for the power-cut layer (tests/powercut/powercut.c). 0 or -1.
+ */
+int broker_setenv(struct broker *b, const char *name, const char *value);
 /* Start again with the same directory and port; waits until the port accepts. 0 or -1. */
 int broker_restart(struct broker *b);
 /* Is the process still running (not exited)? */

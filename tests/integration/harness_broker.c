@@ -30,6 +30,7 @@
 #define BROKER_START_TIMEOUT_MS 20000
 #define BROKER_MAX_LIVE         16
 #define MOSQUITTO_BIN           "/usr/sbin/mosquitto"
+#define BROKER_MAX_ENV          8
 
 struct broker {
     pid_t pid; /* 0 when not running */
@@ -40,6 +41,7 @@ struct broker {
     char conf[300];
     char log[300];
     char uri[64];
+    char *env[BROKER_MAX_ENV]; /* "NAME=VALUE" set in the broker's environment at each start */
 };
 
 static const char *harness_bin;
@@ -147,6 +149,9 @@ static int broker_spawn(struct broker *b)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (devnull >= 0)
             dup2(devnull, 0);
+        for (int i = 0; i < BROKER_MAX_ENV; i++)
+            if (b->env[i])
+                putenv(b->env[i]);
         dup2(logfd, 1);
         dup2(logfd, 2);
         execl(bin, bin, "-c", b->conf, (char *)NULL);
@@ -238,6 +243,51 @@ static bool broker_log_says_in_use(const struct broker *b)
     return in_use;
 }
 
+int broker_setenv(struct broker *b, const char *name, const char *value)
+{
+    size_t nl = strlen(name);
+    int free_slot = -1, rc = -1;
+    char *v = NULL;
+
+    if (value && asprintf(&v, "%s=%s", name, value) < 0)
+        goto out;
+    for (int i = 0; i < BROKER_MAX_ENV; i++) {
+        if (b->env[i] && strncmp(b->env[i], name, nl) == 0 && b->env[i][nl] == '=') {
+            free(b->env[i]);
+            b->env[i] = NULL;
+        }
+        if (!b->env[i] && free_slot < 0)
+            free_slot = i;
+    }
+    if (!v || free_slot >= 0) {
+        if (v)
+            b->env[free_slot] = v;
+        v = NULL;
+        rc = 0;
+    }
+out:
+    free(v);
+    return rc;
+}
+
+/* Run the broker under the power-cut layer: its store's unsynced writes die with it. */
+static int broker_powercut(struct broker *b)
+{
+    const char *asan = getenv("ASAN_OPTIONS");
+    char opts[512];
+    int rc;
+
+    /* an ASan broker wants its runtime first in the library list; the layer goes before it */
+    snprintf(opts, sizeof(opts), "%s%sverify_asan_link_order=0", asan ? asan : "",
+             asan && *asan ? ":" : "");
+    rc = broker_setenv(b, "LD_PRELOAD", CAIRN_ITEST_POWERCUT);
+    if (rc == 0)
+        rc = broker_setenv(b, "CAIRN_POWERCUT_DIR", b->data);
+    if (rc == 0)
+        rc = broker_setenv(b, "ASAN_OPTIONS", opts);
+    return rc;
+}
+
 struct broker *broker_start(const struct broker_opts *opts)
 {
     static const struct broker_opts none;
@@ -257,6 +307,8 @@ struct broker *broker_start(const struct broker_opts *opts)
     snprintf(b->conf, sizeof(b->conf), "%s/broker.conf", b->tmp);
     snprintf(b->log, sizeof(b->log), "%s/broker.log", b->tmp);
     if (mkdir(b->data, 0700) != 0)
+        goto out;
+    if (o->powercut && !harness_mosq && broker_powercut(b) != 0)
         goto out;
     broker_track(b, true);
     /* The port was free a moment ago; another process may take it first: try a few. */
@@ -471,6 +523,8 @@ void broker_free(struct broker *b)
     } else if (b->tmp[0]) {
         nftw(b->tmp, broker_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     }
+    for (int i = 0; i < BROKER_MAX_ENV; i++)
+        free(b->env[i]);
     free(b);
 }
 

@@ -179,6 +179,11 @@ struct broker *broker_new(const struct config *cfg, struct loop *loop, char *err
         };
         if (persist_open(&po, &b->store, err, errlen) < 0)
             goto fail;
+        if (persist_repair_note(b->store)[0])
+            log_write(CAIRN_LOG_WARNING,
+                      "store %s: its log ended in a write cut short (never acknowledged); "
+                      "LevelDB's recovery dropped it: %s",
+                      po.dir, persist_repair_note(b->store));
     }
     broker__limits(cfg, &lim);
     b->sessions = session_table_new(b->store, b->msgs, &lim);
@@ -672,7 +677,16 @@ static bool broker__commit(struct broker *b)
     if (persist_commit(b->store, err, sizeof(err)) < 0) {
         ok = false;
         b->stats.commit_failures++;
-        log_write(CAIRN_LOG_ERR, "store write failed, acknowledgements withheld: %s", err);
+        /* a full disk fails every commit until space returns: say so once in a while */
+        if (b->commit_fail_streak++ % 1000 == 0)
+            log_write(CAIRN_LOG_ERR,
+                      "store write failed, acknowledgements withheld (%llu in a row): %s",
+                      (unsigned long long)b->commit_fail_streak, err);
+    } else if (b->commit_fail_streak) {
+        const char *note = persist_repair_note(b->store);
+        log_write(CAIRN_LOG_NOTICE, "store writable again after %llu failed writes%s%s",
+                  (unsigned long long)b->commit_fail_streak, note[0] ? "; dropped " : "", note);
+        b->commit_fail_streak = 0;
     }
     return ok;
 }

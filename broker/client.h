@@ -88,7 +88,8 @@ struct broker {
     struct timer *kick;
     struct timer *commit_timer;
     bool commit_due;
-    bool sent_in_batch; /* a PUBLISH left whose in-flight state is in the open batch */
+    bool sent_in_batch;          /* a PUBLISH left whose in-flight state is in the open batch */
+    uint64_t commit_fail_streak; /* commits failed in a row */
     struct timer *sys_timer;
     uint64_t start_ms;
     bool shutting_down;

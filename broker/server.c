@@ -307,6 +307,8 @@ static int server_signals(struct server *s)
     sigaction(SIGHUP, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
+    /* a file-size limit reached is a failed write to handle (no acks), not a reason to die */
+    sigaction(SIGXFSZ, &sa, NULL);
     rc = loop_add_fd(s->loop, server_sigpipe[0], CAIRN_EV_READ, server_on_signal_pipe, s);
 out:
     return rc;
@@ -369,13 +371,14 @@ static int server_start(struct server *s, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    s->listeners = listener_open(s->loop, s->pool, s->cfg, err, errlen);
-    if (!s->listeners)
-        goto out;
+    /* the pid file first: once a listener accepts, whoever waits for the broker finds it */
     if (server_write_pid(s) < 0) {
         snprintf(err, errlen, "cannot write pid_file %s", s->cfg->pid_file);
         goto out;
     }
+    s->listeners = listener_open(s->loop, s->pool, s->cfg, err, errlen);
+    if (!s->listeners)
+        goto out;
     loop_set_iteration_end(s->loop, server_iteration_end, s);
     rc = 0;
 out:

@@ -1,8 +1,9 @@
 /*
  * persist.h — Cairn's durable state, behind one opaque handle.
  *
- * The only door to LevelDB (persist_leveldb.c is the only file that includes <leveldb/c.h>).
- * Record and key encoding is pure code in persist_record.[ch], unit-tested and fuzzed.
+ * The only door to LevelDB: persist_open.c and persist_leveldb.c are the only files that include
+ * <leveldb/c.h> (through persist_ldb.h). Record and key encoding is pure code in
+ * persist_record.[ch], unit-tested and fuzzed.
  *
  * Model (see DESIGN.md, "What is durable"; the byte layout is in persist_record.h):
  *   session  client id -> last seen                           (clean session = 0 only)
@@ -94,6 +95,12 @@ struct persist_options {
  */
 int persist_open(const struct persist_options *opt, struct persist **out, char *err, size_t errlen);
 /*
+ * What the last open (or reopen after a failed write) had LevelDB's recovery drop from a torn
+ * log, for the log: "" when nothing. Only a record whose write failed, and which therefore was
+ * never acknowledged, can be torn. Valid until the next commit.
+ */
+const char *persist_repair_note(const struct persist *p);
+/*
  * Discards an uncommitted batch; makes what was committed durable against power loss first
  * (persist_sync), so a store closed cleanly is synced whatever opt.sync said.
  * persist_close(NULL) does nothing.
@@ -128,7 +135,9 @@ bool persist_batch_empty(const struct persist *p);
 /*
  * Write the batch in one LevelDB write (synced when opt.sync). 0 on success. On failure the
  * batch is discarded, the reason logged into err, and a negative code returned: the caller
- * must not send the acks the batch stood for.
+ * must not send the acks the batch stood for. After a failed write (a full disk) the store is
+ * closed and opened again by the next commit before it writes anything (persist_open.c says
+ * why); until that succeeds every commit fails.
  */
 int persist_commit(struct persist *p, char *err, size_t errlen) __attribute__((warn_unused_result));
 /*

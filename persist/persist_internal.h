@@ -52,8 +52,10 @@ struct persist {
     char batch_errmsg[200];
     unsigned fail_commits;
     bool read_only;
-    bool sync;     /* opt.sync: every commit is fsynced */
-    bool unsynced; /* a batch was written without fsync since the last sync */
+    bool sync;             /* opt.sync: every commit is fsynced */
+    bool unsynced;         /* a batch was written without fsync since the last sync */
+    uint64_t reopens;      /* after failed writes */
+    char reopen_note[512]; /* what the last open's recovery dropped, "" when nothing */
     bool restored;
     bool checked;     /* a commit failed: look entries up before dequeue and update */
     uint64_t ignored; /* dequeues and updates of entries the store does not hold */
@@ -176,6 +178,16 @@ int persist__del_raw(struct persist *p, const void *k, size_t kl);
 uint64_t persist__ignored(const struct persist *p);
 /* Fault injection: the next n commits fail as if LevelDB had failed the write. */
 void persist__fail_commits(struct persist *p, unsigned n);
+
+/*
+ * persist_logcheck.c: is every LevelDB log in dir intact, or intact up to a torn tail (a write
+ * cut short)? The number of logs with a torn tail (>= 0); -EBADMSG when a log holds a bad
+ * record with more after it (why says which and where); -errno when one cannot be read.
+ */
+int persist__logs_torn_only(const char *dir, char *why, size_t whylen);
+/* One log's bytes: 0 intact (*torn false) or torn at its tail (*torn true, *at where); -EBADMSG
+ * when a bad record at *at has more of the log after it. Pure: fuzzed (fuzz_logcheck). */
+int persist__log_check(const uint8_t *b, size_t n, bool *torn, size_t *at);
 
 /*
  * persist_snapshot.c: a private copy of a LevelDB directory, for read-only inspection.

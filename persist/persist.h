@@ -77,8 +77,12 @@ struct persist_queue_info {
     uint64_t inflight;  /* entries whose state is not PERSIST_Q_QUEUED */
 };
 
+/* The store's own directory inside persistence_location (persist_open.c says why). */
+#define PERSIST_STORE_NAME "cairn.db"
+
 struct persist_options {
-    const char *dir; /* created if missing */
+    const char *dir; /* persistence_location: the store is DIR/cairn.db, or DIR itself when an
+                        earlier Cairn put it there; created if missing */
     bool sync;       /* fsync each commit (persistence_sync true) */
     bool read_only;  /* inspect only (cairn-db): the store must exist and is not changed — it is
                         opened from a private copy; restore reports garbage instead of deleting
@@ -94,6 +98,8 @@ struct persist_options {
  * known yet.
  */
 int persist_open(const struct persist_options *opt, struct persist **out, char *err, size_t errlen);
+/* The store's directory (DIR/cairn.db, or DIR for a store made there by an earlier Cairn). */
+const char *persist_path(const struct persist *p);
 /*
  * What the last open (or reopen after a failed write) had LevelDB's recovery drop from a torn
  * log, for the log: "" when nothing. Only a record whose write failed, and which therefore was

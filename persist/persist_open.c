@@ -15,7 +15,9 @@
  *
  * Ownership: persist_open() returns the handle; persist_close() frees it.
  */
+#define _GNU_SOURCE /* asprintf */
 #include <dirent.h>
+#include <sys/stat.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -215,8 +217,12 @@ out:
 }
 
 /* ---- open and close -------------------------------------------------------------------- */
-/* Does dir look like a LevelDB store that lost its CURRENT file? LevelDB would start afresh. */
-static int dir_check(const char *dir, bool *exists, bool *has_current, bool *has_tables)
+/*
+ * What dir holds: CURRENT, and LevelDB's other files (MANIFEST-*, tables; with logs: its
+ * "*.log" too, which in a directory the user shares may be anybody's). A store that lost its
+ * CURRENT file would be started afresh by LevelDB: that must be refused instead.
+ */
+static int dir_check(const char *dir, bool logs, bool *exists, bool *has_current, bool *has_tables)
 {
     DIR *d = opendir(dir);
     struct dirent *de;
@@ -231,11 +237,51 @@ static int dir_check(const char *dir, bool *exists, bool *has_current, bool *has
             *has_current = true;
         else if (strncmp(n, "MANIFEST-", 9) == 0 ||
                  (l > 4 && (strcmp(n + l - 4, ".ldb") == 0 || strcmp(n + l - 4, ".sst") == 0 ||
-                            strcmp(n + l - 4, ".log") == 0)))
+                            (logs && strcmp(n + l - 4, ".log") == 0))))
             *has_tables = true;
     }
     closedir(d);
     return 0;
+}
+
+/*
+ * Where the store of persistence_location dir lives: dir/cairn.db, a directory of its own, so
+ * that dir may hold other files (Debian's /var/lib/mosquitto holds mosquitto.db; logs may go
+ * there) that LevelDB would otherwise take for its own, delete or overwrite. A store an earlier
+ * Cairn made right in dir (dir/CURRENT) stays where it is. dir is created (one level, as
+ * LevelDB creates its own) unless read_only. 0, or a negative code with err set.
+ */
+static int store_path(const char *dir, bool read_only, char **out, char *err, size_t errlen)
+{
+    bool exists, has_current, has_tables;
+    int rc = dir_check(dir, false, &exists, &has_current, &has_tables);
+
+    *out = NULL;
+    if (rc < 0) {
+        persist__seterr(err, errlen, "cannot open store %s: %s", dir, strerror(-rc));
+        goto out;
+    }
+    if (has_current) {
+        *out = strdup(dir);
+    } else if (has_tables) {
+        persist__seterr(err, errlen, "store %s is damaged: its CURRENT file is missing", dir);
+        rc = -EBADMSG;
+        goto out;
+    } else {
+        if (!exists && !read_only && mkdir(dir, 0700) != 0 && errno != EEXIST) {
+            rc = -errno;
+            persist__seterr(err, errlen, "cannot open store %s: %s", dir, strerror(-rc));
+            goto out;
+        }
+        if (asprintf(out, "%s/%s", dir, PERSIST_STORE_NAME) < 0)
+            *out = NULL;
+    }
+    if (!*out) {
+        persist__seterr(err, errlen, "persist: out of memory");
+        rc = -ENOMEM;
+    }
+out:
+    return rc;
 }
 
 /* The format key: present and right, or absent on an empty store (then written). */
@@ -306,6 +352,7 @@ out:
 int persist_open(const struct persist_options *opt, struct persist **out, char *err, size_t errlen)
 {
     struct persist *p = NULL;
+    char *store = NULL;
     const char *path;
     bool exists, has_current, has_tables;
     int rc;
@@ -315,18 +362,23 @@ int persist_open(const struct persist_options *opt, struct persist **out, char *
         persist__seterr(err, errlen, "persist: no store directory given");
         return -EINVAL;
     }
-    rc = dir_check(opt->dir, &exists, &has_current, &has_tables);
-    if (rc < 0) {
-        persist__seterr(err, errlen, "cannot open store %s: %s", opt->dir, strerror(-rc));
+    rc = store_path(opt->dir, opt->read_only, &store, err, errlen);
+    if (rc < 0)
         return rc;
+    rc = dir_check(store, true, &exists, &has_current, &has_tables);
+    if (rc < 0) {
+        persist__seterr(err, errlen, "cannot open store %s: %s", store, strerror(-rc));
+        goto fail;
     }
     if (exists && !has_current && has_tables) {
-        persist__seterr(err, errlen, "store %s is damaged: its CURRENT file is missing", opt->dir);
-        return -EBADMSG;
+        persist__seterr(err, errlen, "store %s is damaged: its CURRENT file is missing", store);
+        rc = -EBADMSG;
+        goto fail;
     }
     if (opt->read_only && !has_current) {
         persist__seterr(err, errlen, "no Cairn store in %s", opt->dir);
-        return -ENOENT;
+        rc = -ENOENT;
+        goto fail;
     }
     p = calloc(1, sizeof *p);
     if (!p || !(p->ldb = calloc(1, sizeof *p->ldb)) || !(p->kbuf = malloc(PERSIST_KEY_MAX))) {
@@ -336,10 +388,10 @@ int persist_open(const struct persist_options *opt, struct persist **out, char *
     }
     p->read_only = opt->read_only;
     p->sync = opt->sync;
-    path = opt->dir;
+    path = store;
     if (p->read_only) {
         int lock_fd;
-        rc = persist__snapshot(opt->dir, &p->snap_dir, &lock_fd, err, errlen);
+        rc = persist__snapshot(store, &p->snap_dir, &lock_fd, err, errlen);
         if (rc < 0)
             goto fail;
         persist__snapshot_remove(NULL, lock_fd); /* the copy is consistent: let go of the lock */
@@ -363,7 +415,7 @@ int persist_open(const struct persist_options *opt, struct persist **out, char *
     leveldb_writeoptions_set_sync(p->ldb->wopts, opt->sync);
     p->ldb->batch = leveldb_writebatch_create();
 
-    if (!(p->ldb->path = strdup(path)) || !(p->ldb->shown = strdup(opt->dir))) {
+    if (!(p->ldb->path = strdup(path)) || !(p->ldb->shown = strdup(store))) {
         persist__seterr(err, errlen, "persist: out of memory");
         rc = -ENOMEM;
         goto fail;
@@ -372,12 +424,14 @@ int persist_open(const struct persist_options *opt, struct persist **out, char *
     if (rc < 0)
         goto fail;
     p->real_dir = realpath(path, NULL);
-    rc = check_format(p, opt->dir, err, errlen);
+    rc = check_format(p, store, err, errlen);
     if (rc < 0)
         goto fail;
     *out = p;
+    free(store);
     return 0;
 fail:
+    free(store);
     persist_close(p);
     return rc;
 }
@@ -432,4 +486,9 @@ void persist_close(struct persist *p)
 const char *persist_repair_note(const struct persist *p)
 {
     return p->reopen_note;
+}
+
+const char *persist_path(const struct persist *p)
+{
+    return p->ldb->shown;
 }

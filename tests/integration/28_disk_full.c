@@ -32,17 +32,20 @@ struct df {
     int n_acked;
 };
 
-/* The size of the largest file in the store: the limit is set just above it. */
+/* The size of the largest file in the store (DIR/cairn.db): the limit is set just above it. */
 static long df_store_max(const struct broker *b)
 {
-    DIR *d = opendir(broker_data_dir(b));
+    char dir[512];
+    DIR *d;
     struct dirent *de;
     long max = 0;
 
+    snprintf(dir, sizeof(dir), "%s/cairn.db", broker_data_dir(b));
+    d = opendir(dir);
     while (d && (de = readdir(d)) != NULL) {
-        char path[512];
+        char path[1024];
         struct stat st;
-        snprintf(path, sizeof(path), "%s/%s", broker_data_dir(b), de->d_name);
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
         if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > max)
             max = st.st_size;
     }

@@ -35,10 +35,12 @@ static struct mqtt_str str(const char *s)
     return (struct mqtt_str){(const uint8_t *)s, strlen(s)};
 }
 
-/* ---- fixture: a temporary directory; the store is DIR/store (created by persist_open) ---- */
+/* ---- fixture: a temporary directory; persistence_location is DIR/store (created by
+ * persist_open), the store itself DIR/store/cairn.db ---- */
 struct fx {
     char root[64];
     char dir[96];
+    char db[128];
     char err[512];
     struct persist *p;
 };
@@ -55,6 +57,7 @@ static int setup(void **state)
     if (!mkdtemp(f->root))
         return -1;
     snprintf(f->dir, sizeof f->dir, "%s/store", f->root);
+    snprintf(f->db, sizeof f->db, "%s/%s", f->dir, PERSIST_STORE_NAME);
     *state = f;
     return 0;
 }
@@ -620,7 +623,7 @@ static void damage(const char *path)
 /* Damage every file of the store ending in suffix; returns how many. */
 static int damage_all(struct fx *f, const char *suffix)
 {
-    DIR *d = opendir(f->dir);
+    DIR *d = opendir(f->db);
     struct dirent *de;
     char path[512];
     int n = 0;
@@ -629,7 +632,7 @@ static int damage_all(struct fx *f, const char *suffix)
         size_t l = strlen(de->d_name), m = strlen(suffix);
         if (l < m || strcmp(de->d_name + l - m, suffix) != 0)
             continue;
-        snprintf(path, sizeof path, "%s/%s", f->dir, de->d_name);
+        snprintf(path, sizeof path, "%s/%s", f->db, de->d_name);
         damage(path);
         n++;
     }
@@ -658,7 +661,7 @@ static void test_corrupt_current(void **state)
     struct fx *f = *state;
     char path[256];
     fill(f, 10);
-    snprintf(path, sizeof path, "%s/CURRENT", f->dir);
+    snprintf(path, sizeof path, "%s/CURRENT", f->db);
     FILE *fp = fopen(path, "w");
     fputs("garbage, not a manifest name", fp);
     fclose(fp);
@@ -671,7 +674,7 @@ static void test_missing_current(void **state)
     struct fx *f = *state;
     char path[256];
     fill(f, 10);
-    snprintf(path, sizeof path, "%s/CURRENT", f->dir);
+    snprintf(path, sizeof path, "%s/CURRENT", f->db);
     assert_int_equal(unlink(path), 0);
     expect_refused(f); /* LevelDB alone would create an empty store here */
     assert_non_null(strstr(f->err, "CURRENT"));
@@ -971,14 +974,14 @@ static void test_leveldb_write_failure(void **state)
 /* The log of f's store (the only one after fill()). */
 static void log_path(struct fx *f, char *out, size_t cap)
 {
-    DIR *d = opendir(f->dir);
+    DIR *d = opendir(f->db);
     struct dirent *de;
     out[0] = '\0';
     assert_non_null(d);
     while ((de = readdir(d)) != NULL) {
         size_t l = strlen(de->d_name);
         if (l > 4 && strcmp(de->d_name + l - 4, ".log") == 0)
-            snprintf(out, cap, "%s/%s", f->dir, de->d_name);
+            snprintf(out, cap, "%s/%s", f->db, de->d_name);
     }
     closedir(d);
     assert_true(out[0]);
@@ -1066,7 +1069,7 @@ static void test_read_only(void **state)
 
     assert_int_equal(open_opts(f, false, true), -ENOENT); /* nothing there yet */
     fill(f, 50);
-    listing(f->dir, before, sizeof before);
+    listing(f->db, before, sizeof before);
     assert_int_equal(open_opts(f, false, true), 0);
     assert_int_equal(persist_restore(f->p, &ops, &w, &max_id, f->err, sizeof f->err), 0);
     assert_int_equal(w.sessions, 1);
@@ -1076,8 +1079,53 @@ static void test_read_only(void **state)
     assert_int_equal(persist_commit(f->p, f->err, sizeof f->err), -EROFS);
     persist_close(f->p);
     f->p = NULL;
-    listing(f->dir, after, sizeof after);
+    listing(f->db, after, sizeof after);
     assert_string_equal(before, after);
+}
+
+/*
+ * persistence_location may hold other files — Mosquitto's mosquitto.db, logs, names LevelDB
+ * uses for itself — and they are left alone: the store lives in its own cairn.db directory.
+ * A store an earlier Cairn made right in the directory is opened where it is.
+ */
+static void test_location_shared_with_other_files(void **state)
+{
+    struct fx *f = *state;
+    static const char *const others[] = {"mosquitto.db", "broker.log",   "LOG",
+                                         "LOG.old",      "000001.dbtmp", "notes.txt"};
+    char path[1024];
+    struct stat st;
+    FILE *fp;
+
+    assert_int_equal(mkdir(f->dir, 0700), 0);
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", f->dir, others[i]);
+        fp = fopen(path, "w");
+        assert_non_null(fp);
+        fputs("someone else's\n", fp);
+        fclose(fp);
+    }
+    fill(f, 5);
+    assert_int_equal(open_opts(f, false, false), 0);
+    assert_string_equal(persist_path(f->p), f->db);
+    persist_close(f->p);
+    f->p = NULL;
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        char buf[32] = "";
+        snprintf(path, sizeof path, "%s/%s", f->dir, others[i]);
+        fp = fopen(path, "r");
+        assert_non_null(fp);
+        assert_non_null(fgets(buf, sizeof buf, fp));
+        fclose(fp);
+        assert_string_equal(buf, "someone else's\n");
+    }
+    /* an earlier Cairn's store right in the directory: used in place */
+    snprintf(path, sizeof path, "mv '%s' '%s.old' && mv '%s.old/%s' '%s' && rm -rf '%s.old'",
+             f->dir, f->dir, f->dir, PERSIST_STORE_NAME, f->dir, f->dir);
+    assert_int_equal(system(path), 0);
+    assert_int_equal(open_opts(f, false, false), 0);
+    assert_string_equal(persist_path(f->p), f->dir);
+    assert_int_not_equal(stat(f->db, &st), 0);
 }
 
 static void test_sync_mode(void **state)
@@ -1144,6 +1192,7 @@ int main(void)
         T(test_changes_before_restore),
         T(test_read_only),
         T(test_sync_mode),
+        T(test_location_shared_with_other_files),
         T(test_restore_stops_on_callback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

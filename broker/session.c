@@ -675,6 +675,7 @@ int session_ack(struct session *s, int type, uint16_t pid)
 
     if (!e)
         goto out;
+    rc = -EPROTO; /* an acknowledgement of the wrong kind for this id */
     switch (type) {
     case MQTT_PUBACK:
         if (e->state != PERSIST_Q_WAIT_PUBACK)

@@ -245,7 +245,9 @@ bool session_can_refill(const struct session *s);
  *   MQTT_PUBREC  WAIT_PUBREC  -> WAIT_PUBCOMP (the caller sends PUBREL; also for a repeated
  *                                PUBREC of an entry already in WAIT_PUBCOMP)
  *   MQTT_PUBCOMP WAIT_PUBCOMP -> finished
- * 0, or -ENOENT when no in-flight entry of that id is in the right state.
+ * 0; -ENOENT when no entry of that id is in flight; -EPROTO when one is, but the
+ * acknowledgement is of the wrong kind for it (PUBREC or PUBCOMP for QoS 1, PUBACK for QoS 2,
+ * PUBCOMP before PUBREC): a protocol violation, as Mosquitto treats it.
  */
 int session_ack(struct session *s, int type, uint16_t pid);
 /* Number of entries in flight. */

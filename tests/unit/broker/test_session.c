@@ -164,9 +164,10 @@ static void test_window_and_qos0(void **state)
     e = session_pop(s);
     assert_non_null(e);
     assert_int_equal(e->state, PERSIST_Q_WAIT_PUBREC);
-    /* QoS 2 sender states */
-    assert_int_equal(session_ack(s, MQTT_PUBACK, e->pid), -ENOENT);
-    assert_int_equal(session_ack(s, MQTT_PUBCOMP, e->pid), -ENOENT);
+    /* QoS 2 sender states: an ack of the wrong kind for an id in flight is a violation */
+    assert_int_equal(session_ack(s, MQTT_PUBACK, e->pid), -EPROTO);
+    assert_int_equal(session_ack(s, MQTT_PUBCOMP, e->pid), -EPROTO);
+    assert_int_equal(session_ack(s, MQTT_PUBACK, 999), -ENOENT);
     assert_int_equal(session_ack(s, MQTT_PUBREC, e->pid), 0);
     assert_int_equal(e->state, PERSIST_Q_WAIT_PUBCOMP);
     assert_int_equal(session_ack(s, MQTT_PUBREC, e->pid), 0); /* repeated: PUBREL again */

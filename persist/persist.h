@@ -6,7 +6,7 @@
  * persist_record.[ch], unit-tested and fuzzed.
  *
  * Model (see DESIGN.md, "What is durable"; the byte layout is in persist_record.h):
- *   session  client id -> last seen                           (clean session = 0 only)
+ *   session  client id -> last seen, owner                    (clean session = 0 only)
  *   sub      (client id, filter) -> QoS
  *   queue    (client id, seq) -> msg id, QoS, state, packet id (seq orders one queue)
  *   msg      msg id -> topic, payload, QoS, retain             (stored once, refcounted here)
@@ -64,8 +64,20 @@ struct persist_qentry {
     uint8_t state;      /* enum persist_qstate */
 };
 
+/*
+ * Who owns a session: the identity that created it (DESIGN.md, "One client is never stronger
+ * than the broker"). UNKNOWN is what a record written before owners were stored decodes to.
+ */
+enum persist_owner {
+    PERSIST_OWNER_UNKNOWN = 0,
+    PERSIST_OWNER_ANONYMOUS = 1, /* connected without a username */
+    PERSIST_OWNER_USER = 2,      /* user: its username (or TLS identity used as one) */
+};
+
 struct persist_session {
-    int64_t last_seen; /* unix seconds */
+    int64_t last_seen;    /* unix seconds */
+    uint8_t owner;        /* enum persist_owner */
+    struct mqtt_str user; /* PERSIST_OWNER_USER: the username (may be empty); else empty */
 };
 
 /* What restore found for one session's queue, so the broker can size its window. */

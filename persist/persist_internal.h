@@ -124,7 +124,8 @@ static inline bool persist__grow(void **arr, size_t *cap, size_t need, size_t el
 struct persist_scan_session {
     size_t off; /* client id in the arena */
     size_t len;
-    struct persist_session s;
+    size_t user_off;          /* s.user in the arena (its view is set when reported) */
+    struct persist_session s; /* s.user.p is not valid until then: the arena moves */
     struct persist_queue_info q;
 };
 
@@ -135,7 +136,7 @@ struct persist_scan {
     struct persist_stats *stats;
     struct persist_scan_session *sess;
     size_t nsess, capsess;
-    uint8_t *arena; /* client ids of sess[] */
+    uint8_t *arena; /* client ids and owners of sess[] */
     size_t arena_len, arena_cap;
     size_t cur;      /* merge cursor into sess[] for the kind being scanned */
     uint8_t curkind; /* its kind */

@@ -24,6 +24,9 @@ struct sess {
     int64_t last_seen;
     struct persist_queue_info q;
     size_t nsubs, ninbound;
+    uint8_t owner; /* enum persist_owner */
+    char *user;    /* PERSIST_OWNER_USER, else NULL */
+    size_t userlen;
 };
 
 struct sub {
@@ -110,9 +113,16 @@ static int on_session(void *ctx, struct mqtt_str cid, const struct persist_sessi
     if (!a)
         return -ENOMEM;
     d->sess = a;
-    a[d->nsess] = (struct sess){dup(cid), cid.len, s->last_seen, *q, 0, 0};
-    if (!a[d->nsess].cid)
+    a[d->nsess] = (struct sess){dup(cid), cid.len, s->last_seen, *q, 0, 0, s->owner, NULL, 0};
+    if (s->owner == PERSIST_OWNER_USER) {
+        a[d->nsess].user = dup(s->user);
+        a[d->nsess].userlen = s->user.len;
+    }
+    if (!a[d->nsess].cid || (s->owner == PERSIST_OWNER_USER && !a[d->nsess].user)) {
+        free(a[d->nsess].cid);
+        free(a[d->nsess].user);
         return -ENOMEM;
+    }
     d->nsess++;
     return 0;
 }
@@ -233,6 +243,13 @@ int main(int argc, char **argv)
             put_str(s->cid, s->cidlen);
             printf("  last seen ");
             print_time(s->last_seen);
+            if (s->owner == PERSIST_OWNER_USER) {
+                printf("  owner '");
+                put_str(s->user, s->userlen);
+                printf("'");
+            } else {
+                printf("  owner %s", s->owner == PERSIST_OWNER_ANONYMOUS ? "anonymous" : "unknown");
+            }
             printf("  queued %" PRIu64 " (%" PRIu64 " bytes", s->q.count, s->q.bytes);
             if (s->q.count)
                 printf(", seq %" PRIu64 "..%" PRIu64, s->q.first_seq, s->q.last_seq);
@@ -273,8 +290,10 @@ int main(int argc, char **argv)
     rc = 0;
 out:
     persist_close(p);
-    for (size_t i = 0; i < d.nsess; i++)
+    for (size_t i = 0; i < d.nsess; i++) {
         free(d.sess[i].cid);
+        free(d.sess[i].user);
+    }
     for (size_t i = 0; i < d.nsubs; i++)
         free(d.subs[i].filter);
     for (size_t i = 0; i < d.nret; i++)

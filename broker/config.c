@@ -60,6 +60,8 @@ static const struct config_option config_options[] = {
     {"log_type", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
     {"allow_anonymous", K_SPECIAL, W_AUTH, 0, 0, NULL, 0},
     {"per_listener_settings", K_BOOL, W_GLOBAL, G(per_listener_settings), 0, NULL, 0},
+    {"allow_session_takeover_across_users", K_BOOL, W_GLOBAL,
+     G(allow_session_takeover_across_users), 0, NULL, 0},
     {"max_inflight_messages", K_U32, W_GLOBAL, G(max_inflight_messages), 65535, NULL, 0},
     {"max_queued_messages", K_U32, W_GLOBAL, G(max_queued_messages), UINT32_MAX, NULL, 0},
     {"max_queued_bytes", K_U64, W_GLOBAL, G(max_queued_bytes), UINT64_MAX, NULL, 0},

@@ -89,6 +89,8 @@ struct config {
     bool per_listener_settings; /* false */
     bool allow_anonymous;       /* true (Cairn listens on 127.0.0.1 unless told otherwise) */
     struct config_security sec;
+    /* Cairn's own: may a client take over a session another identity owns? false */
+    bool allow_session_takeover_across_users;
 
     /* Outside a listener block, max_connections caps the total; inside, that listener. */
     int max_connections;                   /* -1: unlimited (default) */

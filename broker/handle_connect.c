@@ -1,7 +1,7 @@
 /*
  * handle_connect.c — CONNECT: identifier and keepalive checks, authentication, the will,
- * session lookup / takeover / clean start, and the CONNACK (held until the batch holding the
- * session record is durable).
+ * session lookup / ownership / takeover / clean start, and the CONNACK (held until the batch
+ * holding the session record is durable).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -16,16 +16,70 @@
 #include "log.h"
 
 /* Refuse with CONNACK rc: written at once (it depends on nothing stored), then closed. */
-static int connect__refuse(struct client *cl, uint8_t rc, const char *why)
+static int connect__refuse_at(struct client *cl, int level, uint8_t rc, const char *why)
 {
     uint8_t buf[4];
     size_t n = mqtt_encode_connack(buf, sizeof(buf), false, rc);
 
-    log_write(CAIRN_LOG_NOTICE, "client %s: CONNECT refused (CONNACK %u): %s", client_peer(cl), rc,
-              why);
+    log_write(level, "client %s: CONNECT refused (CONNACK %u): %s", client_peer(cl), rc, why);
     conn_write(cl->conn, buf, n);
     conn_close(cl->conn, -ECONNREFUSED);
     return 0;
+}
+
+static int connect__refuse(struct client *cl, uint8_t rc, const char *why)
+{
+    return connect__refuse_at(cl, CAIRN_LOG_NOTICE, rc, why);
+}
+
+/* "user 'NAME'", "anonymous" or "an unknown owner", for logs. */
+static const char *connect__who(char *buf, size_t len, uint8_t kind, const char *user)
+{
+    if (kind == PERSIST_OWNER_USER)
+        snprintf(buf, len, "user '%s'", user);
+    else
+        snprintf(buf, len, "%s", kind == PERSIST_OWNER_ANONYMOUS ? "anonymous" : "unknown owner");
+    return buf;
+}
+
+/*
+ * A session belongs to the identity that created it (DESIGN.md): a CONNECT with its client id
+ * by another identity may not take it over, inherit it or discard it — online or offline,
+ * whatever its clean session flag — unless allow_session_takeover_across_users. true when cl
+ * may have s; false when cl was refused (CONNACK 5, logged with both identities).
+ *
+ * A session restored from a record written before owners were stored has no known owner. It is
+ * given to the first identity that connects with its client id (and recorded): refusing
+ * everyone would lock its rightful owner out of an upgraded broker for good, and before the
+ * upgrade any identity could take it anyway, so nothing is given away that was not open.
+ */
+static bool connect__may_have(struct broker *b, struct client *cl, struct session *s)
+{
+    char was[320], now[320], why[800];
+    bool ok = true;
+
+    if (session_user_is(s, cl->username))
+        goto out;
+    connect__who(was, sizeof(was), s->user_kind, s->user);
+    connect__who(now, sizeof(now), cl->username ? PERSIST_OWNER_USER : PERSIST_OWNER_ANONYMOUS,
+                 cl->username);
+    if (s->user_kind == PERSIST_OWNER_UNKNOWN) {
+        log_write(CAIRN_LOG_NOTICE,
+                  "client %s %s: session stored without an owner (older store) now belongs to %s",
+                  client_peer(cl), s->id, now);
+    } else if (b->cfg->allow_session_takeover_across_users) {
+        log_write(CAIRN_LOG_NOTICE,
+                  "client %s %s: session of %s taken over by %s "
+                  "(allow_session_takeover_across_users)",
+                  client_peer(cl), s->id, was, now);
+    } else {
+        snprintf(why, sizeof(why), "client id %s belongs to a session of %s, not %s", s->id, was,
+                 now);
+        connect__refuse_at(cl, CAIRN_LOG_WARNING, MQTT_CONNACK_NOT_AUTHORIZED, why);
+        ok = false;
+    }
+out:
+    return ok;
 }
 
 static char *connect__strdup(struct mqtt_str s)
@@ -128,6 +182,8 @@ int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connec
     }
 
     s = session_find(b->sessions, id);
+    if (s && !connect__may_have(b, cl, s))
+        goto out; /* refused before anything of s changed */
     if (s && s->owner)
         connect__takeover(b, s);
     if (s && (p->clean_session || s->clean)) {
@@ -144,6 +200,11 @@ int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connec
             rc = -ENOMEM;
             goto out;
         }
+    }
+    if (!session_user_is(s, cl->username) && (rc = session_set_user(s, cl->username)) < 0) {
+        if (!present)
+            broker__session_discard(b, s);
+        goto out;
     }
     session_online(s, cl);
     cl->session = s;

@@ -142,6 +142,7 @@ static void session__free(struct session *s)
     free(s->inbound);
     free(s->inbound_gen);
     free(s->pid_bits);
+    free(s->user);
     free(s->id);
     free(s);
 }
@@ -289,6 +290,18 @@ struct session *session_restore(struct session_table *t, struct mqtt_str id,
     s->clean = false;
     s->durable = t->store != NULL;
     s->last_seen = ps->last_seen;
+    s->user_kind = ps->owner;
+    if (ps->owner == PERSIST_OWNER_USER) {
+        s->user = malloc(ps->user.len + 1);
+        if (!s->user) {
+            session_del(s); /* loading: nothing is written */
+            s = NULL;
+            goto out;
+        }
+        if (ps->user.len)
+            memcpy(s->user, ps->user.p, ps->user.len);
+        s->user[ps->user.len] = '\0';
+    }
     s->q_count = q->count;
     s->q_bytes = q->bytes;
     s->disk_count = q->count;
@@ -314,13 +327,46 @@ void session_del(struct session *s)
     session__free(s);
 }
 
+static void session__put_record(struct session *s)
+{
+    struct persist_session ps = {.last_seen = s->last_seen, .owner = s->user_kind};
+
+    if (!session__store(s))
+        return;
+    if (s->user) {
+        ps.user.p = (const uint8_t *)s->user;
+        ps.user.len = strlen(s->user);
+    }
+    persist_session_put(s->table->store, session_id(s), &ps);
+}
+
 void session_touch(struct session *s, int64_t now)
 {
     s->last_seen = now;
-    if (session__store(s)) {
-        struct persist_session ps = {.last_seen = now};
-        persist_session_put(s->table->store, session_id(s), &ps);
-    }
+    session__put_record(s);
+}
+
+int session_set_user(struct session *s, const char *user)
+{
+    char *copy = NULL;
+    int rc = -ENOMEM;
+
+    if (user && !(copy = strdup(user)))
+        goto out;
+    free(s->user);
+    s->user = copy;
+    s->user_kind = user ? PERSIST_OWNER_USER : PERSIST_OWNER_ANONYMOUS;
+    session__put_record(s);
+    rc = 0;
+out:
+    return rc;
+}
+
+bool session_user_is(const struct session *s, const char *user)
+{
+    if (s->user_kind == PERSIST_OWNER_ANONYMOUS)
+        return user == NULL;
+    return s->user_kind == PERSIST_OWNER_USER && user && strcmp(s->user, user) == 0;
 }
 
 void session_offline(struct session *s)

@@ -109,6 +109,9 @@ struct session {
     bool clean;   /* clean session flag of the last CONNECT */
     bool durable; /* recorded in the store */
     void *owner;  /* the client while online, NULL offline */
+    /* The identity the session belongs to (session_set_user), recorded with it. */
+    uint8_t user_kind; /* enum persist_owner */
+    char *user;        /* PERSIST_OWNER_USER: the username, NUL-terminated; else NULL */
 
     struct sentry_list inflight;
     struct sentry_list queue; /* the in-memory part of the queue */
@@ -197,6 +200,15 @@ static inline struct mqtt_str session_id(const struct session *s)
 
 /* Record that the client was seen now (session record rewritten when durable). */
 void session_touch(struct session *s, int64_t now);
+/*
+ * The identity that owns s from now on: user (a username, or the TLS identity used as one), or
+ * NULL for a client without a username. A new session's is PERSIST_OWNER_UNKNOWN until set;
+ * so is one restored from a record written before owners were stored. The session record is
+ * rewritten when durable. 0, or -ENOMEM with nothing changed.
+ */
+int session_set_user(struct session *s, const char *user);
+/* Is s owned by user (NULL: anonymous)? false while its owner is unknown. */
+bool session_user_is(const struct session *s, const char *user);
 /*
  * The client went offline: a durable session drops its stored entries from memory (they are
  * on disk; the next connect reads them back), and in-memory QoS 0 entries unless queue_qos0.

@@ -114,6 +114,7 @@ static void test_defaults(void **state)
     assert_string_equal(c.persistence_location, "./cairn-data");
     assert_false(c.persistence_sync);
     assert_false(c.per_listener_settings);
+    assert_false(c.allow_session_takeover_across_users);
     assert_null(c.sec.password_file);
     assert_null(c.path);
     config_cleanup(&c);
@@ -147,6 +148,7 @@ static void test_every_global_option(void **state)
              "acl_file /etc/cairn/acl\n"
              "psk_file /etc/cairn/psk\n"
              "per_listener_settings false\n"
+             "allow_session_takeover_across_users true\n"
              "autosave_interval 1800\n"
              "autosave_on_changes false\n"
              "persistence_file mosquitto.db\n"
@@ -173,6 +175,7 @@ static void test_every_global_option(void **state)
     assert_string_equal(c.sec.password_file, "/etc/cairn/passwd");
     assert_string_equal(c.sec.acl_file, "/etc/cairn/acl");
     assert_string_equal(c.sec.psk_file, "/etc/cairn/psk");
+    assert_true(c.allow_session_takeover_across_users);
     /* the default listener got copies of the global auth settings */
     assert_int_equal(c.n_listeners, 1);
     assert_string_equal(config_security_for(&c, 0)->password_file, "/etc/cairn/passwd");
@@ -416,6 +419,8 @@ static void test_errors(void **state)
     parse_err("port -1\n", "t.conf:1: port: bad port '-1' (0-65535)");
     parse_err("allow_anonymous yes\n",
               "t.conf:1: allow_anonymous: expected true or false, got 'yes'");
+    parse_err("listener 1883\n\nallow_session_takeover_across_users 1\n",
+              "t.conf:3: allow_session_takeover_across_users: expected true or false, got '1'");
     parse_err("persistence 1\n", "t.conf:1: persistence: expected true or false, got '1'");
     parse_err("max_inflight_messages 65536\n",
               "t.conf:1: max_inflight_messages: expected a number from 0 to 65535, got '65536'");

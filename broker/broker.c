@@ -560,18 +560,31 @@ void broker_on_writable(struct broker *b, struct conn *c)
 
 /* ---- the iteration end: pump, commit, send ------------------------------------------------ */
 
-/* Hold the resends of entries that came back into the in-flight window. */
-static void broker__resend(struct client *cl, struct session *s)
+static void broker__drop_entry(struct session *s, struct sentry *e);
+
+/*
+ * Hold the resends of entries that came back into the in-flight window. A PUBLISH is read
+ * checked again, as the queue path checks it: rights may have gone since it was first sent (a
+ * reload of the ACL, a reconnect on a listener with other rules), and one the client may no
+ * longer read is finished unsent. A PUBREL carries no message: it always goes.
+ */
+static void broker__resend(struct broker *b, struct client *cl, struct session *s)
 {
+    struct sentry *next;
+
     if (!s->resend_pending)
         return;
     s->resend_pending = false;
-    for (struct sentry *e = s->inflight.head; e; e = e->next) {
+    for (struct sentry *e = s->inflight.head; e; e = next) {
+        next = e->next; /* e may leave the window */
         if (!e->resend)
             continue;
         e->resend = false;
         if (e->state == PERSIST_Q_WAIT_PUBCOMP)
             client_hold_ack(cl, MQTT_PUBREL, e->pid);
+        else if (b->auth && !auth_can_read(b->auth, cl->listener, s->id, cl->username, e->m->topic,
+                                           e->m->topic_len))
+            broker__drop_entry(s, e);
         else
             client_hold_publish(cl, e->m, e->qos, e->pid, true);
     }
@@ -610,7 +623,7 @@ static size_t broker__pump(struct broker *b, struct session *s)
         else
             got += (size_t)n;
     }
-    broker__resend(cl, s);
+    broker__resend(b, cl, s);
     while (session_can_pop(s)) {
         struct sentry *e;
         size_t limit = s->queue.head->qos ? CONN_OUT_HIGH_WATER : BROKER_QOS0_DROP_BYTES;

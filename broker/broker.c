@@ -113,6 +113,58 @@ out:
     return rc;
 }
 
+struct broker__msgs {
+    struct msg **v;
+    size_t n, cap;
+};
+
+static int broker__collect(void *ctx, struct msg *m)
+{
+    struct broker__msgs *l = ctx;
+
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        struct msg **v = realloc(l->v, cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = msg_ref(m);
+    return 0;
+}
+
+/*
+ * A retained message under $SYS in the store can only have come from a client, before Cairn
+ * refused client writes to $SYS (the broker's own $SYS messages are never stored): forget it,
+ * in memory and in the store, rather than let subscribers believe it.
+ */
+static int broker__restore_drop_sys(struct broker *b)
+{
+    static const struct mqtt_str all = {(const uint8_t *)"$SYS/#", 6};
+    struct broker__msgs l = {0};
+    int rc = retain_match(&b->retain, all, broker__collect, &l);
+
+    for (size_t i = 0; i < l.n && rc == 0; i++) {
+        struct msg *m = l.v[i];
+        struct msg *none = msg_new(0, (const uint8_t *)m->topic, m->topic_len, NULL, 0, 0, true);
+
+        rc = none ? retain_set(&b->retain, none) : -ENOMEM; /* an empty payload deletes */
+        msg_unref(none);
+        if (rc == 0) {
+            persist_retain_del(b->store, msg_topic(m));
+            log_write(CAIRN_LOG_NOTICE,
+                      "retained message on %s removed from the store: clients may not publish "
+                      "to $SYS",
+                      m->topic);
+        }
+    }
+    for (size_t i = 0; i < l.n; i++)
+        msg_unref(l.v[i]);
+    free(l.v);
+    return rc;
+}
+
 static int broker__expiry_each(void *ctx, struct session *s)
 {
     broker__session_expiry_arm(ctx, s);
@@ -141,6 +193,10 @@ static int broker__restore(struct broker *b, char *err, size_t errlen)
     }
     if (max_id > b->last_msg_id)
         b->last_msg_id = max_id;
+    if ((rc = broker__restore_drop_sys(b)) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
     session_table_each(b->sessions, broker__expiry_each, b);
     log_write(CAIRN_LOG_NOTICE, "restored %zu sessions, %zu subscriptions, %zu retained from %s",
               session_table_count(b->sessions), route_count(&b->route), retain_count(&b->retain),

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "conn.h"
 #include "log.h"
+#include "sys.h"
 
 /* Refuse with CONNACK rc: written at once (it depends on nothing stored), then closed. */
 static int connect__refuse_at(struct client *cl, int level, uint8_t rc, const char *why)
@@ -164,7 +165,12 @@ int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connec
         rc = -ENOMEM;
         goto out;
     }
-    if (p->will_flag) {
+    if (p->will_flag && sys_topic(p->will_topic)) {
+        /* As Mosquitto 2.0: the CONNECT is accepted and the will never published. */
+        log_write(CAIRN_LOG_NOTICE,
+                  "client %s: will on %.*s dropped: clients may not publish to $SYS",
+                  client_peer(cl), (int)p->will_topic.len, (const char *)p->will_topic.p);
+    } else if (p->will_flag) {
         char *cid = connect__strdup(id);
         bool ok = cid && auth_can_write(b->auth, cl->listener, cid, cl->username,
                                         (const char *)p->will_topic.p, p->will_topic.len);

@@ -5,6 +5,7 @@
  *   QoS 2: method B — route on PUBLISH, store the packet id, hold PUBREC; a PUBLISH with an id
  *          still stored (the publisher's resend, DUP or not) is not routed again, only
  *          answered with PUBREC; PUBREL (handle_ack.c) deletes the id and answers PUBCOMP.
+ * A PUBLISH the client may not write (ACL), or to $SYS, is acknowledged and dropped.
  */
 #include <errno.h>
 
@@ -12,6 +13,7 @@
 #include "client.h"
 #include "config.h"
 #include "log.h"
+#include "sys.h"
 
 int handle_publish(struct broker *b, struct client *cl, const struct mqtt_publish *p)
 {
@@ -23,6 +25,12 @@ int handle_publish(struct broker *b, struct client *cl, const struct mqtt_publis
     b->stats.messages_received++;
     if (p->qos == 2 && session_inbound_has(s, p->packet_id))
         goto ack; /* [MQTT-4.3.3-2] already delivered */
+    if (sys_topic(p->topic)) {
+        /* $SYS is the broker's: whatever the ACL says, acknowledged and dropped (Mosquitto) */
+        log_write(CAIRN_LOG_DEBUG, "client %s %s: PUBLISH to %.*s dropped: $SYS is the broker's",
+                  client_peer(cl), s->id, (int)p->topic.len, (const char *)p->topic.p);
+        goto ack;
+    }
     if (!auth_can_write(b->auth, cl->listener, s->id, cl->username, (const char *)p->topic.p,
                         p->topic.len)) {
         /* Mosquitto with MQTT 3.1.1 acknowledges and drops a denied PUBLISH */

@@ -12,6 +12,12 @@
 #include "conn.h"
 #include "loop.h"
 
+bool sys_topic(struct mqtt_str topic)
+{
+    return topic.len >= 4 && memcmp(topic.p, "$SYS", 4) == 0 &&
+           (topic.len == 4 || topic.p[4] == '/');
+}
+
 static void sys__put(struct broker *b, const char *topic, unsigned long long v, const char *unit)
 {
     char buf[64];

@@ -4,11 +4,22 @@
  * messages/received, messages/sent, subscriptions/count, retained messages/count,
  * load/bytes/received and load/bytes/sent. They are routed like any message but never
  * written to the store. A timer on the loop (loop_timer_add, re-armed each time) drives it.
+ *
+ * $SYS belongs to the broker: no client may write there (PUBLISH or will), whatever the ACL,
+ * as in Mosquitto — a retained "$SYS/broker/version" from a client would be believed by
+ * every subscriber.
  */
 #ifndef CAIRN_SYS_H
 #define CAIRN_SYS_H
 
+#include <stdbool.h>
+
+#include "mqtt.h"
+
 struct broker;
+
+/* Is topic "$SYS" or under "$SYS/"? */
+bool sys_topic(struct mqtt_str topic);
 
 /* Publish once now and arm the timer (nothing when sys_interval is 0). 0 or -ENOMEM. */
 int sys_start(struct broker *b);

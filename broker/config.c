@@ -615,7 +615,17 @@ static int config_finish(struct config_parser *p)
 {
     struct config *c = p->c;
     const struct config_security *g = &c->sec;
-    int rc = config_add_default_listener(c);
+    int rc;
+
+    /*
+     * Secure by default, as Mosquitto 2.0: anonymous clients are welcome on the loopback-only
+     * listener Cairn adds when the file names none, and refused on any listener the file
+     * configures unless allow_anonymous says otherwise (a listener on every address with no
+     * auth would be an open broker by accident).
+     */
+    if (!g->line.allow_anonymous)
+        c->allow_anonymous = c->n_listeners == 0;
+    rc = config_add_default_listener(c);
 
     for (size_t i = 0; rc == 0 && i < c->n_listeners; i++) {
         struct config_security *s = &c->listeners[i].sec;

@@ -87,7 +87,10 @@ struct config {
     /* Global security (password_file, acl_file, psk_file, ...; sec.allow_anonymous unused):
      * used for every listener unless per_listener_settings is true. */
     bool per_listener_settings; /* false */
-    bool allow_anonymous;       /* true (Cairn listens on 127.0.0.1 unless told otherwise) */
+    /* Unless the file sets it: true when it configures no listener (Cairn then listens on
+     * 127.0.0.1 only), false once it does (listener, port, bind_address or TLS options), as
+     * Mosquitto 2.0 does. config_finish resolves it. */
+    bool allow_anonymous;
     struct config_security sec;
     /* Cairn's own: may a client take over a session another identity owns? false */
     bool allow_session_takeover_across_users;

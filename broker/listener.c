@@ -33,6 +33,7 @@ struct listener_sock {
     int fd;
     int index; /* into cfg->listeners */
     uint16_t port;
+    bool loopback; /* bound to a loopback address only */
     char name[80]; /* "ADDR:PORT" */
 };
 
@@ -72,6 +73,39 @@ static void listener_addr_str(const struct sockaddr *sa, char *buf, size_t len)
     } else {
         snprintf(buf, len, "?");
     }
+}
+
+/* Is sa a loopback address (127.0.0.0/8, ::1, or 127.x mapped into IPv6)? */
+static bool listener_is_loopback(const struct sockaddr *sa)
+{
+    bool lo = false;
+
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+        lo = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    } else if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+        lo = IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return lo;
+}
+
+/*
+ * Anyone who can reach a listener that is not loopback-only and lets clients in without a
+ * username can use the broker: say so at start-up (Mosquitto 2.0 made such a listener opt-in,
+ * and so does Cairn: allow_anonymous had to be written).
+ */
+static void listener_warn_open(const struct listeners *ls, const struct listener_sock *s)
+{
+    const struct config_security *sec = config_security_for(ls->cfg, (size_t)s->index);
+
+    if (s->loopback || !config_allow_anonymous(ls->cfg, (size_t)s->index) ||
+        sec->use_identity_as_username || sec->use_subject_as_username)
+        return;
+    log_write(CAIRN_LOG_WARNING,
+              "listener on %s allows anonymous clients (allow_anonymous true) on a non-loopback "
+              "address: anyone who can reach it may connect",
+              s->name);
 }
 
 static void listener_resume(void *arg)
@@ -205,6 +239,7 @@ static int listener_bind_one(struct listeners *ls, int index, const struct socka
     s->fd = fd;
     s->index = index;
     listener_addr_str((struct sockaddr *)&got, s->name, sizeof(s->name));
+    s->loopback = listener_is_loopback((struct sockaddr *)&got);
     s->port = ntohs(got.ss_family == AF_INET ? ((struct sockaddr_in *)&got)->sin_port
                                              : ((struct sockaddr_in6 *)&got)->sin6_port);
     ls->n++;
@@ -283,11 +318,13 @@ static int listener_listen(struct listeners *ls, char *err, size_t errlen)
     for (size_t i = 0; i < ls->n && rc == 0; i++) {
         rc =
             loop_add_fd(ls->loop, ls->socks[i].fd, CAIRN_EV_READ, listener_on_event, &ls->socks[i]);
-        if (rc < 0)
+        if (rc < 0) {
             snprintf(err, errlen, "listener %d (%s): %s", ls->socks[i].index, ls->socks[i].name,
                      strerror(-rc));
-        else
+        } else {
             log_write(CAIRN_LOG_NOTICE, "listening on %s", ls->socks[i].name);
+            listener_warn_open(ls, &ls->socks[i]);
+        }
     }
     return rc;
 }

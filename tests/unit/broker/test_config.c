@@ -232,6 +232,56 @@ static void test_listeners_and_tls(void **state)
     config_cleanup(&c);
 }
 
+/*
+ * allow_anonymous unset: true only on the loopback listener Cairn adds when the file names
+ * none; once the file configures any listener (listener, port, bind_address, TLS options),
+ * false unless written (Mosquitto 2.0), globally or with per_listener_settings per listener.
+ */
+static void test_anonymous_defaults(void **state)
+{
+    static const char *const listening[] = {
+        "listener 0 127.0.0.1\n",   "listener 1883\n",   "port 1884\n",
+        "bind_address 127.0.0.1\n", "certfile /c.pem\n",
+    };
+    struct config c;
+
+    (void)state;
+    config_defaults(&c); /* cairn without -c */
+    assert_int_equal(config_add_default_listener(&c), 0);
+    assert_true(config_allow_anonymous(&c, 0));
+    config_cleanup(&c);
+    parse_ok("max_inflight_messages 5\n", &c);
+    assert_true(c.allow_anonymous);
+    assert_true(config_allow_anonymous(&c, 0));
+    config_cleanup(&c);
+    parse_ok("allow_anonymous false\n", &c);
+    assert_false(config_allow_anonymous(&c, 0));
+    config_cleanup(&c);
+    for (size_t i = 0; i < sizeof(listening) / sizeof(listening[0]); i++) {
+        parse_ok(listening[i], &c);
+        assert_false(c.allow_anonymous);
+        for (size_t j = 0; j < c.n_listeners; j++)
+            assert_false(config_allow_anonymous(&c, j));
+        config_cleanup(&c);
+    }
+    parse_ok("listener 1883\nallow_anonymous true\nlistener 1884 ::1\n", &c);
+    assert_true(config_allow_anonymous(&c, 0));
+    assert_true(config_allow_anonymous(&c, 1));
+    config_cleanup(&c);
+    /* per listener: its own value, else the global one, else false */
+    parse_ok("per_listener_settings true\nlistener 1883\nallow_anonymous true\nlistener 1884\n",
+             &c);
+    assert_true(config_allow_anonymous(&c, 0));
+    assert_false(config_allow_anonymous(&c, 1));
+    config_cleanup(&c);
+    parse_ok("allow_anonymous true\nper_listener_settings true\nlistener 1883\n"
+             "listener 1884\nallow_anonymous false\n",
+             &c);
+    assert_true(config_allow_anonymous(&c, 0));
+    assert_false(config_allow_anonymous(&c, 1));
+    config_cleanup(&c);
+}
+
 /* Old style: port and bind_address, and TLS options outside a block, configure one listener. */
 static void test_old_style_default_listener(void **state)
 {
@@ -267,7 +317,7 @@ static void test_per_listener_settings(void **state)
              &c);
     assert_true(c.per_listener_settings);
     assert_false(config_allow_anonymous(&c, 0));
-    assert_true(config_allow_anonymous(&c, 1)); /* unset: the global default */
+    assert_false(config_allow_anonymous(&c, 1)); /* unset: the global one, false with listeners */
     assert_string_equal(config_security_for(&c, 0)->password_file, "/p1");
     assert_null(config_security_for(&c, 0)->acl_file);
     assert_null(config_security_for(&c, 1)->password_file);
@@ -607,6 +657,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_every_global_option),
         cmocka_unit_test(test_listeners_and_tls),
+        cmocka_unit_test(test_anonymous_defaults),
         cmocka_unit_test(test_old_style_default_listener),
         cmocka_unit_test(test_per_listener_settings),
         cmocka_unit_test(test_option_lines),

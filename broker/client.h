@@ -55,8 +55,9 @@ struct client {
     bool disconnecting;      /* DISCONNECT received: no will */
     uint8_t protocol_level;
     uint16_t keepalive;
-    struct msg *will; /* one reference, or NULL */
-    char *username;   /* as auth settled it, or NULL */
+    struct msg *will;  /* one reference, or NULL */
+    char *username;    /* as auth settled it, or NULL */
+    bool user_checked; /* a password file or certificate vouched for username */
     int listener;
 
     struct client_held *held;

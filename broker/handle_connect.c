@@ -33,11 +33,11 @@ static int connect__refuse(struct client *cl, uint8_t rc, const char *why)
     return connect__refuse_at(cl, CAIRN_LOG_NOTICE, rc, why);
 }
 
-/* "user 'NAME'", "anonymous" or "an unknown owner", for logs. */
+/* "user 'NAME'", "unchecked user 'NAME'", "anonymous" or "an unknown owner", for logs. */
 static const char *connect__who(char *buf, size_t len, uint8_t kind, const char *user)
 {
-    if (kind == PERSIST_OWNER_USER)
-        snprintf(buf, len, "user '%s'", user);
+    if (kind == PERSIST_OWNER_USER || kind == PERSIST_OWNER_CLAIMED)
+        snprintf(buf, len, "%suser '%s'", kind == PERSIST_OWNER_CLAIMED ? "unchecked " : "", user);
     else
         snprintf(buf, len, "%s", kind == PERSIST_OWNER_ANONYMOUS ? "anonymous" : "unknown owner");
     return buf;
@@ -59,10 +59,13 @@ static bool connect__may_have(struct broker *b, struct client *cl, struct sessio
     char was[320], now[320], why[800];
     bool ok = true;
 
-    if (session_user_is(s, cl->username))
+    if (session_user_is(s, cl->username, cl->user_checked))
         goto out;
     connect__who(was, sizeof(was), s->user_kind, s->user);
-    connect__who(now, sizeof(now), cl->username ? PERSIST_OWNER_USER : PERSIST_OWNER_ANONYMOUS,
+    connect__who(now, sizeof(now),
+                 !cl->username      ? PERSIST_OWNER_ANONYMOUS
+                 : cl->user_checked ? PERSIST_OWNER_USER
+                                    : PERSIST_OWNER_CLAIMED,
                  cl->username);
     if (s->user_kind == PERSIST_OWNER_UNKNOWN) {
         log_write(CAIRN_LOG_NOTICE,
@@ -154,7 +157,7 @@ int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connec
     }
     code = auth_check_connect(b->auth, cl->listener, conn_identity(cl->conn), user,
                               p->has_password ? p->password.p : NULL,
-                              p->has_password ? p->password.len : 0, &user_out);
+                              p->has_password ? p->password.len : 0, &user_out, &cl->user_checked);
     if (code != 0) {
         rc = connect__refuse(cl, (uint8_t)code,
                              code == MQTT_CONNACK_BAD_CREDENTIALS ? "bad username or password"
@@ -207,7 +210,8 @@ int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connec
             goto out;
         }
     }
-    if (!session_user_is(s, cl->username) && (rc = session_set_user(s, cl->username)) < 0) {
+    if (!session_user_is(s, cl->username, cl->user_checked) &&
+        (rc = session_set_user(s, cl->username, cl->user_checked)) < 0) {
         if (!present)
             broker__session_discard(b, s);
         goto out;

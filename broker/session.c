@@ -291,7 +291,7 @@ struct session *session_restore(struct session_table *t, struct mqtt_str id,
     s->durable = t->store != NULL;
     s->last_seen = ps->last_seen;
     s->user_kind = ps->owner;
-    if (ps->owner == PERSIST_OWNER_USER) {
+    if (ps->owner == PERSIST_OWNER_USER || ps->owner == PERSIST_OWNER_CLAIMED) {
         s->user = malloc(ps->user.len + 1);
         if (!s->user) {
             session_del(s); /* loading: nothing is written */
@@ -346,7 +346,15 @@ void session_touch(struct session *s, int64_t now)
     session__put_record(s);
 }
 
-int session_set_user(struct session *s, const char *user)
+/* The owner kind of a client: anonymous, a checked username, or a claimed one. */
+static uint8_t session__kind(const char *user, bool checked)
+{
+    if (!user)
+        return PERSIST_OWNER_ANONYMOUS;
+    return checked ? PERSIST_OWNER_USER : PERSIST_OWNER_CLAIMED;
+}
+
+int session_set_user(struct session *s, const char *user, bool checked)
 {
     char *copy = NULL;
     int rc = -ENOMEM;
@@ -355,18 +363,19 @@ int session_set_user(struct session *s, const char *user)
         goto out;
     free(s->user);
     s->user = copy;
-    s->user_kind = user ? PERSIST_OWNER_USER : PERSIST_OWNER_ANONYMOUS;
+    s->user_kind = session__kind(user, checked);
     session__put_record(s);
     rc = 0;
 out:
     return rc;
 }
 
-bool session_user_is(const struct session *s, const char *user)
+bool session_user_is(const struct session *s, const char *user, bool checked)
 {
-    if (s->user_kind == PERSIST_OWNER_ANONYMOUS)
-        return user == NULL;
-    return s->user_kind == PERSIST_OWNER_USER && user && strcmp(s->user, user) == 0;
+    uint8_t kind = session__kind(user, checked);
+
+    return s->user_kind == kind &&
+           (kind == PERSIST_OWNER_ANONYMOUS || (s->user && strcmp(s->user, user) == 0));
 }
 
 void session_offline(struct session *s)

@@ -202,13 +202,16 @@ static inline struct mqtt_str session_id(const struct session *s)
 void session_touch(struct session *s, int64_t now);
 /*
  * The identity that owns s from now on: user (a username, or the TLS identity used as one), or
- * NULL for a client without a username. A new session's is PERSIST_OWNER_UNKNOWN until set;
- * so is one restored from a record written before owners were stored. The session record is
- * rewritten when durable. 0, or -ENOMEM with nothing changed.
+ * NULL for a client without a username; checked: a password file or certificate vouched for
+ * the name (else it is only claimed, and a claimed name is a different identity from the
+ * checked one: a listener that lets anybody in must not hand out another listener's users'
+ * sessions). A new session's owner is PERSIST_OWNER_UNKNOWN until set; so is one restored from
+ * a record written before owners were stored. The session record is rewritten when durable.
+ * 0, or -ENOMEM with nothing changed.
  */
-int session_set_user(struct session *s, const char *user);
-/* Is s owned by user (NULL: anonymous)? false while its owner is unknown. */
-bool session_user_is(const struct session *s, const char *user);
+int session_set_user(struct session *s, const char *user, bool checked);
+/* Is s owned by that identity? false while its owner is unknown. */
+bool session_user_is(const struct session *s, const char *user, bool checked);
 /*
  * The client went offline: a durable session drops its stored entries from memory (they are
  * on disk; the next connect reads them back), and in-memory QoS 0 entries unless queue_qos0.

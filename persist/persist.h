@@ -71,13 +71,17 @@ struct persist_qentry {
 enum persist_owner {
     PERSIST_OWNER_UNKNOWN = 0,
     PERSIST_OWNER_ANONYMOUS = 1, /* connected without a username */
-    PERSIST_OWNER_USER = 2,      /* user: its username (or TLS identity used as one) */
+    PERSIST_OWNER_USER = 2,      /* user: its username (or TLS identity used as one), checked
+                                    against the password file or a certificate/PSK */
+    PERSIST_OWNER_CLAIMED = 3,   /* user: a username nothing checked (a listener without a
+                                    password file that lets anybody in): never the same
+                                    identity as the checked user of that name */
 };
 
 struct persist_session {
     int64_t last_seen;    /* unix seconds */
     uint8_t owner;        /* enum persist_owner */
-    struct mqtt_str user; /* PERSIST_OWNER_USER: the username (may be empty); else empty */
+    struct mqtt_str user; /* PERSIST_OWNER_USER/CLAIMED: the username (may be empty) */
 };
 
 /* What restore found for one session's queue, so the broker can size its window. */

@@ -334,14 +334,14 @@ int persist_rec_meta_decode(const uint8_t *b, size_t n, uint32_t *format)
 size_t persist_rec_session(uint8_t *out, size_t cap, const struct persist_session *s)
 {
     struct wr w = {out, cap, 0};
-    if (s->owner > PERSIST_OWNER_USER || s->user.len > 65535 ||
-        (s->owner != PERSIST_OWNER_USER && s->user.len))
+    bool named = s->owner == PERSIST_OWNER_USER || s->owner == PERSIST_OWNER_CLAIMED;
+    if (s->owner > PERSIST_OWNER_CLAIMED || s->user.len > 65535 || (!named && s->user.len))
         return 0;
     wr_u8(&w, s->owner == PERSIST_OWNER_UNKNOWN ? PERSIST_REC_VERSION : PERSIST_REC_SESSION_OWNER);
     wr_be(&w, (uint64_t)s->last_seen, 8);
     if (s->owner != PERSIST_OWNER_UNKNOWN)
         wr_u8(&w, s->owner);
-    if (s->owner == PERSIST_OWNER_USER) {
+    if (named) {
         wr_be(&w, s->user.len, 2);
         wr_bytes(&w, s->user.p, s->user.len);
     }
@@ -360,8 +360,9 @@ int persist_rec_session_decode(const uint8_t *b, size_t n, struct persist_sessio
     out->user.len = 0;
     if (version == PERSIST_REC_SESSION_OWNER) {
         out->owner = (uint8_t)rd_be(&r, 1);
-        rd_field_ok(&r, out->owner == PERSIST_OWNER_ANONYMOUS || out->owner == PERSIST_OWNER_USER);
-        if (out->owner == PERSIST_OWNER_USER)
+        rd_field_ok(&r, out->owner == PERSIST_OWNER_ANONYMOUS || out->owner == PERSIST_OWNER_USER ||
+                            out->owner == PERSIST_OWNER_CLAIMED);
+        if (out->owner == PERSIST_OWNER_USER || out->owner == PERSIST_OWNER_CLAIMED)
             out->user = rd_bytes(&r, rd_be(&r, 2));
     }
     return rd_end(&r);

@@ -25,7 +25,7 @@ struct sess {
     struct persist_queue_info q;
     size_t nsubs, ninbound;
     uint8_t owner; /* enum persist_owner */
-    char *user;    /* PERSIST_OWNER_USER, else NULL */
+    char *user;    /* PERSIST_OWNER_USER or _CLAIMED, else NULL */
     size_t userlen;
 };
 
@@ -114,11 +114,13 @@ static int on_session(void *ctx, struct mqtt_str cid, const struct persist_sessi
         return -ENOMEM;
     d->sess = a;
     a[d->nsess] = (struct sess){dup(cid), cid.len, s->last_seen, *q, 0, 0, s->owner, NULL, 0};
-    if (s->owner == PERSIST_OWNER_USER) {
+    if (s->owner == PERSIST_OWNER_USER || s->owner == PERSIST_OWNER_CLAIMED) {
         a[d->nsess].user = dup(s->user);
         a[d->nsess].userlen = s->user.len;
     }
-    if (!a[d->nsess].cid || (s->owner == PERSIST_OWNER_USER && !a[d->nsess].user)) {
+    if (!a[d->nsess].cid ||
+        ((s->owner == PERSIST_OWNER_USER || s->owner == PERSIST_OWNER_CLAIMED) &&
+         !a[d->nsess].user)) {
         free(a[d->nsess].cid);
         free(a[d->nsess].user);
         return -ENOMEM;
@@ -243,8 +245,8 @@ int main(int argc, char **argv)
             put_str(s->cid, s->cidlen);
             printf("  last seen ");
             print_time(s->last_seen);
-            if (s->owner == PERSIST_OWNER_USER) {
-                printf("  owner '");
+            if (s->owner == PERSIST_OWNER_USER || s->owner == PERSIST_OWNER_CLAIMED) {
+                printf("  owner %s'", s->owner == PERSIST_OWNER_CLAIMED ? "(unchecked) " : "");
                 put_str(s->user, s->userlen);
                 printf("'");
             } else {

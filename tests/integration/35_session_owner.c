@@ -63,12 +63,16 @@ static int write_file(const char *path, const char *text)
     return fclose(f) == 0 ? 0 : -1;
 }
 
+enum { ONE_LISTENER, SECOND_CHECKED, SECOND_OPEN };
+
 /*
  * Password file (alice, mallory, pub: password "pw"), ACL files and the broker; anonymous
- * clients allowed (the harness's allow_anonymous true). With second_listener, per-listener
- * settings: the harness's listener with acl, a second one with acl_b. extra: more lines.
+ * clients allowed (the harness's allow_anonymous true). With a second listener, per-listener
+ * settings: the harness's listener with the password file and acl, a second one with acl_b and
+ * either the same password file (SECOND_CHECKED) or none, letting anybody in under any name
+ * (SECOND_OPEN). extra: more lines.
  */
-static int env_start(struct env *e, bool second_listener, const char *extra)
+static int env_start(struct env *e, int second_listener, const char *extra)
 {
     static const char *users[] = {"alice", "mallory", "pub"};
     struct broker_opts bo = {0};
@@ -91,7 +95,13 @@ static int env_start(struct env *e, bool second_listener, const char *extra)
     }
     if (write_file(e->acl, acl_text) != 0 || write_file(e->acl_b, acl_b_text) != 0)
         return -1;
-    if (second_listener) {
+    if (second_listener == SECOND_OPEN) {
+        e->port_b = harness_free_port();
+        n = snprintf(e->conf, sizeof(e->conf),
+                     "per_listener_settings true\npassword_file %s\nacl_file %s\n"
+                     "listener %d 127.0.0.1\nallow_anonymous true\nacl_file %s\n%s",
+                     e->pw, e->acl, e->port_b, e->acl_b, extra ? extra : "");
+    } else if (second_listener) {
         e->port_b = harness_free_port();
         /* the harness's listener line comes first: these auth lines are its own */
         n = snprintf(e->conf, sizeof(e->conf),
@@ -229,7 +239,7 @@ static void test_owner_online(void)
 
     if (harness_cairn_only("Mosquitto lets any user take a client id over"))
         return;
-    T_EQ(env_start(&e, false, NULL), 0);
+    T_EQ(env_start(&e, ONE_LISTENER, NULL), 0);
     alice = conn_as(&e, 0, "alice-dev", "alice", true, &rc, &sp);
     T_ASSERT(alice >= 0);
     T_EQ(rc, 0);
@@ -278,7 +288,7 @@ static void test_owner_offline(void)
 
     if (harness_cairn_only("Mosquitto lets any user take a client id over"))
         return;
-    T_EQ(env_start(&e, false, NULL), 0);
+    T_EQ(env_start(&e, ONE_LISTENER, NULL), 0);
     alice = conn_as(&e, 0, "alice-dev", "alice", true, &rc, &sp);
     T_ASSERT(alice >= 0);
     T_EQ(rc, 0);
@@ -334,7 +344,7 @@ static void test_across_listeners(void)
 
     if (harness_cairn_only("Mosquitto lets any user take a client id over"))
         return;
-    T_EQ(env_start(&e, true, NULL), 0);
+    T_EQ(env_start(&e, SECOND_CHECKED, NULL), 0);
     alice = conn_as(&e, 0, "alice-dev", "alice", true, &rc, &sp);
     T_ASSERT(alice >= 0);
     T_EQ(rc, 0);
@@ -368,6 +378,45 @@ out:
     env_stop(&e);
 }
 
+/*
+ * A listener without a password file lets anybody in under any name (per_listener_settings,
+ * allow_anonymous true there): a client calling himself "alice" there is not the Alice whose
+ * password the other listener checked, and gets none of her session.
+ */
+static void test_unchecked_name_on_open_listener(void)
+{
+    struct env e;
+    int alice = -1, pub = -1, rc = -1, sp = -1;
+
+    if (harness_cairn_only("Mosquitto lets any user take a client id over"))
+        return;
+    T_EQ(env_start(&e, SECOND_OPEN, NULL), 0);
+    alice = conn_as(&e, 0, "alice-dev", "alice", true, &rc, &sp);
+    T_ASSERT(alice >= 0);
+    T_EQ(rc, 0);
+    T_EQ(raw_subscribe(alice, 1, "alice/#", 1), 1);
+    close(alice);
+    alice = -1;
+    T_EQ(broker_wait_log(e.b, "alice-dev closed: connection closed by peer", WAIT_MS), 0);
+    pub = conn_as(&e, 0, "pub-1", "pub", false, &rc, NULL);
+    T_ASSERT(pub >= 0);
+    T_EQ(publish_range(pub, "m", 1, 2), 0); /* queued for Alice */
+    T_EQ(expect_refused(&e, e.port_b, "alice-dev", "alice", true), 0);
+    T_EQ(expect_refused(&e, e.port_b, "alice-dev", "alice", false), 0);
+    T_EQ(broker_wait_log(e.b, "not unchecked user 'alice'", WAIT_MS), 0);
+    alice = conn_as(&e, 0, "alice-dev", "alice", true, &rc, &sp);
+    T_ASSERT(alice >= 0);
+    T_EQ(rc, 0);
+    T_EQ(sp, 1);
+    T_EQ(recv_range(alice, "m", 1, 2, 0, true), 0);
+out:
+    if (alice >= 0)
+        close(alice);
+    if (pub >= 0)
+        close(pub);
+    env_stop(&e);
+}
+
 /* An anonymous client and a named user are two identities, whichever made the session. */
 static void test_anonymous_vs_named(void)
 {
@@ -376,7 +425,7 @@ static void test_anonymous_vs_named(void)
 
     if (harness_cairn_only("Mosquitto lets any user take a client id over"))
         return;
-    T_EQ(env_start(&e, false, NULL), 0);
+    T_EQ(env_start(&e, ONE_LISTENER, NULL), 0);
     fd = conn_as(&e, 0, "shared-dev", NULL, true, &rc, &sp);
     T_ASSERT(fd >= 0);
     T_EQ(rc, 0);
@@ -422,7 +471,7 @@ static void test_option_allows_takeover(void)
 
     if (harness_cairn_only("allow_session_takeover_across_users is Cairn's own"))
         return;
-    T_EQ(env_start(&e, false, "allow_session_takeover_across_users true"), 0);
+    T_EQ(env_start(&e, ONE_LISTENER, "allow_session_takeover_across_users true"), 0);
     alice = conn_as(&e, 0, "alice-dev", "alice", true, &rc, &sp);
     T_ASSERT(alice >= 0);
     T_EQ(rc, 0);
@@ -465,6 +514,7 @@ int main(int argc, char **argv)
         {"owner_online", test_owner_online},
         {"owner_offline", test_owner_offline},
         {"across_listeners", test_across_listeners},
+        {"unchecked_name_on_open_listener", test_unchecked_name_on_open_listener},
         {"anonymous_vs_named", test_anonymous_vs_named},
         {"option_allows_takeover", test_option_allows_takeover},
     };

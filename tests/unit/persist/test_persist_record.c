@@ -375,10 +375,16 @@ static void test_session_owner(void **state)
     assert_int_equal(persist_rec_session(again, sizeof again, &s2), n);
     assert_memory_equal(again, r, n);
     check_damage(r, n, dec_session);
-    r[9] = 0; /* owner byte: neither anonymous nor user */
+    r[9] = 0; /* owner byte: none of anonymous, user, claimed user */
     assert_int_equal(dec_session(r, n), -PERSIST_REC_EFIELD);
-    r[9] = 3;
+    r[9] = 4;
     assert_int_equal(dec_session(r, n), -PERSIST_REC_EFIELD);
+    r[9] = PERSIST_OWNER_CLAIMED; /* the same name, claimed: its own identity */
+    assert_int_equal(persist_rec_session_decode(r, n, &s2), 0);
+    assert_int_equal(s2.owner, PERSIST_OWNER_CLAIMED);
+    assert_true(str_eq(s2.user, S("alice")));
+    assert_int_equal(persist_rec_session(again, sizeof again, &s2), n);
+    assert_memory_equal(again, r, n);
     r[9] = PERSIST_OWNER_ANONYMOUS; /* then the name is trailing bytes */
     assert_int_equal(dec_session(r, n), -PERSIST_REC_ELONG);
     r[0] = PERSIST_REC_VERSION; /* version 1 ends after last_seen */
@@ -395,7 +401,7 @@ static void test_session_owner(void **state)
     check_damage(r, n, dec_session);
 
     /* what cannot be encoded */
-    s.owner = 3;
+    s.owner = 4;
     assert_int_equal(persist_rec_session(r, sizeof r, &s), 0);
     s.owner = PERSIST_OWNER_ANONYMOUS;
     s.user = S("x"); /* a name without a user */

@@ -106,8 +106,12 @@ static void connect__gen_id(struct broker *b, char *out, size_t len)
     snprintf(out, len, "auto-%016" PRIx64 "%016" PRIx64, r, ++b->next_auto_id);
 }
 
-/* A connection with this id is online: it loses the session (Mosquitto publishes its will). */
-static void connect__takeover(struct broker *b, struct session *s)
+/*
+ * A connection with this id is online: it loses the session. Its will is published when either
+ * side has clean session 1, as Mosquitto 2.0 does; when both have 0 the session simply goes on
+ * (a device's quick reconnect) and an "offline" will would be false, so it is dropped.
+ */
+static void connect__takeover(struct broker *b, struct session *s, bool new_clean)
 {
     struct client *old = s->owner;
 
@@ -116,7 +120,12 @@ static void connect__takeover(struct broker *b, struct session *s)
     old->session = NULL;
     s->owner = NULL;
     conn_close(old->conn, -ECONNRESET);
-    broker__publish_will(b, old);
+    if (s->clean || new_clean) {
+        broker__publish_will(b, old);
+    } else {
+        msg_unref(old->will);
+        old->will = NULL;
+    }
     if (b->stats.clients_connected)
         b->stats.clients_connected--;
 }
@@ -194,7 +203,7 @@ int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connec
     if (s && !connect__may_have(b, cl, s))
         goto out; /* refused before anything of s changed */
     if (s && s->owner)
-        connect__takeover(b, s);
+        connect__takeover(b, s, p->clean_session);
     if (s && (p->clean_session || s->clean)) {
         broker__session_discard(b, s);
         s = NULL;
@@ -221,7 +230,8 @@ int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connec
     cl->connected = true;
     cl->keepalive = p->keepalive;
     b->stats.clients_connected++;
-    mqtt_encode_connack(buf, sizeof(buf), present, MQTT_CONNACK_ACCEPTED);
+    /* MQTT 3.1 has no session-present flag: its CONNACK's first byte is 0 */
+    mqtt_encode_connack(buf, sizeof(buf), present && p->protocol_level >= 4, MQTT_CONNACK_ACCEPTED);
     if ((rc = client_hold_raw(cl, buf, 4)) < 0)
         goto out;
     conn_set_name(cl->conn, s->id);

@@ -194,6 +194,92 @@ static void test_own_delivery_before_pubrec(void)
         own_delivery(2, RAW_PUBREC);
 }
 
+/* MQTT 3.1 has no session-present flag: a resumed 3.1 session still gets 0 in that byte. */
+static void test_mqtt31_connack_flags(void)
+{
+    struct broker *b = broker_start(NULL);
+    struct raw_conn_opts o = {.id = "old-31", .persistent = true, .keepalive = 60, .level = 3};
+    int fd = -1, rc = -1, sp = -1;
+
+    T_ASSERT(b);
+    fd = raw_mqtt_connect(b, &o, &rc, &sp);
+    T_ASSERT(fd >= 0 && rc == 0);
+    T_EQ(sp, 0);
+    close(fd);
+    fd = raw_mqtt_connect(b, &o, &rc, &sp);
+    T_ASSERT(fd >= 0 && rc == 0);
+    T_EQ(sp, 0);
+    o.level = 4; /* the same session over 3.1.1 says it is there */
+    close(fd);
+    fd = raw_mqtt_connect(b, &o, &rc, &sp);
+    T_ASSERT(fd >= 0 && rc == 0);
+    T_EQ(sp, 1);
+out:
+    if (fd >= 0)
+        close(fd);
+    broker_free(b);
+}
+
+/*
+ * A takeover: the old connection's will is published when either side has clean session 1,
+ * not when both have 0 (the session goes on; "offline" would be false).
+ */
+static void takeover_will(bool old_persistent, bool new_persistent, bool will_expected)
+{
+    struct broker *b = broker_start(NULL);
+    struct raw_conn_opts oo = {.id = "tw-observer", .keepalive = 60};
+    struct raw_conn_opts d1 = {.id = "tw-dev",
+                               .persistent = old_persistent,
+                               .keepalive = 60,
+                               .will_topic = "tw/will",
+                               .will_payload = "offline"};
+    struct raw_conn_opts d2 = {.id = "tw-dev", .persistent = new_persistent, .keepalive = 60};
+    int obs = -1, old = -1, new = -1, rc = -1;
+    struct raw_pkt k = {0};
+
+    T_ASSERT(b);
+    obs = raw_mqtt_connect(b, &oo, &rc, NULL);
+    T_ASSERT(obs >= 0 && rc == 0);
+    T_EQ(raw_subscribe(obs, 1, "tw/#", 0), 0);
+    old = raw_mqtt_connect(b, &d1, &rc, NULL);
+    T_ASSERT(old >= 0 && rc == 0);
+    new = raw_mqtt_connect(b, &d2, &rc, NULL);
+    T_ASSERT(new >= 0 && rc == 0);
+    T_EQ(raw_expect_close(old, WAIT_MS), 0);
+    T_EQ(raw_publish(new, "tw/marker", "m", 0, false, false, 0), 0);
+    T_EQ(raw_expect(obs, RAW_PUBLISH, &k, WAIT_MS), 1);
+    if (will_expected) {
+        T_ASSERTF(strcmp(k.topic, "tw/will") == 0, "got %s, not the will", k.topic);
+        raw_pkt_free(&k);
+        T_EQ(raw_expect(obs, RAW_PUBLISH, &k, WAIT_MS), 1);
+    }
+    T_ASSERTF(strcmp(k.topic, "tw/marker") == 0, "got %s before the marker", k.topic);
+out:
+    raw_pkt_free(&k);
+    if (obs >= 0)
+        close(obs);
+    if (old >= 0)
+        close(old);
+    if (new >= 0)
+        close(new);
+    broker_free(b);
+}
+
+static void test_takeover_both_persistent_keeps_will(void)
+{
+    takeover_will(true, true, false);
+}
+
+static void test_takeover_new_clean_publishes_will(void)
+{
+    takeover_will(true, false, true);
+}
+
+static void test_takeover_old_clean_publishes_will(void)
+{
+    takeover_will(false, true, true);
+}
+
 int main(int argc, char **argv)
 {
     static const struct t_case cases[] = {
@@ -206,6 +292,10 @@ int main(int argc, char **argv)
         {"connack_before_pingresp", test_connack_before_pingresp},
         {"own_delivery_before_puback", test_own_delivery_before_puback},
         {"own_delivery_before_pubrec", test_own_delivery_before_pubrec},
+        {"mqtt31_connack_flags", test_mqtt31_connack_flags},
+        {"takeover_both_persistent_keeps_will", test_takeover_both_persistent_keeps_will},
+        {"takeover_new_clean_publishes_will", test_takeover_new_clean_publishes_will},
+        {"takeover_old_clean_publishes_will", test_takeover_old_clean_publishes_will},
     };
     return T_MAIN(cases);
 }

@@ -83,17 +83,17 @@ int subset_put(struct subset *set, struct mqtt_str filter, uint8_t qos)
     uint64_t h = hash_bytes(filter.p, filter.len);
     struct subset_entry *e;
     size_t i;
-    int rc = -ENOMEM;
+    int rc = 1;
 
+    if (set->n > 0 && (e = set->slots[subset__slot(set, h, filter)])) {
+        e->qos = qos; /* a replacement never fails */
+        goto out;
+    }
+    rc = -ENOMEM;
     if ((set->n + 1) * 2 > set->cap &&
         subset__resize(set, set->cap ? set->cap * 2 : SUBSET_MIN_CAP) < 0)
         goto out;
     i = subset__slot(set, h, filter);
-    if (set->slots[i]) {
-        set->slots[i]->qos = qos;
-        rc = 1;
-        goto out;
-    }
     e = malloc(sizeof(*e) + filter.len + 1);
     if (!e)
         goto out;

@@ -99,14 +99,14 @@ void conn_set_name(struct conn *c, const char *client_id)
 
 /* ---- interest and flushing --------------------------------------------------------------- */
 
-/* Register what the conn needs now: read unless closing or paused (CONN_OUT_READ_PAUSE), write
- * while output is pending. */
-static void conn_update_events(struct conn *c)
+/* Register what the conn needs now: read unless closing, paused (conn_pause_input) or held back
+ * (CONN_OUT_READ_PAUSE), write while output is pending. */
+void conn__update_events(struct conn *c)
 {
     int want = 0;
     int events;
 
-    if (!c->closing && c->out.bytes < CONN_OUT_READ_PAUSE)
+    if (!c->closing && !c->paused && c->out.bytes < CONN_OUT_READ_PAUSE)
         want |= CAIRN_EV_READ;
     if (c->out.bytes > 0)
         want |= CAIRN_EV_WRITE;
@@ -131,6 +131,7 @@ void conn__queue_close(struct conn *c, int reason, bool mqtt)
     c->closing = true;
     c->reason = reason;
     c->reason_mqtt = mqtt;
+    conn__account(c);
     c->close_next = c->pool->closing;
     c->pool->closing = c;
 }
@@ -183,7 +184,7 @@ static bool conn_write_out(struct conn *c)
     if (!c->closing && before >= CONN_OUT_LOW_WATER && c->out.bytes < CONN_OUT_LOW_WATER &&
         c->pool->h.on_writable)
         c->pool->h.on_writable(c->pool->h.arg, c);
-    conn_update_events(c);
+    conn__update_events(c);
 out:
     return alive;
 }
@@ -239,7 +240,7 @@ static void conn_keepalive_check(void *arg)
     c->keepalive_timer = NULL;
     if (c->closing || c->keepalive_ms == 0)
         return;
-    if (c->out.bytes >= CONN_OUT_READ_PAUSE) {
+    if (c->out.bytes >= CONN_OUT_READ_PAUSE || c->paused) {
         idle = 0; /* we are not reading: its PINGREQs may be waiting in the socket */
         c->last_rx = now;
     }
@@ -254,6 +255,7 @@ static void conn_keepalive_check(void *arg)
 void conn_set_keepalive(struct conn *c, uint16_t seconds)
 {
     c->connected = true;
+    conn__account(c);
     loop_timer_cancel(c->pool->loop, c->connect_timer);
     c->connect_timer = NULL;
     loop_timer_cancel(c->pool->loop, c->keepalive_timer);
@@ -296,13 +298,13 @@ static void conn_on_event(struct loop *l, int fd, int events, void *arg)
         c->handshaking = false;
         events |= CAIRN_EV_READ; /* TLS may hold application data already */
     }
-    if ((events & CAIRN_EV_READ) && !c->closing)
+    if ((events & CAIRN_EV_READ) && !c->closing && !c->paused)
         conn__read(c);
     if ((events & CAIRN_EV_WRITE) && c->out.bytes > 0)
         conn_write_out(c); /* not lingering: stays alive */
 out:
     if (alive)
-        conn_update_events(c);
+        conn__update_events(c);
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------- */
@@ -312,6 +314,16 @@ static void conn_unlink_dirty(struct conn_pool *p, struct conn *c)
     for (struct conn **pp = &p->dirty; *pp; pp = &(*pp)->dirty_next) {
         if (*pp == c) {
             *pp = c->dirty_next;
+            break;
+        }
+    }
+}
+
+static void conn_unlink_resumed(struct conn_pool *p, struct conn *c)
+{
+    for (struct conn **pp = &p->resumed; *pp; pp = &(*pp)->resume_next) {
+        if (*pp == c) {
+            *pp = c->resume_next;
             break;
         }
     }
@@ -328,6 +340,9 @@ static void conn_destroy(struct conn *c)
     loop_timer_cancel(p->loop, c->linger_timer);
     if (c->dirty)
         conn_unlink_dirty(p, c);
+    if (c->resume_queued)
+        conn_unlink_resumed(p, c);
+    p->preconnect_bytes -= c->accounted;
     if (c->lingering) {
         p->nlinger--;
     } else {
@@ -364,6 +379,14 @@ static const char *conn_reason_text(const struct conn *c, char *buf, size_t len)
         snprintf(buf, len, "broker shutting down");
     } else if (c->reason == 0) {
         snprintf(buf, len, "disconnected");
+    } else if (c->reason == -EPROTO && c->over == CONN_NOT_CONNECT) {
+        snprintf(buf, len, "protocol error: first packet is not CONNECT (type %zu)", c->over_size);
+    } else if (c->reason == -ENOBUFS && c->over == CONN_OVER_PRECONNECT) {
+        snprintf(buf, len, "input before CONNECT over connect_memory_limit %llu",
+                 (unsigned long long)c->pool->cfg->connect_memory_limit);
+    } else if (c->reason == -MQTT_ETOOLARGE && c->over == CONN_OVER_CONNECT) {
+        snprintf(buf, len, "CONNECT announcing %zu bytes, more than the %zu a CONNECT may have",
+                 c->over_size, conn__decode_max(limit, MQTT_CONNECT << 4));
     } else if (c->reason == -MQTT_ETOOLARGE && c->over == CONN_OVER_HEADER && c->over_size) {
         snprintf(buf, len, "packet announcing %zu bytes, more than message_size_limit %u allows",
                  c->over_size, limit);
@@ -467,6 +490,15 @@ int conn_pool_add(struct conn_pool *p, struct transport *t, int listener_index, 
     if (!c) {
         t->ops->close(t);
         conn__counters.connections_refused++;
+        goto out;
+    }
+    if (p->cfg->connect_memory_limit && p->preconnect_bytes >= p->cfg->connect_memory_limit) {
+        /* the unauthenticated already hold all they may: no room for one more */
+        conn__preconnect_log(p, peer, "refused");
+        t->ops->close(t);
+        free(c);
+        conn__counters.connections_refused++;
+        rc = -ENOBUFS;
         goto out;
     }
     if ((size_t)listener_index >= p->n_per_listener) {
@@ -573,6 +605,7 @@ void conn_pool_free(struct conn_pool *p)
 {
     if (!p)
         return;
+    loop_timer_cancel(p->loop, p->resume_timer);
     p->closing = NULL;
     while (p->all)
         conn_destroy(p->all);

@@ -75,6 +75,7 @@ static const struct config_option config_options[] = {
     {"connection_messages", K_BOOL, W_GLOBAL, G(connection_messages), 0, NULL, 0},
     {"connect_timeout", K_U32, W_GLOBAL, G(connect_timeout), 86400, NULL, 0},
     {"connect_memory_limit", K_U64, W_GLOBAL, G(connect_memory_limit), UINT64_MAX, NULL, 0},
+    {"max_subscriptions", K_U32, W_GLOBAL, G(max_subscriptions), UINT32_MAX, NULL, 0},
     {"log_timestamp", K_BOOL, W_GLOBAL, G(log_timestamp), 0, NULL, 0},
     {"pid_file", K_STR, W_GLOBAL, G(pid_file), 0, NULL, 0},
     {"persistence", K_BOOL, W_GLOBAL, G(persistence), 0, NULL, 0},

@@ -387,6 +387,8 @@ static int bench_measure(struct bench_rd *sub, struct bench_rd *probe, long n, d
                     goto out;
                 ping_out = false;
                 res->pings++;
+                if (getenv("BENCH_VERBOSE") && ms > 2)
+                    fprintf(stderr, "ping at %.1f ms: %.1f ms\n", (ping_at - t0) * 1000, ms);
                 if (ms > res->worst_ping_ms)
                     res->worst_ping_ms = ms;
             }

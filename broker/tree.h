@@ -30,7 +30,7 @@
 struct tree_node {
     struct tree_node *parent;
     struct tree_node **kids; /* dense; kids[i]->pos == i */
-    uint32_t *index;         /* NULL, or capindex slots: kid position + 1, 0 empty */
+    uint64_t *index;         /* NULL, or capindex slots (tree.c), 0 empty */
     size_t nkids;
     size_t capkids;
     size_t capindex;      /* a power of two, at least twice nkids */

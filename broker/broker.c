@@ -359,10 +359,13 @@ static void broker__session_undirty(struct broker *b, struct session *s)
 
 void broker__session_discard(struct broker *b, struct session *s)
 {
+    struct subset_entry *e;
+    size_t cur = 0;
+
     broker__session_expiry_cancel(b, s);
     broker__session_undirty(b, s);
-    for (size_t i = 0; i < s->n_subs; i++) {
-        struct mqtt_str f = {(const uint8_t *)s->subs[i].filter, s->subs[i].len};
+    while ((e = subset_next(&s->subs, &cur))) {
+        struct mqtt_str f = {(const uint8_t *)e->filter, e->len};
         route_unsubscribe(&b->route, f, s);
     }
     session_del(s);

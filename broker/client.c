@@ -25,6 +25,7 @@ void client_free(struct client *cl)
 {
     if (!cl)
         return;
+    handle_subscribe_cancel(cl);
     client_drop_held(cl);
     free(cl->held);
     free(cl->raw);

@@ -74,6 +74,8 @@ static const struct config_option config_options[] = {
     {"sys_interval", K_U32, W_GLOBAL, G(sys_interval), UINT32_MAX, NULL, 0},
     {"connection_messages", K_BOOL, W_GLOBAL, G(connection_messages), 0, NULL, 0},
     {"connect_timeout", K_U32, W_GLOBAL, G(connect_timeout), 86400, NULL, 0},
+    {"connect_memory_limit", K_U64, W_GLOBAL, G(connect_memory_limit), UINT64_MAX, NULL, 0},
+    {"max_subscriptions", K_U32, W_GLOBAL, G(max_subscriptions), UINT32_MAX, NULL, 0},
     {"log_timestamp", K_BOOL, W_GLOBAL, G(log_timestamp), 0, NULL, 0},
     {"pid_file", K_STR, W_GLOBAL, G(pid_file), 0, NULL, 0},
     {"persistence", K_BOOL, W_GLOBAL, G(persistence), 0, NULL, 0},
@@ -151,6 +153,7 @@ void config_defaults(struct config *c)
     c->sys_interval = 10;
     c->connection_messages = true;
     c->connect_timeout = 10;
+    c->connect_memory_limit = 32u * 1024u * 1024u;
     c->log_dest = CAIRN_LOG_DEST_STDERR;
     c->log_type = CAIRN_LOG_MASK_DEFAULT;
     c->log_timestamp = true;

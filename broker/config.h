@@ -109,6 +109,9 @@ struct config {
     bool connection_messages;              /* true */
     uint32_t
         connect_timeout; /* Cairn's own: seconds to wait for CONNECT (and TLS); 10; 0 = never */
+    uint64_t connect_memory_limit; /* Cairn's own: input bytes held by connections without an
+                                      accepted CONNECT, all together; 32 MiB; 0 = none */
+    uint32_t max_subscriptions;    /* Cairn's own: per client (session); 0 = unlimited */
 
     unsigned log_dest;  /* CAIRN_LOG_DEST_* mask; default stderr */
     char *log_file;     /* with CAIRN_LOG_DEST_FILE */

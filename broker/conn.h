@@ -16,6 +16,13 @@
  * sender is told by the close, nothing is stored). A fixed header announcing more than the
  * limit plus the largest header such a packet can have is refused before its body arrives.
  *
+ * Before its CONNECT is accepted a connection holds little (issue 9): a first packet that is
+ * not a CONNECT is refused from its first byte (-EPROTO), a CONNECT's remaining length may be
+ * at most 64 KiB plus the will payload allowed (message_size_limit, at most 65535), and
+ * connect_memory_limit bounds the input buffered by all such connections together: a
+ * connection that would grow past it is closed (-ENOBUFS), and while it is reached new
+ * connections are refused at once; both logged.
+ *
  * Logging: with connection_messages, one line when a connection arrives and one when it closes
  * ("client PEER ID closed: REASON"); the reason names what happened (DISCONNECT, peer gone,
  * keepalive, takeover, the sizes over message_size_limit, the protocol error, shutdown).
@@ -94,6 +101,16 @@ int conn_listener_index(const struct conn *c);
 void conn_set_keepalive(struct conn *c, uint16_t seconds);
 /* Client id for logs (copied; truncated past 256 bytes). */
 void conn_set_name(struct conn *c, const char *client_id);
+/*
+ * Stop handling c's input after the packet being handled (on_packet may call it): the bytes
+ * that follow wait in c's buffer and the socket is not read, so a packet the broker serves over
+ * several loop iterations (a SUBSCRIBE with many filters) is finished before the next one is
+ * looked at. Keepalive does not expire meanwhile.
+ */
+void conn_pause_input(struct conn *c);
+/* Handle c's input again: what waited is decoded at the loop's next timer run (not within the
+ * call). Nothing when c is not paused. */
+void conn_resume_input(struct conn *c);
 
 /* Process-wide counters for $SYS. Read-only for the broker. */
 struct conn_stats {

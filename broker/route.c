@@ -39,8 +39,6 @@ static void route__node_free(struct route_node *n)
 static struct route_node *route__child(struct route_node *n, struct mqtt_str level, bool create)
 {
     struct route_node *kid = NULL, **slot = NULL;
-    bool found;
-    size_t i;
 
     if (level.len == 1 && level.p[0] == '+')
         slot = &n->plus;
@@ -52,15 +50,11 @@ static struct route_node *route__child(struct route_node *n, struct mqtt_str lev
         kid = *slot;
         goto out;
     }
-    i = tree_find(&n->t, level, &found);
-    if (found) {
-        kid = (struct route_node *)n->t.kids[i];
-        goto out;
-    }
-    if (!create)
+    kid = (struct route_node *)tree_find(&n->t, level);
+    if (kid || !create)
         goto out;
     kid = route__node_new(n, level);
-    if (kid && tree_insert(&n->t, i, &kid->t) < 0) {
+    if (kid && tree_insert(&n->t, &kid->t) < 0) {
         route__node_free(kid);
         kid = NULL;
     }
@@ -217,9 +211,8 @@ static int route__match(const struct route_node *n, struct mqtt_level_iter c, bo
         goto out;
     }
     if (n->t.nkids) {
-        bool found;
-        size_t i = tree_find(&n->t, level, &found);
-        if (found && (rc = route__match((const struct route_node *)n->t.kids[i], c, dollar, h)) < 0)
+        const struct route_node *kid = (const struct route_node *)tree_find(&n->t, level);
+        if (kid && (rc = route__match(kid, c, dollar, h)) < 0)
             goto out;
     }
     if (n->plus && wild_ok)

@@ -1,12 +1,12 @@
 /*
  * route.h — the subscription tree: which subscribers want a topic.
  *
- * One node per topic level of the subscribed filters. A node has its literal children in an
- * array sorted by level bytes (binary search), plus at most one '+' child and one '#' child,
- * and the subscriptions whose filter ends at it. Matching a topic walks the tree once:
- * literal child, then '+', at each level; a '#' child matches the rest (and its parent level:
- * "a/#" matches "a" [MQTT-4.7.1-2]). The '$' rule [MQTT-4.7.2-1]: a topic starting with '$'
- * is not matched by a first-level '+' or '#'.
+ * One node per topic level of the subscribed filters. A node has its literal children in a
+ * tree.h index (a scan when few, a hash index when many: O(1) per level), plus at most one
+ * '+' child and one '#' child, and the subscriptions whose filter ends at it. Matching a topic
+ * walks the tree once: literal child, then '+', at each level; a '#' child matches the rest (and
+ * its parent level: "a/#" matches "a" [MQTT-4.7.1-2]). The '$' rule [MQTT-4.7.2-1]: a topic
+ * starting with '$' is not matched by a first-level '+' or '#'.
  *
  * A subscriber is an opaque pointer (the broker passes its struct session *); the tree never
  * dereferences it. One subscription per (filter, subscriber): subscribing again replaces the

@@ -136,9 +136,7 @@ static void session__free(struct session *s)
 {
     sentry__list_free(&s->inflight);
     sentry__list_free(&s->queue);
-    for (size_t i = 0; i < s->n_subs; i++)
-        free(s->subs[i].filter);
-    free(s->subs);
+    subset_cleanup(&s->subs);
     free(s->inbound);
     free(s->inbound_gen);
     free(s->pid_bits);
@@ -869,62 +867,25 @@ void session_table_commit_failed(struct session_table *t)
 
 /* ---- subscriptions ------------------------------------------------------------------------ */
 
-static struct session_sub *session__sub_find(struct session *s, struct mqtt_str filter)
-{
-    for (size_t i = 0; i < s->n_subs; i++)
-        if (s->subs[i].len == filter.len && memcmp(s->subs[i].filter, filter.p, filter.len) == 0)
-            return &s->subs[i];
-    return NULL;
-}
-
 int session_sub_set(struct session *s, struct mqtt_str filter, uint8_t qos)
 {
-    struct session_sub *sub = session__sub_find(s, filter);
-    int rc = 1;
+    int rc = subset_put(&s->subs, filter, qos);
 
-    if (!sub) {
-        char *f;
-        if (s->n_subs == s->cap_subs) {
-            size_t cap = s->cap_subs ? s->cap_subs * 2 : 4;
-            struct session_sub *v = realloc(s->subs, cap * sizeof(*v));
-            if (!v) {
-                rc = -ENOMEM;
-                goto out;
-            }
-            s->subs = v;
-            s->cap_subs = cap;
-        }
-        f = malloc(filter.len + 1);
-        if (!f) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        memcpy(f, filter.p, filter.len);
-        f[filter.len] = '\0';
-        sub = &s->subs[s->n_subs++];
-        sub->filter = f;
-        sub->len = filter.len;
-        rc = 0;
-    }
-    sub->qos = qos;
-    if (session__store(s))
+    if (rc >= 0 && session__store(s))
         persist_sub_put(s->table->store, session_id(s), filter, qos);
-out:
     return rc;
 }
 
 int session_sub_del(struct session *s, struct mqtt_str filter)
 {
-    struct session_sub *sub = session__sub_find(s, filter);
-    int rc = -ENOENT;
+    int rc = subset_del(&s->subs, filter);
 
-    if (!sub)
-        goto out;
-    free(sub->filter);
-    *sub = s->subs[--s->n_subs];
-    if (session__store(s))
+    if (rc == 0 && session__store(s))
         persist_sub_del(s->table->store, session_id(s), filter);
-    rc = 0;
-out:
     return rc;
+}
+
+bool session_sub_has(const struct session *s, struct mqtt_str filter)
+{
+    return subset_get(&s->subs, filter) != NULL;
 }

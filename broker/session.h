@@ -64,6 +64,7 @@
 #include "msg.h"
 #include "mqtt.h"
 #include "persist.h"
+#include "subset.h"
 
 struct timer;
 
@@ -91,12 +92,6 @@ struct sentry_list {
     struct sentry *head;
     struct sentry *tail;
     size_t n;
-};
-
-struct session_sub {
-    char *filter; /* NUL-terminated copy */
-    size_t len;
-    uint8_t qos;
 };
 
 struct session_table;
@@ -131,9 +126,7 @@ struct session {
     size_t n_inbound;
     size_t cap_inbound;
 
-    struct session_sub *subs;
-    size_t n_subs;
-    size_t cap_subs;
+    struct subset subs; /* filter -> QoS (subset.h) */
 
     int64_t last_seen;     /* unix seconds */
     uint64_t dropped;      /* messages dropped by the queue limits */
@@ -281,9 +274,15 @@ int session_inbound_add(struct session *s, uint16_t pid);
 int session_inbound_del(struct session *s, uint16_t pid);
 
 /* ---- subscriptions (the session's own record; the route tree is the broker's) ------------- */
-/* 0 new, 1 QoS replaced, -ENOMEM. */
+/* O(1) each (a hash set). 0 new, 1 QoS replaced, -ENOMEM. */
 int session_sub_set(struct session *s, struct mqtt_str filter, uint8_t qos);
 /* 0, or -ENOENT. */
 int session_sub_del(struct session *s, struct mqtt_str filter);
+/* Is filter subscribed? */
+bool session_sub_has(const struct session *s, struct mqtt_str filter);
+static inline size_t session_sub_count(const struct session *s)
+{
+    return subset_count(&s->subs);
+}
 
 #endif

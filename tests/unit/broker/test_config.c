@@ -106,6 +106,8 @@ static void test_defaults(void **state)
     assert_int_equal(c.sys_interval, 10);
     assert_true(c.connection_messages);
     assert_int_equal(c.connect_timeout, 10);
+    assert_int_equal(c.connect_memory_limit, 32 * 1024 * 1024);
+    assert_int_equal(c.max_subscriptions, 0);
     assert_int_equal(c.log_dest, CAIRN_LOG_DEST_STDERR);
     assert_int_equal(c.log_type, CAIRN_LOG_MASK_DEFAULT);
     assert_null(c.log_file);
@@ -139,6 +141,8 @@ static void test_every_global_option(void **state)
              "sys_interval 0\n"
              "connection_messages false\n"
              "connect_timeout 2\n"
+             "connect_memory_limit 0\n"
+             "max_subscriptions 100000\n"
              "log_timestamp false\n"
              "pid_file /run/cairn.pid\n"
              "persistence false\n"
@@ -167,6 +171,8 @@ static void test_every_global_option(void **state)
     assert_int_equal(c.sys_interval, 0);
     assert_false(c.connection_messages);
     assert_int_equal(c.connect_timeout, 2);
+    assert_int_equal(c.connect_memory_limit, 0);
+    assert_int_equal(c.max_subscriptions, 100000);
     assert_false(c.log_timestamp);
     assert_string_equal(c.pid_file, "/run/cairn.pid");
     assert_false(c.persistence);

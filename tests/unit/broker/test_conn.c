@@ -52,6 +52,7 @@ struct fixture {
     bool close_on_packet;    /* conn_close(c, 0) in on_packet */
     size_t flood_on_connect; /* bytes to queue when CONNECT arrives */
     bool close_after_flood;
+    bool pause_on_packet; /* conn_pause_input on the next packet (then cleared) */
     int release_count;
 };
 
@@ -105,6 +106,10 @@ static int h_packet(void *arg, struct conn *c, const struct mqtt_packet *pkt)
     }
     if (f->close_on_packet)
         conn_close(c, 0);
+    if (f->pause_on_packet) {
+        f->pause_on_packet = false;
+        conn_pause_input(c);
+    }
     return f->packet_rc;
 }
 
@@ -299,6 +304,25 @@ static size_t enc_publish(uint8_t *buf, size_t cap, size_t payload_len, uint8_t 
     return n;
 }
 
+/*
+ * connect_pair, then a CONNECT handled and its CONNACK read: a conn past CONNECT, where any
+ * packet may come (before it, only a CONNECT may). npkt starts from 0 again.
+ */
+static void connect_mqtt(struct fixture *f)
+{
+    uint8_t buf[64];
+    uint8_t ack[4];
+    size_t n;
+
+    connect_pair(f);
+    n = enc_connect(buf, sizeof(buf), 0);
+    peer_send(f, buf, n);
+    assert_int_equal(pump_until(f, &f->npkt, 1, 2000), 1);
+    assert_int_equal(peer_recv(f, ack, 4), 4);
+    assert_int_equal(ack[0], 0x20);
+    f->npkt = 0;
+}
+
 /* ---- tests ------------------------------------------------------------------------------ */
 
 static void test_whole_and_split_packets(void **state)
@@ -351,7 +375,7 @@ static void test_large_packet(void **state)
     size_t n2;
     uint64_t before = conn_stats()->bytes_received;
 
-    connect_pair(f);
+    connect_mqtt(f);
     n1 = enc_publish(buf, cap, 300 * 1024, 'L');
     n2 = enc_publish(buf + n1, cap - n1, 10, 's');
     peer_send(f, buf, n1 + n2);
@@ -402,7 +426,7 @@ static void test_size_limit_payload_equal(void **state)
     size_t n;
 
     f->cfg.message_size_limit = 100;
-    connect_pair(f);
+    connect_mqtt(f);
     n = enc_publish(buf, sizeof(buf), 100, 'x');
     assert_true(n > 100 + 5); /* remaining length over the limit: the header is not the payload */
     peer_send(f, buf, n);
@@ -448,7 +472,7 @@ static void test_size_limit_payload_over(void **state)
     f->cfg.message_size_limit = 100;
     f->cfg.connection_messages = true;
     log_capture_start(path, sizeof(path));
-    connect_pair(f);
+    connect_mqtt(f);
     conn_set_name(f->conn, "big-pub");
     n = enc_publish(buf, sizeof(buf), 101, 'x');
     peer_send(f, buf, n);
@@ -476,7 +500,7 @@ static void test_size_limit_header_closes(void **state)
     f->cfg.message_size_limit = 100;
     f->cfg.connection_messages = true;
     log_capture_start(path, sizeof(path));
-    connect_pair(f);
+    connect_mqtt(f);
     peer_send(f, hdr, sizeof(hdr)); /* the header alone is enough to refuse */
     assert_int_equal(pump_until(f, &f->closes, 1, 2000), 1);
     assert_int_equal(f->close_reason, -MQTT_ETOOLARGE);
@@ -495,7 +519,7 @@ static void test_size_limit_partial_header_closes(void **state)
     static const uint8_t hdr[] = {0x30, 0xff, 0xff, 0xff}; /* a fourth byte would follow */
 
     f->cfg.message_size_limit = 100;
-    connect_pair(f);
+    connect_mqtt(f);
     peer_send(f, hdr, sizeof(hdr));
     assert_int_equal(pump_until(f, &f->closes, 1, 2000), 1);
     assert_int_equal(f->close_reason, -MQTT_ETOOLARGE);
@@ -543,7 +567,7 @@ static void test_malformed_closes(void **state)
     struct fixture *f = *state;
     static const uint8_t junk[] = {0x00, 0x00}; /* packet type 0 */
 
-    connect_pair(f);
+    connect_mqtt(f);
     peer_send(f, junk, sizeof(junk));
     assert_int_equal(pump_until(f, &f->closes, 1, 2000), 1);
     assert_true(f->close_reason < 0);
@@ -574,8 +598,8 @@ static void test_handler_refusal_closes(void **state)
     struct fixture *f = *state;
     static const uint8_t ping[] = {0xc0, 0x00, 0xc0, 0x00};
 
+    connect_mqtt(f);
     f->packet_rc = -EPROTO;
-    connect_pair(f);
     peer_send(f, ping, sizeof(ping));
     assert_int_equal(pump_until(f, &f->closes, 1, 2000), 1);
     assert_int_equal(f->close_reason, -EPROTO);
@@ -601,8 +625,8 @@ static void test_deferred_close(void **state)
     struct fixture *f = *state;
     static const uint8_t disconnect[] = {0xe0, 0x00, 0xc0, 0x00};
 
+    connect_mqtt(f);
     f->close_on_packet = true;
-    connect_pair(f);
     peer_send(f, disconnect, sizeof(disconnect));
     assert_int_equal(pump_until(f, &f->closes, 1, 2000), 1);
     assert_int_equal(f->close_reason, 0);
@@ -820,6 +844,135 @@ static void test_read_pause(void **state)
     assert_int_equal(f->closes, 0);
 }
 
+/*
+ * conn_pause_input in on_packet: the packets behind it wait (also those read later), keepalive
+ * does not expire, and conn_resume_input hands them over in order, at the next timer run.
+ */
+static void test_pause_resume(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t buf[64];
+    static const uint8_t pings[] = {0xc0, 0x00, 0xc0, 0x00, 0xc0, 0x00};
+    size_t n;
+
+    connect_pair(f);
+    n = enc_connect(buf, sizeof(buf), 1); /* keepalive 1 s: 1.5 s without a packet closes */
+    peer_send(f, buf, n);
+    assert_int_equal(pump_until(f, &f->npkt, 1, 2000), 1);
+    f->pause_on_packet = true;
+    peer_send(f, pings, sizeof(pings));
+    assert_int_equal(pump_until(f, &f->npkt, 2, 2000), 2);
+    peer_send(f, buf, enc_publish(buf, sizeof(buf), 5, 'p'));
+    pump_for(f, 1700);
+    assert_int_equal(f->npkt, 2);
+    assert_int_equal(f->closes, 0);
+    conn_resume_input(f->conn);
+    assert_int_equal(f->npkt, 2); /* not within the call */
+    assert_int_equal(pump_until(f, &f->npkt, 5, 2000), 5);
+    assert_int_equal(f->types[2], MQTT_PINGREQ);
+    assert_int_equal(f->types[3], MQTT_PINGREQ);
+    assert_int_equal(f->types[4], MQTT_PUBLISH);
+    assert_int_equal(f->first_payload_byte[4], 'p');
+    conn_resume_input(f->conn); /* not paused: nothing */
+    pump_for(f, 20);
+    assert_int_equal(f->npkt, 5);
+    assert_int_equal(f->closes, 0);
+}
+
+/* Before CONNECT: any other first byte closes at once, whatever the packet announces. */
+static void test_first_packet_not_connect(void **state)
+{
+    struct fixture *f = *state;
+    static const uint8_t publish[] = {0x30}; /* its remaining length not even sent */
+    char path[64];
+    char *log;
+
+    f->cfg.connection_messages = true;
+    log_capture_start(path, sizeof(path));
+    connect_pair(f);
+    peer_send(f, publish, sizeof(publish));
+    assert_int_equal(pump_until(f, &f->closes, 1, 2000), 1);
+    assert_int_equal(f->close_reason, -EPROTO);
+    assert_int_equal(f->npkt, 0);
+    assert_true(peer_eof(f));
+    log = log_capture_end(path);
+    assert_non_null(strstr(
+        log, "client test:1 - closed: protocol error: first packet is not CONNECT (type 3)"));
+    free(log);
+}
+
+/* A CONNECT announcing more than 64 KiB + the will payload allowed closes from its header. */
+static void test_connect_too_large(void **state)
+{
+    struct fixture *f = *state;
+    static const uint8_t big[] = {0x10, 0xff, 0xff, 0xff, 0x7f}; /* 268,435,455 bytes */
+    static const uint8_t just_over[] = {0x10, 0x80, 0x80, 0x08}; /* 131,072 */
+    char path[64];
+    char *log;
+
+    f->cfg.connection_messages = true;
+    log_capture_start(path, sizeof(path));
+    connect_pair(f);
+    peer_send(f, big, sizeof(big));
+    assert_int_equal(pump_until(f, &f->closes, 1, 2000), 1);
+    assert_int_equal(f->close_reason, -MQTT_ETOOLARGE);
+    assert_true(peer_eof(f));
+    close(f->peer);
+    f->peer = -1;
+    f->opens = 0;
+    connect_pair(f);
+    peer_send(f, just_over, sizeof(just_over));
+    assert_int_equal(pump_until(f, &f->closes, 2, 2000), 2);
+    assert_int_equal(f->close_reason, -MQTT_ETOOLARGE);
+    log = log_capture_end(path);
+    assert_non_null(strstr(log, "closed: CONNECT announcing 268435455 bytes, more than the 131071 "
+                                "a CONNECT may have"));
+    assert_non_null(strstr(log, "closed: CONNECT announcing 131072 bytes"));
+    free(log);
+}
+
+/* A partial CONNECT of connect_memory_limit bytes: a new connection is refused; one byte more
+ * and the holder is closed; once it is gone connections are accepted again. */
+static void test_connect_memory_limit(void **state)
+{
+    struct fixture *f = *state;
+    enum { LIMIT = 20000 };
+    uint8_t *buf = calloc(1, LIMIT + 16);
+    int sv[2];
+    char path[64];
+    char *log;
+
+    assert_non_null(buf);
+    f->cfg.connect_memory_limit = LIMIT;
+    log_capture_start(path, sizeof(path));
+    connect_pair(f);
+    /* CONNECT announcing 30,000 bytes (3-byte remaining length), LIMIT bytes of it sent */
+    buf[0] = 0x10;
+    buf[1] = 0x80 | (30000 & 0x7f);
+    buf[2] = 0x80 | ((30000 >> 7) & 0x7f);
+    buf[3] = (uint8_t)(30000 >> 14);
+    peer_send(f, buf, LIMIT);
+    pump_for(f, 50);
+    assert_int_equal(f->closes, 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    assert_int_equal(conn_pool_add(f->pool, transport_tcp_new(sv[0]), 0, "test:2"), -ENOBUFS);
+    assert_int_equal(f->opens, 1);
+    close(sv[1]);
+    peer_send(f, buf + 4, 1); /* one byte more */
+    assert_int_equal(pump_until(f, &f->closes, 1, 2000), 1);
+    assert_int_equal(f->close_reason, -ENOBUFS);
+    assert_true(peer_eof(f));
+    assert_int_equal(conn_pool_count(f->pool), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    assert_int_equal(conn_pool_add(f->pool, transport_tcp_new(sv[0]), 0, "test:3"), 0);
+    close(sv[1]);
+    log = log_capture_end(path);
+    assert_non_null(strstr(log, "client test:2 refused: connections without CONNECT hold 20000 "
+                                "bytes of input, connect_memory_limit 20000"));
+    free(log);
+    free(buf);
+}
+
 static void test_close_all(void **state)
 {
     struct fixture *f = *state;
@@ -921,6 +1074,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_water_marks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_linger, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_pause, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_packet_not_connect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connect_too_large, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connect_memory_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_log_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_log_takeover, setup, teardown),

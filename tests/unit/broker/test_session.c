@@ -231,10 +231,12 @@ static void test_inbound_and_subs(void **state)
     assert_int_equal(session_sub_set(s, S("a/#"), 1), 0);
     assert_int_equal(session_sub_set(s, S("a/#"), 2), 1);
     assert_int_equal(session_sub_set(s, S("b"), 0), 0);
-    assert_int_equal(s->n_subs, 2);
+    assert_int_equal(session_sub_count(s), 2);
+    assert_true(session_sub_has(s, S("b")));
+    assert_false(session_sub_has(s, S("a/+")));
     assert_int_equal(session_sub_del(s, S("a/+")), -ENOENT);
     assert_int_equal(session_sub_del(s, S("a/#")), 0);
-    assert_int_equal(s->n_subs, 1);
+    assert_int_equal(session_sub_count(s), 1);
     /* many sessions: the table grows */
     for (int i = 0; i < 2000; i++) {
         char id[16];

@@ -520,6 +520,14 @@ int broker_on_open(struct broker *b, struct conn *c)
     return cl ? 0 : -ENOMEM;
 }
 
+int broker_on_oversize(struct broker *b, struct conn *c, const struct mqtt_publish *head,
+                       size_t payload_len)
+{
+    struct client *cl = conn_data(c);
+
+    return cl && cl->connected ? handle_publish_oversize(b, cl, head, payload_len) : -EPROTO;
+}
+
 int broker_on_bad_connect(struct broker *b, struct conn *c, int err)
 {
     uint8_t buf[4];

@@ -95,6 +95,11 @@ out:
     return rc;
 }
 
+int client_send_raw(struct client *cl, const uint8_t *p, size_t len)
+{
+    return cl->n_held ? client_hold_raw(cl, p, len) : conn_write(cl->conn, p, len);
+}
+
 int client_hold_ack(struct client *cl, enum mqtt_type type, uint16_t pid)
 {
     uint8_t buf[4];

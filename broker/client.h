@@ -110,6 +110,12 @@ struct client *client_new(struct broker *b, struct conn *c);
 void client_free(struct client *cl);
 /* Hold a raw packet (copied). 0 or -ENOMEM. */
 int client_hold_raw(struct client *cl, const uint8_t *p, size_t len);
+/*
+ * A raw packet that depends on nothing stored (PINGRESP, the ack of a dropped PUBLISH): written
+ * at once, unless something is held — then held behind it, so packets leave in the order they
+ * were produced. 0 or -ENOMEM.
+ */
+int client_send_raw(struct client *cl, const uint8_t *p, size_t len);
 /* Hold an ack packet (PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK) for pid. */
 int client_hold_ack(struct client *cl, enum mqtt_type type, uint16_t pid);
 /* Hold a PUBLISH of m at qos with pid (takes a new reference to m). */
@@ -150,6 +156,9 @@ bool broker__can_read(struct broker *b, struct session *s, struct mqtt_str topic
 /* ---- handlers (one file per packet type) -------------------------------------------------- */
 int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connect *p);
 int handle_publish(struct broker *b, struct client *cl, const struct mqtt_publish *p);
+/* A PUBLISH over message_size_limit, its head only: dropped, acknowledged, logged, counted. */
+int handle_publish_oversize(struct broker *b, struct client *cl, const struct mqtt_publish *head,
+                            size_t payload_len);
 int handle_subscribe(struct broker *b, struct client *cl, const struct mqtt_topics *t);
 int handle_unsubscribe(struct broker *b, struct client *cl, const struct mqtt_topics *t);
 /* Forget cl's SUBSCRIBE/UNSUBSCRIBE in progress, if any (client_free; no ack is sent). */

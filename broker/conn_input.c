@@ -100,21 +100,43 @@ size_t conn__decode_max(uint32_t limit, uint8_t first)
     return max;
 }
 
-/* The decoded packet carries a payload over message_size_limit: note it for the log. */
-static bool conn_over_limit(struct conn *c, uint32_t limit, const struct mqtt_packet *pkt)
+/* A PUBLISH over message_size_limit: the handler answers it; false when c is to close. */
+static bool conn_oversize(struct conn *c, const struct mqtt_publish *head, size_t payload_len)
 {
-    const struct mqtt_connect *k = &pkt->u.connect;
+    const struct conn_handler *h = &c->pool->h;
+    int rc = h->on_oversize ? h->on_oversize(h->arg, c, head, payload_len) : -MQTT_ETOOLARGE;
 
-    if (limit == 0)
-        return false;
-    if (pkt->type == MQTT_PUBLISH && pkt->u.publish.payload.len > limit) {
+    if (rc < 0) {
         c->over = CONN_OVER_PAYLOAD;
-        c->over_size = pkt->u.publish.payload.len;
-    } else if (pkt->type == MQTT_CONNECT && k->will_flag && k->will_payload.len > limit) {
-        c->over = CONN_OVER_WILL;
-        c->over_size = k->will_payload.len;
+        c->over_size = payload_len;
+        conn__queue_close(c, rc, rc == -MQTT_ETOOLARGE);
     }
-    return c->over != CONN_OVER_NONE;
+    return rc >= 0;
+}
+
+/*
+ * A PUBLISH whose fixed header announces more than message_size_limit allows: answered from
+ * its head (as soon as that has arrived), then skipped as it arrives. Returns the bytes of buf
+ * used (0: the head is not all there yet), or -1 when c is closing.
+ */
+static int conn_skip_publish(struct conn *c, const uint8_t *buf, size_t len)
+{
+    struct mqtt_publish head;
+    size_t total = 0, now;
+    int hl = mqtt_decode_publish_head(buf, len, &head, &total);
+
+    if (hl == -MQTT_EPARTIAL)
+        return 0;
+    if (hl < 0) {
+        conn__queue_close(c, hl, true);
+        return -1;
+    }
+    conn__counters.packets_received++;
+    if (!conn_oversize(c, &head, head.payload.len))
+        return -1;
+    now = len < total ? len : total;
+    c->skip = total - now;
+    return (int)now;
 }
 
 /*
@@ -132,6 +154,12 @@ static size_t conn_decode(struct conn *c, const uint8_t *buf, size_t len)
         int n;
         int rc;
 
+        if (c->skip) { /* the rest of an oversize PUBLISH */
+            size_t d = c->skip < len - used ? c->skip : len - used;
+            c->skip -= d;
+            used += d;
+            continue;
+        }
         if (!c->connected && (buf[used] >> 4) != MQTT_CONNECT) {
             /* [MQTT-3.1.0-1]: refused from its first byte, before a body it may announce
              * (hundreds of megabytes) is buffered */
@@ -143,6 +171,14 @@ static size_t conn_decode(struct conn *c, const uint8_t *buf, size_t len)
         n = mqtt_decode(buf + used, len - used, conn__decode_max(limit, buf[used]), &pkt);
         if (n == -MQTT_EPARTIAL)
             break;
+        if (n == -MQTT_ETOOLARGE && limit && c->connected && (buf[used] >> 4) == MQTT_PUBLISH) {
+            int s = conn_skip_publish(c, buf + used, len - used);
+            if (s <= 0)
+                break;
+            c->got_packet = true;
+            used += (size_t)s;
+            continue;
+        }
         if (n == -MQTT_ETOOLARGE) {
             uint8_t type, flags;
 
@@ -162,11 +198,14 @@ static size_t conn_decode(struct conn *c, const uint8_t *buf, size_t len)
         c->got_packet = true;
         used += (size_t)n;
         conn__counters.packets_received++;
-        if (conn_over_limit(c, limit, &pkt)) {
-            conn__queue_close(c, -MQTT_ETOOLARGE, true);
-            break;
-        }
         c->last_rx = loop_now_ms(c->pool->loop);
+        if (limit && pkt.type == MQTT_PUBLISH && pkt.u.publish.payload.len > limit) {
+            struct mqtt_publish head = pkt.u.publish;
+            head.payload.p = NULL; /* the head only, as when the payload is skipped */
+            if (!conn_oversize(c, &head, head.payload.len))
+                break;
+            continue;
+        }
         rc = h->on_packet(h->arg, c, &pkt);
         if (rc < 0)
             conn_close(c, rc);
@@ -215,6 +254,10 @@ static int conn_reserve(struct conn *c)
     if (hl > 0) {
         size_t total = (size_t)hl + remaining;
         size_t cap = c->in_len * 2 > want ? c->in_len * 2 : want;
+        uint32_t limit = c->pool->cfg->message_size_limit;
+        /* a PUBLISH over the limit is kept only up to its head (then skipped) */
+        if (type == MQTT_PUBLISH && limit && remaining > conn__decode_max(limit, c->in[0]))
+            total = (size_t)hl + 2 + 65535 + 2;
         want = total < cap ? total : cap;
         if (want <= c->in_len)
             want = c->in_len + 1; /* never a zero-length read (it would look like EOF) */

@@ -50,6 +50,7 @@ struct conn {
     int reason;
     enum conn_over over; /* with -MQTT_ETOOLARGE: what was over message_size_limit */
     size_t over_size;    /* its size: remaining length or payload bytes */
+    size_t skip;         /* bytes of an oversize PUBLISH still to discard as they arrive */
     uint8_t *in;         /* bytes of an incomplete packet (or waiting while paused) */
     size_t in_len;
     size_t in_cap;

@@ -177,6 +177,14 @@ int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connec
         rc = -ENOMEM;
         goto out;
     }
+    if (p->will_flag && cfg->message_size_limit && p->will_payload.len > cfg->message_size_limit) {
+        /* as Mosquitto 2.0 refuses it (CONNACK 5 for MQTT 3.1.1) */
+        char why[96];
+        snprintf(why, sizeof(why), "will payload %zu bytes over message_size_limit %u",
+                 p->will_payload.len, cfg->message_size_limit);
+        rc = connect__refuse(cl, MQTT_CONNACK_NOT_AUTHORIZED, why);
+        goto out;
+    }
     if (p->will_flag && sys_topic(p->will_topic)) {
         /* As Mosquitto 2.0: the CONNECT is accepted and the will never published. */
         log_write(CAIRN_LOG_NOTICE,

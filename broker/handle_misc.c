@@ -14,7 +14,7 @@ int handle_pingreq(struct broker *b, struct client *cl)
     uint8_t buf[2];
     size_t n = mqtt_encode_empty(buf, sizeof(buf), MQTT_PINGRESP);
 
-    return cl->n_held ? client_hold_raw(cl, buf, n) : conn_write(cl->conn, buf, n);
+    return client_send_raw(cl, buf, n);
 }
 
 int handle_disconnect(struct broker *b, struct client *cl)

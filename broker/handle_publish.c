@@ -15,6 +15,34 @@
 #include "log.h"
 #include "sys.h"
 
+/*
+ * message_size_limit, as Mosquitto applies it: a PUBLISH with a larger payload is dropped —
+ * at QoS 1/2 acknowledged all the same (closing the connection would make a client with a
+ * persistent session resend it forever) — logged with client id, topic and size, and counted.
+ * Nothing of it is stored; a QoS 2 PUBREL for it then finds no id and gets its PUBCOMP.
+ */
+int handle_publish_oversize(struct broker *b, struct client *cl, const struct mqtt_publish *head,
+                            size_t payload_len)
+{
+    uint8_t buf[4];
+    int rc = 0;
+
+    b->stats.messages_received++;
+    b->stats.messages_dropped++;
+    b->stats.messages_oversize++;
+    log_write(CAIRN_LOG_NOTICE,
+              "client %s %s: PUBLISH to %.*s dropped: payload %zu bytes over message_size_limit "
+              "%u (q%u)",
+              client_peer(cl), client_id(cl), (int)head->topic.len, (const char *)head->topic.p,
+              payload_len, b->cfg->message_size_limit, head->qos);
+    if (head->qos > 0) {
+        mqtt_encode_ack(buf, sizeof(buf), head->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC,
+                        head->packet_id);
+        rc = client_send_raw(cl, buf, sizeof(buf));
+    }
+    return rc;
+}
+
 int handle_publish(struct broker *b, struct client *cl, const struct mqtt_publish *p)
 {
     struct session *s = cl->session;

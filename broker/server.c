@@ -66,6 +66,12 @@ static int server_on_bad_connect(void *arg, struct conn *c, int err)
     return broker_on_bad_connect(arg, c, err);
 }
 
+static int server_on_oversize(void *arg, struct conn *c, const struct mqtt_publish *head,
+                              size_t payload_len)
+{
+    return broker_on_oversize(arg, c, head, payload_len);
+}
+
 static void server_on_close(void *arg, struct conn *c, int reason)
 {
     broker_on_close(arg, c, reason);
@@ -338,6 +344,7 @@ static int server_start(struct server *s, char *err, size_t errlen)
         .on_open = server_on_open,
         .on_packet = server_on_packet,
         .on_bad_connect = server_on_bad_connect,
+        .on_oversize = server_on_oversize,
         .on_close = server_on_close,
         .on_writable = server_on_writable,
     };

@@ -45,6 +45,9 @@ void sys_publish(struct broker *b)
     sys__put(b, "$SYS/broker/messages/received", (unsigned long long)b->stats.messages_received,
              "");
     sys__put(b, "$SYS/broker/messages/sent", (unsigned long long)b->stats.messages_sent, "");
+    sys__put(b, "$SYS/broker/messages/dropped", (unsigned long long)b->stats.messages_dropped, "");
+    sys__put(b, "$SYS/broker/messages/dropped/oversize",
+             (unsigned long long)b->stats.messages_oversize, "");
     sys__put(b, "$SYS/broker/subscriptions/count", (unsigned long long)route_count(&b->route), "");
     sys__put(b, "$SYS/broker/retained messages/count", (unsigned long long)retain_count(&b->retain),
              "");

@@ -3,6 +3,8 @@
  */
 #include "session.h"
 
+#include "hash.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,15 +95,10 @@ static struct persist_msg session__pmsg(const struct msg *m)
 
 /* ---- the table ---------------------------------------------------------------------------- */
 
+/* Keyed (hash.h): client ids are the client's choice, and must not all fall in one chain. */
 static size_t session__hash(const struct session_table *t, struct mqtt_str id)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-
-    for (size_t i = 0; i < id.len; i++) {
-        h ^= id.p[i];
-        h *= 1099511628211ULL;
-    }
-    return (size_t)(h & (t->nb - 1));
+    return (size_t)(hash_bytes(id.p, id.len) & (t->nb - 1));
 }
 
 static uint32_t session__max_inflight(const struct session_table *t)

@@ -18,7 +18,7 @@
 
 #include "mqtt.h"
 
-uint64_t load_ns(void)
+uint64_t load__ns(void)
 {
     struct timespec ts;
 
@@ -26,7 +26,7 @@ uint64_t load_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-void load_fail(struct load_ctx *x, const char *fmt, ...)
+void load__fail(struct load_ctx *x, const char *fmt, ...)
 {
     va_list ap;
 
@@ -45,7 +45,7 @@ static void load_want_out(struct load_ctx *x, struct load_conn *c, bool want)
         c->pollout = want;
 }
 
-int load_flush(struct load_ctx *x, struct load_conn *c)
+int load__flush(struct load_ctx *x, struct load_conn *c)
 {
     int rc = 0;
 
@@ -56,7 +56,7 @@ int load_flush(struct load_ctx *x, struct load_conn *c)
         if (n < 0 && errno == EAGAIN)
             break;
         if (n <= 0) {
-            load_fail(x, "%s: write: %s", c->id, strerror(errno));
+            load__fail(x, "%s: write: %s", c->id, strerror(errno));
             rc = -1;
             goto out;
         }
@@ -97,7 +97,7 @@ static void load_put_ack(struct load_conn *c, enum mqtt_type type, uint16_t id)
 }
 
 /* Clean session unless a persistent subscriber. */
-void load_connected(struct load_ctx *x, struct load_conn *c)
+void load__connected(struct load_ctx *x, struct load_conn *c)
 {
     struct mqtt_connect m = {.protocol_name = {(const uint8_t *)"MQTT", 4}, .protocol_level = 4};
     int err = 0;
@@ -105,7 +105,7 @@ void load_connected(struct load_ctx *x, struct load_conn *c)
     uint8_t *p;
 
     if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0) {
-        load_fail(x, "%s: connect: %s", c->id, strerror(err ? err : errno));
+        load__fail(x, "%s: connect: %s", c->id, strerror(err ? err : errno));
         return;
     }
     m.clean_session = !(c->sub && x->spec->persistent);
@@ -115,7 +115,7 @@ void load_connected(struct load_ctx *x, struct load_conn *c)
     if (p)
         c->out_len += mqtt_encode_connect(p, 128, &m);
     c->state = LOAD_CONNACK;
-    load_flush(x, c);
+    load__flush(x, c);
 }
 
 /* Record one sequence number a subscriber received from a publisher. */
@@ -161,14 +161,14 @@ static void load_publish_in(struct load_ctx *x, struct load_conn *c, uint8_t b0,
         pos += 2;
     }
     if (!c->sub || pos + LOAD_MIN_PAYLOAD > rem) {
-        load_fail(x, "%s: a PUBLISH the load tool did not send", c->id);
+        load__fail(x, "%s: a PUBLISH the load tool did not send", c->id);
         return;
     }
     memcpy(&pi, b + pos, 4);
     memcpy(&seq, b + pos + 4, 4);
     memcpy(&ts, b + pos + 8, 8);
     if (pi >= (uint32_t)x->spec->npub) {
-        load_fail(x, "%s: a PUBLISH from publisher %u of %d", c->id, pi, x->spec->npub);
+        load__fail(x, "%s: a PUBLISH from publisher %u of %d", c->id, pi, x->spec->npub);
         return;
     }
     load_track_seen(c, &c->track[pi], seq);
@@ -226,7 +226,7 @@ static void load_packet(struct load_ctx *x, struct load_conn *c, uint8_t b0, con
         break;
     case MQTT_CONNACK:
         if (c->state != LOAD_CONNACK || rem != 2 || b[1] != 0) {
-            load_fail(x, "%s: CONNACK %d", c->id, rem == 2 ? b[1] : -1);
+            load__fail(x, "%s: CONNACK %d", c->id, rem == 2 ? b[1] : -1);
         } else if (c->sub) {
             struct mqtt_sub s = {{(const uint8_t *)x->topic, strlen(x->topic)},
                                  (uint8_t)x->spec->qos};
@@ -240,8 +240,8 @@ static void load_packet(struct load_ctx *x, struct load_conn *c, uint8_t b0, con
         break;
     case MQTT_SUBACK:
         if (c->state != LOAD_SUBACK || rem != 3 || b[2] != x->spec->qos)
-            load_fail(x, "%s: SUBACK code %d for QoS %d", c->id, rem == 3 ? b[2] : -1,
-                      x->spec->qos);
+            load__fail(x, "%s: SUBACK code %d for QoS %d", c->id, rem == 3 ? b[2] : -1,
+                       x->spec->qos);
         c->state = LOAD_READY;
         break;
     default:
@@ -253,17 +253,17 @@ static void load_packet(struct load_ctx *x, struct load_conn *c, uint8_t b0, con
  * Read once and handle every whole packet. PUBLISHes are parsed here rather than by
  * mqtt_decode(): the load tool must outrun the broker, and it only needs the payload's header.
  */
-void load_read(struct load_ctx *x, struct load_conn *c)
+void load__read(struct load_ctx *x, struct load_conn *c)
 {
     ssize_t n = read(c->fd, c->in + c->in_len, LOAD_IN_CAP - c->in_len);
-    uint64_t now = x->lat ? load_ns() : 0;
+    uint64_t now = x->lat ? load__ns() : 0;
     size_t off = 0;
 
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n <= 0) {
-        load_fail(x, "%s: the broker closed the connection%s%s", c->id, n ? ": " : "",
-                  n ? strerror(errno) : "");
+        load__fail(x, "%s: the broker closed the connection%s%s", c->id, n ? ": " : "",
+                   n ? strerror(errno) : "");
         return;
     }
     c->in_len += (size_t)n;
@@ -282,11 +282,11 @@ void load_read(struct load_ctx *x, struct load_conn *c)
             hl++;
         } while ((v & 128) && hl < 5);
         if (v & 128) {
-            load_fail(x, "%s: remaining length over four bytes", c->id);
+            load__fail(x, "%s: remaining length over four bytes", c->id);
             return;
         }
         if (hl + rem > LOAD_IN_CAP) {
-            load_fail(x, "%s: a packet of %zu bytes", c->id, hl + rem);
+            load__fail(x, "%s: a packet of %zu bytes", c->id, hl + rem);
             return;
         }
         if (hl + rem > avail)
@@ -298,10 +298,10 @@ partial:
     memmove(c->in, c->in + off, c->in_len - off);
     c->in_len -= off;
     if (c->out_len > c->out_off)
-        load_flush(x, c);
+        load__flush(x, c);
 }
 
-long load_publish(struct load_ctx *x, struct load_conn *c, long n, uint64_t ts)
+long load__publish(struct load_ctx *x, struct load_conn *c, long n, uint64_t ts)
 {
     long i = 0;
     uint32_t pi = (uint32_t)c->index;
@@ -314,7 +314,7 @@ long load_publish(struct load_ctx *x, struct load_conn *c, long n, uint64_t ts)
     room = (c->out_cap - c->out_len) / x->tmpl_len;
     for (; i < n && (size_t)i < room; i++) {
         uint8_t *p = c->out + c->out_len;
-        uint64_t t = ts ? ts : load_ns();
+        uint64_t t = ts ? ts : load__ns();
 
         memcpy(p, x->tmpl, x->tmpl_len);
         if (x->spec->qos) {
@@ -334,6 +334,6 @@ long load_publish(struct load_ctx *x, struct load_conn *c, long n, uint64_t ts)
         c->out_len += x->tmpl_len;
         c->seq++;
     }
-    load_flush(x, c);
+    load__flush(x, c);
     return i;
 }

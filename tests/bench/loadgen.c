@@ -75,8 +75,8 @@ static void load_fill(struct load_ctx *x, double now)
     }
     chunk = allow / npub > batch ? allow / npub : batch;
     for (int k = 0; k < npub && allow > 0; k++)
-        allow -= load_publish(x, &x->pubs[(x->rr + (unsigned)k) % (unsigned)npub],
-                              chunk < allow ? chunk : allow, load_ns());
+        allow -= load__publish(x, &x->pubs[(x->rr + (unsigned)k) % (unsigned)npub],
+                               chunk < allow ? chunk : allow, load__ns());
     x->rr++;
 }
 
@@ -88,7 +88,7 @@ static void load_tick(struct load_ctx *x)
     if (read(x->tfd, &n, sizeof(n)) != sizeof(n))
         return;
     for (uint64_t i = 0; i < n && i < 10000; i++)
-        load_publish(x, &x->pubs[x->rr++ % (unsigned)x->spec->npub], 1, 0);
+        load__publish(x, &x->pubs[x->rr++ % (unsigned)x->spec->npub], 1, 0);
 }
 
 static int load_poll(struct load_ctx *x, int timeout_ms)
@@ -97,7 +97,7 @@ static int load_poll(struct load_ctx *x, int timeout_ms)
     int n = epoll_wait(x->ep, ev, 256, timeout_ms);
 
     if (n < 0 && errno != EINTR)
-        load_fail(x, "epoll_wait: %s", strerror(errno));
+        load__fail(x, "epoll_wait: %s", strerror(errno));
     for (int i = 0; i < n && !x->res->err[0]; i++) {
         struct load_conn *c = ev[i].data.ptr;
         if (!c) {
@@ -106,12 +106,12 @@ static int load_poll(struct load_ctx *x, int timeout_ms)
         }
         if (ev[i].events & EPOLLOUT) {
             if (c->state == LOAD_CONNECTING)
-                load_connected(x, c);
+                load__connected(x, c);
             else
-                load_flush(x, c);
+                load__flush(x, c);
         }
         if (ev[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-            load_read(x, c);
+            load__read(x, c);
     }
     return x->res->err[0] ? -1 : 0;
 }
@@ -139,14 +139,14 @@ static int load_open(struct load_ctx *x, struct load_conn *c, bool sub, int inde
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     if (!c->in || !c->out || (sub && !c->track) || (!sub && x->spec->qos && !c->id_state) ||
         c->fd < 0) {
-        load_fail(x, "%s: out of memory or descriptors", c->id);
+        load__fail(x, "%s: out of memory or descriptors", c->id);
         goto out;
     }
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if ((connect(c->fd, (struct sockaddr *)&a, sizeof(a)) < 0 && errno != EINPROGRESS) ||
         epoll_ctl(x->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
-        load_fail(x, "%s: connect: %s", c->id, strerror(errno));
+        load__fail(x, "%s: connect: %s", c->id, strerror(errno));
         goto out;
     }
     rc = 0;
@@ -188,7 +188,7 @@ static int load_setup(struct load_ctx *x)
     x->tmpl_len += s->payload;
     x->tmpl = malloc(x->tmpl_len);
     if (x->ep < 0 || !x->pubs || !x->subs || !x->tmpl || x->pay_off == 0) {
-        load_fail(x, "setup: out of memory");
+        load__fail(x, "setup: out of memory");
         goto out;
     }
     for (int i = 0; i < s->npub; i++)
@@ -214,7 +214,7 @@ static int load_setup(struct load_ctx *x)
     rc = 0;
 out:
     if (rc < 0)
-        load_fail(x, "setup: connections not ready within %.0f s", LOAD_SETUP);
+        load__fail(x, "setup: connections not ready within %.0f s", LOAD_SETUP);
     return rc;
 }
 
@@ -393,7 +393,7 @@ int load_run(const struct load_spec *spec, struct load_result *res)
         spec->nsub > LOAD_MAX_SUBS || spec->qos < 0 || spec->qos > 2 ||
         spec->payload < LOAD_MIN_PAYLOAD || spec->payload > LOAD_MAX_PAYLOAD ||
         (spec->rate <= 0 && spec->window < 1)) {
-        load_fail(&x, "bad run parameters");
+        load__fail(&x, "bad run parameters");
         goto out;
     }
     if (spec->rate > 0) {
@@ -402,7 +402,7 @@ int load_run(const struct load_spec *spec, struct load_result *res)
         x.lat = malloc(x.lat_cap * sizeof(*x.lat));
         x.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
         if (!x.lat || x.tfd < 0) {
-            load_fail(&x, "timer: %s", strerror(errno));
+            load__fail(&x, "timer: %s", strerror(errno));
             goto out;
         }
         if (load_setup(&x) < 0 || epoll_ctl(x.ep, EPOLL_CTL_ADD, x.tfd, &ev) < 0)

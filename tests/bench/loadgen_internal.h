@@ -1,6 +1,7 @@
 /*
  * loadgen_internal.h — what loadconn.c (one connection: the MQTT client, sequence tracking) and
- * loadgen.c (one run: the closed loop, pacing, measuring) share. Not for other programs.
+ * loadgen.c (one run: the closed loop, pacing, measuring) share, the functions named load__verb.
+ * Not for other programs.
  */
 #ifndef CAIRN_LOADGEN_INTERNAL_H
 #define CAIRN_LOADGEN_INTERNAL_H
@@ -71,19 +72,19 @@ struct load_ctx {
 };
 
 /* CLOCK_MONOTONIC in nanoseconds (the payload's time stamp). */
-uint64_t load_ns(void);
+uint64_t load__ns(void);
 /* Record the run's first failure (later ones are consequences). */
-void load_fail(struct load_ctx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void load__fail(struct load_ctx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Write what c has pending; EPOLLOUT stays wanted while some is left. -1 on a failure. */
-int load_flush(struct load_ctx *x, struct load_conn *c);
+int load__flush(struct load_ctx *x, struct load_conn *c);
 /* c's socket became writable while connecting: send CONNECT. */
-void load_connected(struct load_ctx *x, struct load_conn *c);
+void load__connected(struct load_ctx *x, struct load_conn *c);
 /* c is readable: read once, handle every whole packet, write the acks they call for. */
-void load_read(struct load_ctx *x, struct load_conn *c);
+void load__read(struct load_ctx *x, struct load_conn *c);
 /*
  * Encode up to n messages for publisher c stamped ts (0: each with its own time) and write
  * them; fewer when its unsent bytes or unacknowledged packet ids run out. Returns how many.
  */
-long load_publish(struct load_ctx *x, struct load_conn *c, long n, uint64_t ts);
+long load__publish(struct load_ctx *x, struct load_conn *c, long n, uint64_t ts);
 
 #endif

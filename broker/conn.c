@@ -21,6 +21,7 @@
 #include "config.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "outq.h"
 #include "transport.h"
 
@@ -392,6 +393,8 @@ static size_t conn_decode(struct conn *c, const uint8_t *buf, size_t len)
             c->over = CONN_OVER_HEADER;
             if (mqtt_decode_fixed_header(buf + used, len - used, &type, &flags, &c->over_size) < 0)
                 c->over_size = 0;
+            if ((buf[used] >> 4) == MQTT_PUBLISH)
+                metrics_drop(METRICS_DROP_TOO_LARGE);
         }
         if (n < 0) {
             if (n == -MQTT_EPROTO_LEVEL && !c->got_packet && h->on_bad_connect) {
@@ -406,6 +409,8 @@ static size_t conn_decode(struct conn *c, const uint8_t *buf, size_t len)
         used += (size_t)n;
         conn_counters.packets_received++;
         if (conn_over_limit(c, limit, &pkt)) {
+            if (pkt.type == MQTT_PUBLISH)
+                metrics_drop(METRICS_DROP_TOO_LARGE);
             conn_queue_close(c, -MQTT_ETOOLARGE, true);
             break;
         }
@@ -557,8 +562,13 @@ static void conn_on_event(struct loop *l, int fd, int events, void *arg)
     }
     if ((events & CAIRN_EV_READ) && !c->closing)
         conn_read(c);
-    if ((events & CAIRN_EV_WRITE) && c->out.bytes > 0)
+    if ((events & CAIRN_EV_WRITE) && c->out.bytes > 0) {
         conn_write_out(c); /* not lingering: stays alive */
+    } else if ((events & CAIRN_EV_WRITE) && c->t->ops->flush && !c->closing) {
+        rc = c->t->ops->flush(c->t); /* a WebSocket Pong with nothing else to send */
+        if (rc < 0 && rc != -EAGAIN)
+            conn_close(c, rc);
+    }
 out:
     if (alive)
         conn_update_events(c);

@@ -102,6 +102,13 @@ int http_parse_request(const char *buf, size_t len, struct http_request *req)
     int rc;
 
     req->n_headers = 0;
+    /* a first line that cannot become a method (TLS to a plain port, binary noise): at once */
+    for (size_t i = 0; next == 0 && i < len && buf[i] != ' '; i++) {
+        if (!http_tchar((unsigned char)buf[i])) {
+            rc = -HTTP_EMETHOD;
+            goto out;
+        }
+    }
     if (next <= 0) {
         rc = next == 0 ? -HTTP_EPARTIAL : -HTTP_ELINE;
         goto out;

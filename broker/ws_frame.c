@@ -20,10 +20,11 @@ static enum ws_rx_event ws_rx_fail(struct ws_rx *rx, uint16_t status, const char
     return WS_RX_ERROR;
 }
 
-/* Bytes the header in rx->hdr needs in all, judged from what has arrived (at least 2). */
+/* Bytes the header in rx->hdr needs in all, judged from what has arrived (at least 2). An
+ * unmasked header is complete without a key: it is refused at once, not waited for. */
 static size_t ws_rx_header_need(const struct ws_rx *rx)
 {
-    size_t need = 2 + 4; /* clients always mask */
+    size_t need = rx->hdr[1] & 0x80 ? 2 + 4 : 2;
     uint8_t len7 = rx->hdr[1] & 0x7f;
 
     if (len7 == 126)

@@ -187,7 +187,8 @@ static bool httpd_answer(struct httpd_conn *hc, int status, const char *ctype, c
     if (!hc->out)
         return false;
     memcpy(hc->out, head, (size_t)n);
-    memcpy(hc->out + n, body, body_len);
+    if (body_len)
+        memcpy(hc->out + n, body, body_len);
     hc->out_len = (size_t)n + body_len;
     hc->out_off = 0;
     hc->state = HC_WRITE;

@@ -15,8 +15,11 @@ const client = mqtt.connect(url, {
   connectTimeout: 10000,
 });
 const seen = new Set();
+let ending = false;
 
 function fail(why) {
+  if (ending)
+    return; // after DISCONNECT the broker closes: the WebSocket's late Close reply may meet EPIPE
   console.log('error ' + why);
   process.exit(1);
 }
@@ -31,8 +34,10 @@ client.on('message', (topic, payload, packet) => {
     seen.add('ready');
     console.log('ready');
   }
-  if (topic === 'js/fromc')
+  if (topic === 'js/fromc') {
+    ending = true;
     client.end(false, () => process.exit(0));
+  }
 });
 client.on('connect', () => {
   client.subscribe('js/#', { qos: 2 }, (err, granted) => {

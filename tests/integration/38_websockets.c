@@ -28,6 +28,19 @@ struct ws_env {
     struct broker *b;
 };
 
+/* The harness waits for the first listener; Mosquitto opens its websockets one later. */
+static int ws_env_wait(const struct ws_env *e)
+{
+    for (uint64_t end = t_now_ms() + WAIT_MS; t_now_ms() < end; t_nap_ms(10)) {
+        int fd = ws_tcp_connect(e->port);
+        if (fd >= 0) {
+            close(fd);
+            return 0;
+        }
+    }
+    return -1;
+}
+
 /* A broker with a websockets listener on a free port (extra: more lines for it). 0 or -1. */
 static int ws_env_start(struct ws_env *e, const char *extra, bool persistent)
 {
@@ -42,7 +55,7 @@ static int ws_env_start(struct ws_env *e, const char *extra, bool persistent)
     o.config = e->conf;
     o.no_persistence = !persistent;
     e->b = broker_start(&o);
-    return e->b ? 0 : -1;
+    return e->b ? ws_env_wait(e) : -1;
 }
 
 /* A Paho client over ws:// (NULL on failure, *rc the reason). */
@@ -218,6 +231,7 @@ static void test_persistent_restart(void)
     }
     pc_close(&pub);
     T_EQ(broker_restart(e.b), 0);
+    T_EQ(ws_env_wait(&e), 0);
     sub = ws_client(&e, "ws-persist", true, &rc, &sp);
     T_ASSERTF(sub, "reconnect: %d", rc);
     T_EQ(sp, 1);

@@ -16,6 +16,7 @@
 #include "conn.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "sys.h"
 
 /* Queued entries a durable online session keeps in memory (the rest waits on disk). */
@@ -441,14 +442,18 @@ int broker__route(struct broker *b, struct msg *m)
         if (qos == 0 && s->owner && broker__out_bytes(s->owner) >= BROKER_QOS0_DROP_BYTES) {
             /* a subscriber that stops reading loses QoS 0, never the broker's memory */
             b->stats.messages_dropped++;
+            metrics_drop(METRICS_DROP_SLOW_SUBSCRIBER);
             if (++s->dropped_qos0 == 1 || s->dropped_qos0 % 10000 == 0)
                 log_write(CAIRN_LOG_DEBUG, "client %s: slow reader, %llu QoS 0 messages dropped",
                           s->id, (unsigned long long)s->dropped_qos0);
             continue;
         }
         q = session_enqueue(s, m, qos);
+        if (q == SESSION_DROPPED_QOS0)
+            metrics_drop(METRICS_DROP_OFFLINE_QOS0);
         if (q == SESSION_DROPPED_LIMIT) {
             b->stats.messages_dropped++;
+            metrics_drop(METRICS_DROP_QUEUE_FULL);
             if (s->dropped == 1 || s->dropped % 1000 == 0)
                 log_write(CAIRN_LOG_WARNING,
                           "client %s: queue full (%llu messages, %llu bytes): message on %s "
@@ -745,6 +750,7 @@ static void broker__commit_timer_cb(void *arg)
 /* Write the batch. false on failure (logged). */
 static bool broker__commit(struct broker *b)
 {
+    struct timespec t0, t1;
     char err[256] = "";
     bool ok = true;
 
@@ -754,8 +760,11 @@ static bool broker__commit(struct broker *b)
     }
     b->commit_due = false;
     b->stats.commits++;
-    if (persist_commit(b->store, err, sizeof(err)) < 0) {
-        ok = false;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ok = persist_commit(b->store, err, sizeof(err)) == 0;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    metrics_commit((double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, ok);
+    if (!ok) {
         b->stats.commit_failures++;
         /* a full disk fails every commit until space returns: say so once in a while */
         if (b->commit_fail_streak++ % 1000 == 0)

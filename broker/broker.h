@@ -91,7 +91,6 @@ struct broker_stats {
     uint64_t messages_received; /* PUBLISH packets in */
     uint64_t messages_sent;     /* PUBLISH packets out */
     uint64_t messages_dropped;  /* queue limits, slow subscribers, oversize */
-    uint64_t messages_oversize; /* PUBLISH over message_size_limit, dropped */
     uint64_t commits;
     uint64_t commit_failures;
 };

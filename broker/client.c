@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "metrics.h"
 
 struct client *client_new(struct broker *b, struct conn *c)
 {
@@ -153,8 +154,10 @@ int client_send_publish(struct client *cl, struct msg *m, uint8_t qos, uint16_t 
     }
     if (m->payload_len)
         rc = conn_write_ref(cl->conn, m->payload, m->payload_len, msg_release, msg_ref(m));
-    if (rc == 0)
+    if (rc == 0) {
         cl->b->stats.messages_sent++;
+        metrics_msg_out(qos, m->payload_len);
+    }
 out:
     return rc;
 }

@@ -68,10 +68,15 @@ struct config_security {
     struct config_lines line;
 };
 
+/* What a listener speaks (Mosquitto's "protocol"; http_metrics is Cairn's own). */
+enum config_protocol { CONFIG_PROTO_MQTT, CONFIG_PROTO_WEBSOCKETS, CONFIG_PROTO_HTTP_METRICS };
+
 struct config_listener {
-    uint16_t port;       /* 0: an ephemeral port (logged at start-up) */
-    char *bind_address;  /* NULL: every address (IPv4 and IPv6) */
-    int max_connections; /* -1: unlimited */
+    uint16_t port;                 /* 0: an ephemeral port (logged at start-up) */
+    enum config_protocol protocol; /* mqtt */
+    char *http_dir;                /* websockets: static files served to plain GETs; NULL: none */
+    char *bind_address;            /* NULL: every address (IPv4 and IPv6) */
+    int max_connections;           /* -1: unlimited */
     struct config_security sec;
     /* Its "listener" line (for the default listener: the first option that made it); 0 for
      * the listener added when the file names none. */
@@ -109,9 +114,11 @@ struct config {
     bool connection_messages;              /* true */
     uint32_t
         connect_timeout; /* Cairn's own: seconds to wait for CONNECT (and TLS); 10; 0 = never */
-    uint64_t connect_memory_limit; /* Cairn's own: input bytes held by connections without an
-                                      accepted CONNECT, all together; 32 MiB; 0 = none */
-    uint32_t max_subscriptions;    /* Cairn's own: per client (session); 0 = unlimited */
+    uint64_t connect_memory_limit;    /* Cairn's own: input bytes held by connections without an
+                                         accepted CONNECT, all together; 32 MiB; 0 = none */
+    uint32_t max_subscriptions;       /* Cairn's own: per client (session); 0 = unlimited */
+    uint16_t websockets_headers_size; /* largest HTTP request head; 0: 1024 (Mosquitto's) */
+    uint32_t websockets_log_level;    /* accepted; nonzero logs WebSocket closes at debug */
 
     unsigned log_dest;  /* CAIRN_LOG_DEST_* mask; default stderr */
     char *log_file;     /* with CAIRN_LOG_DEST_FILE */

@@ -23,6 +23,7 @@
 #include "config.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "transport.h"
 
 #define CONN_IOV_MAX      128 /* iovecs per writev */
@@ -300,8 +301,13 @@ static void conn_on_event(struct loop *l, int fd, int events, void *arg)
     }
     if ((events & CAIRN_EV_READ) && !c->closing && !c->paused)
         conn__read(c);
-    if ((events & CAIRN_EV_WRITE) && c->out.bytes > 0)
+    if ((events & CAIRN_EV_WRITE) && c->out.bytes > 0) {
         conn_write_out(c); /* not lingering: stays alive */
+    } else if ((events & CAIRN_EV_WRITE) && c->t->ops->flush && !c->closing) {
+        rc = c->t->ops->flush(c->t); /* a WebSocket Pong with nothing else to send */
+        if (rc < 0 && rc != -EAGAIN)
+            conn_close(c, rc);
+    }
 out:
     if (alive)
         conn__update_events(c);

@@ -13,6 +13,7 @@
 #include "client.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "sys.h"
 
 /*
@@ -29,7 +30,8 @@ int handle_publish_oversize(struct broker *b, struct client *cl, const struct mq
 
     b->stats.messages_received++;
     b->stats.messages_dropped++;
-    b->stats.messages_oversize++;
+    metrics_msg_in(head->qos, payload_len);
+    metrics_drop(METRICS_DROP_TOO_LARGE);
     log_write(CAIRN_LOG_NOTICE,
               "client %s %s: PUBLISH to %.*s dropped: payload %zu bytes over message_size_limit "
               "%u (q%u)",
@@ -51,12 +53,14 @@ int handle_publish(struct broker *b, struct client *cl, const struct mqtt_publis
     if (!s)
         goto out; /* taken over: the conn is closing */
     b->stats.messages_received++;
+    metrics_msg_in(p->qos, p->payload.len);
     if (p->qos == 2 && session_inbound_has(s, p->packet_id))
         goto ack; /* [MQTT-4.3.3-2] already delivered */
     if (sys_topic(p->topic)) {
         /* $SYS is the broker's: whatever the ACL says, acknowledged and dropped (Mosquitto) */
         log_write(CAIRN_LOG_DEBUG, "client %s %s: PUBLISH to %.*s dropped: $SYS is the broker's",
                   client_peer(cl), s->id, (int)p->topic.len, (const char *)p->topic.p);
+        metrics_drop(METRICS_DROP_SYS);
         goto ack;
     }
     if (!auth_can_write(b->auth, cl->listener, s->id, cl->username, (const char *)p->topic.p,
@@ -64,6 +68,7 @@ int handle_publish(struct broker *b, struct client *cl, const struct mqtt_publis
         /* Mosquitto with MQTT 3.1.1 acknowledges and drops a denied PUBLISH */
         log_write(CAIRN_LOG_DEBUG, "client %s %s: PUBLISH to %.*s denied", client_peer(cl), s->id,
                   (int)p->topic.len, (const char *)p->topic.p);
+        metrics_drop(METRICS_DROP_DENIED);
         goto ack;
     }
     /* retain_available false: a 3.1.1 client cannot be told, so forward and keep nothing */

@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "conn.h"
+#include "httpd.h"
 #include "log.h"
 #include "loop.h"
 #include "tls.h"
@@ -44,6 +45,7 @@ struct listeners {
     struct listener_sock socks[LISTENER_MAX_SOCKS];
     size_t n;
     struct tls_set *tls; /* a context per TLS listener (NULL entries for plain TCP) */
+    struct httpd *http;  /* the HTTP front of websockets and http_metrics listeners */
     int reserve_fd;      /* /dev/null, given up to shed a connection on EMFILE */
     struct timer *pause_timer;
     uint64_t last_emfile_log;
@@ -158,9 +160,13 @@ static bool listener_full(const struct listeners *ls, const struct listener_sock
     const struct config *cfg = ls->cfg;
     int lmax = (size_t)s->index < cfg->n_listeners ? cfg->listeners[s->index].max_connections : -1;
 
-    if (cfg->max_connections >= 0 && conn_pool_count(ls->pool) >= (size_t)cfg->max_connections)
+    /* connections still in the HTTP front count: each may become an MQTT connection */
+    if (cfg->max_connections >= 0 &&
+        conn_pool_count(ls->pool) + httpd_count(ls->http) >= (size_t)cfg->max_connections)
         return true;
-    return lmax >= 0 && conn_pool_count_listener(ls->pool, s->index) >= (size_t)lmax;
+    return lmax >= 0 && conn_pool_count_listener(ls->pool, s->index) +
+                                httpd_count_listener(ls->http, s->index) >=
+                            (size_t)lmax;
 }
 
 static void listener_on_event(struct loop *l, int fd, int events, void *arg)
@@ -200,7 +206,10 @@ static void listener_on_event(struct loop *l, int fd, int events, void *arg)
             conn_stats_refused();
             continue;
         }
-        conn_pool_add(ls->pool, t, s->index, peer);
+        if (ls->cfg->listeners[s->index].protocol == CONFIG_PROTO_MQTT)
+            conn_pool_add(ls->pool, t, s->index, peer);
+        else
+            httpd_accept(ls->http, t, s->index, peer);
     }
 }
 
@@ -322,7 +331,9 @@ static int listener_listen(struct listeners *ls, char *err, size_t errlen)
             snprintf(err, errlen, "listener %d (%s): %s", ls->socks[i].index, ls->socks[i].name,
                      strerror(-rc));
         } else {
-            log_write(CAIRN_LOG_NOTICE, "listening on %s", ls->socks[i].name);
+            static const char *const kind[] = {"", " (websockets)", " (http_metrics)"};
+            log_write(CAIRN_LOG_NOTICE, "listening on %s%s", ls->socks[i].name,
+                      kind[ls->cfg->listeners[ls->socks[i].index].protocol]);
             listener_warn_open(ls, &ls->socks[i]);
         }
     }
@@ -345,6 +356,8 @@ struct listeners *listener_open(struct loop *l, struct conn_pool *pool, const st
     ls->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     ls->tls = tls_set_new(cfg, err, errlen);
     if (!ls->tls)
+        rc = -EINVAL;
+    if (rc == 0 && !(ls->http = httpd_new(l, pool, cfg, err, errlen)))
         rc = -EINVAL;
     for (size_t i = 0; i < cfg->n_listeners && rc == 0; i++)
         rc = listener_bind(ls, (int)i, &cfg->listeners[i], err, errlen);
@@ -380,6 +393,7 @@ void listener_free(struct listeners *ls)
     listener_stop(ls);
     if (ls->reserve_fd >= 0)
         close(ls->reserve_fd);
+    httpd_free(ls->http);
     tls_set_free(ls->tls);
     free(ls);
 }
@@ -392,6 +406,13 @@ int listener_reload_tls(struct listeners *ls, const struct config *cfg)
 void listener_set_config(struct listeners *ls, const struct config *cfg)
 {
     ls->cfg = cfg;
+    httpd_set_config(ls->http, cfg);
+}
+
+void listener_set_metrics(struct listeners *ls, int (*render)(void *arg, char **body, size_t *len),
+                          void *arg)
+{
+    httpd_set_metrics(ls->http, render, arg);
 }
 
 size_t listener_count(const struct listeners *ls)

@@ -19,6 +19,7 @@
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "tls.h"
 
 #define SERVER_ROUNDS      4     /* reap / commit / flush rounds per iteration end */
@@ -195,7 +196,8 @@ static bool server_same_listeners(const struct config *a, const struct config *b
     for (size_t i = 0; i < a->n_listeners; i++) {
         const char *x = a->listeners[i].bind_address;
         const char *y = b->listeners[i].bind_address;
-        if (a->listeners[i].port != b->listeners[i].port)
+        if (a->listeners[i].port != b->listeners[i].port ||
+            a->listeners[i].protocol != b->listeners[i].protocol)
             return false;
         if ((x == NULL) != (y == NULL) || (x && strcmp(x, y) != 0))
             return false;
@@ -386,6 +388,7 @@ static int server_start(struct server *s, char *err, size_t errlen)
     s->listeners = listener_open(s->loop, s->pool, s->cfg, err, errlen);
     if (!s->listeners)
         goto out;
+    listener_set_metrics(s->listeners, metrics_render_broker, s->broker);
     loop_set_iteration_end(s->loop, server_iteration_end, s);
     rc = 0;
 out:

@@ -3,14 +3,27 @@
 # Usage: tools/deps.sh
 set -eu
 PKGS="build-essential cmake pkg-config libleveldb-dev libmbedtls-dev libpaho-mqtt-dev
-      libcmocka-dev mosquitto-clients mosquitto openssl clang-format"
+      libcmocka-dev mosquitto-clients mosquitto openssl clang-format
+      chromium python3-prometheus-client"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
         missing="$missing $p"
     fi
 done
+# Node.js for the MQTT.js test (any 18+ that brings npm; Debian's nodejs and npm otherwise)
+if ! command -v npm >/dev/null 2>&1; then
+    missing="$missing nodejs npm"
+fi
+js_deps() { # the test-only JavaScript of tests/js, exactly as package-lock.json pins it
+    dir="$(dirname "$0")/../tests/js"
+    if [ ! -d "$dir/node_modules/mqtt" ]; then
+        echo "deps: npm ci in tests/js"
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    fi
+}
 if [ -z "$missing" ]; then
+    js_deps
     exit 0
 fi
 echo "deps: installing$missing"
@@ -27,4 +40,5 @@ $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
     $SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true
 fi
+js_deps
 echo "deps: done"

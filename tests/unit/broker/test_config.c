@@ -238,6 +238,46 @@ static void test_listeners_and_tls(void **state)
     config_cleanup(&c);
 }
 
+/* protocol and http_dir belong to the listener they follow; websockets_* are global. */
+static void test_protocols(void **state)
+{
+    struct config c;
+
+    (void)state;
+    parse_ok("websockets_headers_size 4096\n"
+             "websockets_log_level 255\n"
+             "listener 1883\n"
+             "listener 8080\n"
+             "protocol websockets\n"
+             "http_dir /srv/www\n"
+             "listener 8081\n"
+             "protocol websockets\n"
+             "certfile /cert.pem\n"
+             "keyfile /key.pem\n"
+             "listener 9234 127.0.0.1\n"
+             "protocol http_metrics\n"
+             "listener 1884\n"
+             "protocol mqtt\n",
+             &c);
+    assert_int_equal(c.n_listeners, 5);
+    assert_int_equal(c.websockets_headers_size, 4096);
+    assert_int_equal(c.websockets_log_level, 255);
+    assert_int_equal(c.listeners[0].protocol, CONFIG_PROTO_MQTT);
+    assert_int_equal(c.listeners[1].protocol, CONFIG_PROTO_WEBSOCKETS);
+    assert_string_equal(c.listeners[1].http_dir, "/srv/www");
+    assert_int_equal(c.listeners[2].protocol, CONFIG_PROTO_WEBSOCKETS);
+    assert_null(c.listeners[2].http_dir);
+    assert_string_equal(c.listeners[2].sec.certfile, "/cert.pem");
+    assert_int_equal(c.listeners[3].protocol, CONFIG_PROTO_HTTP_METRICS);
+    assert_int_equal(c.listeners[4].protocol, CONFIG_PROTO_MQTT);
+    config_cleanup(&c);
+    parse_ok("protocol websockets\n", &c); /* outside a block: the default listener */
+    assert_int_equal(c.n_listeners, 1);
+    assert_null(c.listeners[0].bind_address);
+    assert_int_equal(c.listeners[0].protocol, CONFIG_PROTO_WEBSOCKETS);
+    config_cleanup(&c);
+}
+
 /*
  * allow_anonymous unset: true only on the loopback listener Cairn adds when the file names
  * none; once the file configures any listener (listener, port, bind_address, TLS options),
@@ -501,6 +541,10 @@ static void test_errors(void **state)
                                  "notice, information, debug, all, none)");
     parse_err("autosave_interval\n", "t.conf:1: option 'autosave_interval' needs a value");
     parse_err("pid_file\n", "t.conf:1: option 'pid_file' needs a value");
+    parse_err("listener 1\nprotocol websocket\n", "t.conf:2: protocol: unknown protocol "
+                                                  "'websocket' (mqtt, websockets, http_metrics)");
+    parse_err("websockets_headers_size 65536\n", "t.conf:1: websockets_headers_size: expected a "
+                                                 "number from 0 to 65535, got '65536'");
     parse_err("connect_timeout 86401\n",
               "t.conf:1: connect_timeout: expected a number from 0 to 86400, got '86401'");
 }
@@ -663,6 +707,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_every_global_option),
         cmocka_unit_test(test_listeners_and_tls),
+        cmocka_unit_test(test_protocols),
         cmocka_unit_test(test_anonymous_defaults),
         cmocka_unit_test(test_old_style_default_listener),
         cmocka_unit_test(test_per_listener_settings),

@@ -1,5 +1,5 @@
 /*
- * service.c — readiness and SIGUSR2 (log reopen) (service.h).
+ * service.c — readiness, SIGUSR1 (backup) and SIGUSR2 (log reopen) (service.h).
  */
 #define _GNU_SOURCE /* pipe2 */
 #include "service.h"
@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backup.h"
 #include "log.h"
 #include "loop.h"
 #include "notify.h"
@@ -56,7 +57,9 @@ static void service_on_pipe(struct loop *l, int fd, int events, void *arg)
     (void)events;
     while ((n = read(fd, buf, sizeof(buf))) > 0) {
         for (ssize_t i = 0; i < n; i++) {
-            if (buf[i] == SIGUSR2)
+            if (buf[i] == SIGUSR1)
+                backup_request(service_state.broker, l);
+            else if (buf[i] == SIGUSR2)
                 service_reopen_log();
         }
     }
@@ -70,6 +73,7 @@ static void service_signals(void (*handler)(int))
     sa.sa_handler = handler;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
+    sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGUSR2, &sa, NULL);
 }
 
@@ -116,6 +120,7 @@ void service_stop(void)
         return;
     if (service_state.ready_sent)
         notify_send("STOPPING=1");
+    backup_stop();
     service_signals(SIG_IGN);
     loop_del_fd(service_state.loop, service_state.pipe[0]);
     service_close_pipe();

@@ -5,10 +5,12 @@
  *   readiness  "READY=1" to $NOTIFY_SOCKET (systemd Type=notify, notify.h) once the listeners
  *              are bound and the store restored — service_start() is the last step of start-up —
  *              and "STOPPING=1" as the broker stops;
+ *   SIGUSR1    a consistent copy of the running store into persistence_location/backup
+ *              (backup.h), as Mosquitto's SIGUSR1 writes its database;
  *   SIGUSR2    reopen the log file, for logrotate: only that, so a rotation never depends on
  *              the configuration file parsing (SIGHUP reopens it too, after a reload that works).
  *
- * The signal comes through a self-pipe of this module's own, watched by the loop, so its
+ * The two signals come through a self-pipe of this module's own, watched by the loop, so their
  * work runs on the loop thread like everything else. Process-wide state (one broker per process).
  */
 #ifndef CAIRN_SERVICE_H
@@ -20,14 +22,14 @@ struct broker;
 struct loop;
 
 /*
- * Handle SIGUSR2 from now on and tell the service manager the broker is ready.
+ * Handle SIGUSR1 and SIGUSR2 from now on and tell the service manager the broker is ready.
  * Borrows l and b until service_stop(). 0, or a negative code with err set.
  */
 int service_start(struct loop *l, struct broker *b, char *err, size_t errlen);
 /*
- * Before the broker is freed: "STOPPING=1" (when "READY=1" went out), stop watching the signal
- * (ignored from now on, so a late one cannot turn a clean exit into a death by signal). Does
- * nothing when service_start() did not run.
+ * Before the broker is freed: "STOPPING=1" (when "READY=1" went out), cancel a running backup,
+ * stop watching the signals (ignored from now on, so a late one cannot turn a clean exit into a
+ * death by signal). Does nothing when service_start() did not run.
  */
 void service_stop(void);
 

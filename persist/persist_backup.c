@@ -291,10 +291,16 @@ int persist_backup_start(struct persist *p, const char *dir, char *err, size_t e
     }
     bk->pipe[0] = bk->pipe[1] = -1;
     bk->joined = true; /* until the thread exists */
-    if (dir)
+    if (dir) {
         bk->dir = strdup(dir);
-    else if (asprintf(&bk->dir, "%s/%s", p->location, PERSIST_BACKUP_NAME) < 0)
-        bk->dir = NULL;
+    } else {
+        /* "/var/lib/cairn/" as configured: one slash before the name, for the log's sake */
+        int n = (int)strlen(p->location);
+        while (n > 1 && p->location[n - 1] == '/')
+            n--;
+        if (asprintf(&bk->dir, "%.*s/%s", n, p->location, PERSIST_BACKUP_NAME) < 0)
+            bk->dir = NULL;
+    }
     if (!bk->dir || asprintf(&bk->partial, "%s.partial", bk->dir) < 0) {
         bk->partial = NULL;
         rc = -ENOMEM;

@@ -170,6 +170,13 @@ static void test_default_dir_and_no_replace(void **state)
     assert_string_equal(persist_backup_dir(f->p), def);
     assert_int_equal(wait_finish(f->p, NULL, f->err, sizeof f->err), 0);
     assert_int_equal(copy_stats(def).queued, 10);
+    /* a location given with a trailing slash, as /var/lib/cairn/ is: no double slash */
+    persist_close(f->p);
+    strcat(f->dir, "/");
+    f->p = open_store(f->dir, f->err, sizeof f->err);
+    assert_int_equal(persist_backup_start(f->p, NULL, f->err, sizeof f->err), -EEXIST);
+    assert_non_null(strstr(f->err, def));
+    assert_null(strstr(f->err, "//"));
     /* a second one would replace it: refused, nothing started, the first copy intact */
     queue_msgs(f->p, "a", 100, 5, 10);
     assert_int_equal(persist_backup_start(f->p, NULL, f->err, sizeof f->err), -EEXIST);

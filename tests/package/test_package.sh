@@ -144,10 +144,14 @@ if [ "$(id -u)" -ne 0 ]; then
     say "skipped: not root (dpkg -i into this machine needs root)"
     exit 77
 fi
+# one package test per machine at a time (other checkouts may run theirs): it owns the package
+# name, the user and /var/lib/cairn while it runs
+exec 9>/tmp/cairn-package-test.lock
+flock -w 300 9 || die "another package test has held /tmp/cairn-package-test.lock for 5 minutes"
 if dpkg-query -W -f='${Status}' cairn 2>/dev/null | grep -q installed; then
     die "a cairn package is installed on this machine already; this test installs and purges its own: remove it first (dpkg --purge cairn)"
 fi
-for tool in cpack dpkg-deb logrotate setpriv unshare mosquitto_sub systemd-analyze adduser; do
+for tool in cpack dpkg-deb readelf logrotate setpriv unshare mosquitto_sub systemd-analyze adduser; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool not found (tools/deps.sh installs it)"
 done
 unshare --net true 2>/dev/null || die "unshare --net failed: a network namespace is needed"

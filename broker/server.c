@@ -20,6 +20,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "service.h"
 #include "tls.h"
 
 #define SERVER_ROUNDS      4     /* reap / commit / flush rounds per iteration end */
@@ -390,13 +391,15 @@ static int server_start(struct server *s, char *err, size_t errlen)
         goto out;
     listener_set_metrics(s->listeners, metrics_render_broker, s->broker);
     loop_set_iteration_end(s->loop, server_iteration_end, s);
-    rc = 0;
+    /* last: it tells the service manager the broker is ready, and its signals need the broker */
+    rc = service_start(s->loop, s->broker, err, errlen);
 out:
     return rc;
 }
 
 static void server_stop(struct server *s)
 {
+    service_stop(); /* before the broker and its store go: a backup may be reading it */
     listener_free(s->listeners);
     if (s->pool && s->broker) {
         /* conns left after the drain deadline: on_close for each, then gone */

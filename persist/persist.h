@@ -1,8 +1,8 @@
 /*
  * persist.h — Cairn's durable state, behind one opaque handle.
  *
- * The only door to LevelDB: persist_open.c and persist_leveldb.c are the only files that include
- * <leveldb/c.h> (through persist_ldb.h). Record and key encoding is pure code in
+ * The only door to LevelDB: persist_open.c, persist_leveldb.c and persist_backup.c are the only
+ * files that include <leveldb/c.h> (through persist_ldb.h). Record and key encoding is pure code in
  * persist_record.[ch], unit-tested and fuzzed.
  *
  * Model (see DESIGN.md, "What is durable"; the byte layout is in persist_record.h):
@@ -27,7 +27,8 @@
  *
  * Ownership: all pointers passed in are borrowed for the call only (the batch copies bytes).
  * Pointers handed to restore/read callbacks are valid during the callback only.
- * Single-threaded: one handle is used by one thread.
+ * Single-threaded: one handle is used by one thread (a backup's copy thread is the handle's own,
+ * and reads the store beside it).
  */
 #ifndef CAIRN_PERSIST_H
 #define CAIRN_PERSIST_H
@@ -210,6 +211,45 @@ int persist_queue_read(struct persist *p, struct mqtt_str cid, uint64_t from_seq
  * read of /proc/self/maps; does nothing outside Linux.
  */
 void persist_trim(struct persist *p);
+
+/* ---- backup ---------------------------------------------------------------------------- */
+/* The default backup directory inside persistence_location (persist_backup_start, dir NULL). */
+#define PERSIST_BACKUP_NAME "backup"
+
+struct persist_backup_stats {
+    uint64_t records; /* LevelDB records copied */
+    uint64_t bytes;   /* their key and value bytes */
+};
+
+/*
+ * Start a consistent copy of the store as committed now: everything written by the commits
+ * that returned before this call, nothing after (persist_backup.c says how). A thread of its own
+ * writes it, so this returns at once. The copy is DIR/cairn.db, so DIR serves as a
+ * persistence_location unchanged; dir NULL means persistence_location/backup. DIR must not exist
+ * (-EEXIST: a backup never replaces another); it appears, complete and synced, only when the
+ * copy succeeded (it is written as DIR.partial, which a failed or cancelled copy removes, and
+ * which is removed first when an earlier copy left it). One backup at a time (-EBUSY); changes
+ * and commits go on meanwhile. 0, or a negative code with err set.
+ */
+int persist_backup_start(struct persist *p, const char *dir, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* The running backup's DIR, NULL when none (valid until persist_backup_finish). */
+const char *persist_backup_dir(const struct persist *p);
+/*
+ * A descriptor that becomes readable when the running backup has ended (watch it in the loop,
+ * then call persist_backup_finish); -1 when none was started. Owned by the handle.
+ */
+int persist_backup_fd(const struct persist *p);
+/* Ask the running backup to stop; persist_backup_finish() then reports -ECANCELED. */
+void persist_backup_cancel(struct persist *p);
+/*
+ * Wait for the backup to end (no wait once its fd is readable) and forget it: 0 with *st filled
+ * (st may be NULL) when DIR holds the copy, or a negative code with err set (-ECANCELED after
+ * persist_backup_cancel, or when a reopen after a failed write or persist_close stopped it;
+ * -ENOENT when none was started). Then another may start.
+ */
+int persist_backup_finish(struct persist *p, struct persist_backup_stats *st, char *err,
+                          size_t errlen);
 
 /* What the last persist_restore() found. Totals over the whole store. */
 struct persist_stats {

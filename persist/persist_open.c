@@ -13,7 +13,8 @@
  * no acknowledged record ever follows a torn one. A bad record with more log after it is not a
  * torn write: that store is refused (cairn-db, on its private copy, reads what it can).
  *
- * Ownership: persist_open() returns the handle; persist_close() frees it.
+ * Ownership: persist_open() returns the handle; persist_close() frees it (and stops a backup
+ * still reading the store first).
  */
 #define _GNU_SOURCE /* asprintf */
 #include <dirent.h>
@@ -199,6 +200,7 @@ int persist__reopen(struct persist *p, char *err, size_t errlen)
         goto out;
     }
     if (l->db) {
+        persist__backup_stop(p, false); /* a copy reading the store ends first */
         leveldb_close(l->db);
         l->db = NULL;
     }
@@ -388,6 +390,11 @@ int persist_open(const struct persist_options *opt, struct persist **out, char *
     }
     p->read_only = opt->read_only;
     p->sync = opt->sync;
+    if (!(p->location = strdup(opt->dir))) {
+        persist__seterr(err, errlen, "persist: out of memory");
+        rc = -ENOMEM;
+        goto fail;
+    }
     path = store;
     if (p->read_only) {
         int lock_fd;
@@ -442,6 +449,7 @@ void persist_close(struct persist *p)
     if (!p)
         return;
     l = p->ldb;
+    persist__backup_stop(p, true); /* before the store it reads is closed */
     if (l && l->db) {
         /* best effort: on failure the next open replays the log as the kernel kept it */
         int rc = persist_sync(p, NULL, 0);
@@ -475,6 +483,7 @@ void persist_close(struct persist *p)
         persist__snapshot_remove(p->snap_dir, -1);
     persist_refs_cleanup(&p->refs);
     free(p->real_dir);
+    free(p->location);
     free(p->undo);
     free(p->pend);
     free(p->pendkeys.p);

@@ -128,7 +128,7 @@ static int load_open(struct load_ctx *x, struct load_conn *c, bool sub, int inde
     c->index = index;
     c->state = LOAD_CONNECTING;
     c->pollout = true;
-    snprintf(c->id, sizeof(c->id), "%s-%c%d", x->topic, sub ? 's' : 'p', index);
+    snprintf(c->id, sizeof(c->id), "%.32s-%c%d", x->topic, sub ? 's' : 'p', index);
     c->in = malloc(LOAD_IN_CAP);
     c->out_cap = sub ? 64 * 1024 : 2 * LOAD_OUT_SOFT;
     c->out = malloc(c->out_cap);

@@ -127,14 +127,21 @@ out:
     return rc;
 }
 
-int client_send_publish(struct client *cl, struct msg *m, uint8_t qos, uint16_t pid, bool dup)
-{
-    size_t hlen;
-    const uint8_t *hdr = msg_header(m, qos, &hlen);
-    int rc = -ENOMEM;
+/*
+ * A PUBLISH up to this size is copied whole into the output queue's coalescing chunk — one
+ * memcpy — rather than queued as references to the shared header and payload: each reference
+ * costs an allocation, a message reference and an iovec, more than copying a small packet
+ * (issue 11's profile: allocation and iovec walking were a third of fan-out). Larger ones are
+ * referenced: the payload is never copied per subscriber.
+ */
+#define CLIENT_COPY_MAX 1100u
 
-    if (!hdr)
-        goto out;
+/* The PUBLISH as references to the message's shared header and payload (a large one). */
+static int client__send_publish_ref(struct client *cl, struct msg *m, const uint8_t *hdr,
+                                    size_t hlen, uint8_t qos, uint16_t pid, bool dup)
+{
+    int rc;
+
     if (dup || qos > 0) {
         /* the shared header up to the packet id; DUP needs a copy of the first byte */
         uint8_t pidb[2] = {(uint8_t)(pid >> 8), (uint8_t)pid};
@@ -154,6 +161,33 @@ int client_send_publish(struct client *cl, struct msg *m, uint8_t qos, uint16_t 
     }
     if (m->payload_len)
         rc = conn_write_ref(cl->conn, m->payload, m->payload_len, msg_release, msg_ref(m));
+out:
+    return rc;
+}
+
+int client_send_publish(struct client *cl, struct msg *m, uint8_t qos, uint16_t pid, bool dup)
+{
+    size_t hlen;
+    const uint8_t *hdr = msg_header(m, qos, &hlen);
+    int rc = -ENOMEM;
+
+    if (!hdr)
+        goto out;
+    if (hlen + m->payload_len <= CLIENT_COPY_MAX) {
+        uint8_t pkt[CLIENT_COPY_MAX];
+        memcpy(pkt, hdr, hlen);
+        if (dup)
+            pkt[0] |= 0x08;
+        if (qos > 0) {
+            pkt[hlen - 2] = (uint8_t)(pid >> 8);
+            pkt[hlen - 1] = (uint8_t)pid;
+        }
+        if (m->payload_len)
+            memcpy(pkt + hlen, m->payload, m->payload_len);
+        rc = conn_write(cl->conn, pkt, hlen + m->payload_len);
+    } else {
+        rc = client__send_publish_ref(cl, m, hdr, hlen, qos, pid, dup);
+    }
     if (rc == 0) {
         cl->b->stats.messages_sent++;
         metrics_msg_out(qos, m->payload_len);

@@ -42,6 +42,9 @@ struct route_hits {
     struct route_hit *v;
     size_t n;
     size_t cap;
+    size_t nodes;   /* tree nodes that added hits in this match */
+    uint32_t *seen; /* dedupe scratch: open addressing over indexes into v (+1), nseen slots */
+    size_t nseen;
 };
 
 int route_init(struct route *r) __attribute__((warn_unused_result));

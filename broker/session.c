@@ -31,6 +31,7 @@ static struct persist *session__store(const struct session *s)
 static void sentry__push(struct sentry_list *l, struct sentry *e)
 {
     e->next = NULL;
+    e->prev = l->tail;
     if (l->tail)
         l->tail->next = e;
     else
@@ -39,17 +40,26 @@ static void sentry__push(struct sentry_list *l, struct sentry *e)
     l->n++;
 }
 
+static void sentry__unlink(struct sentry_list *l, struct sentry *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        l->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        l->tail = e->prev;
+    e->next = e->prev = NULL;
+    l->n--;
+}
+
 static struct sentry *sentry__shift(struct sentry_list *l)
 {
     struct sentry *e = l->head;
 
-    if (e) {
-        l->head = e->next;
-        if (!l->head)
-            l->tail = NULL;
-        e->next = NULL;
-        l->n--;
-    }
+    if (e)
+        sentry__unlink(l, e);
     return e;
 }
 
@@ -136,7 +146,7 @@ static void session__free(struct session *s)
     subset_cleanup(&s->subs);
     free(s->inbound);
     free(s->inbound_gen);
-    free(s->pid_bits);
+    pidx_cleanup(&s->pidx);
     free(s->user);
     free(s->id);
     free(s);
@@ -382,8 +392,7 @@ void session_offline(struct session *s)
     s->owner = NULL;
     /* In-flight entries of a durable session go back to disk; the next connect reads them. */
     if (s->durable) {
-        free(s->pid_bits); /* the window empties */
-        s->pid_bits = NULL;
+        pidx_cleanup(&s->pidx); /* the window empties */
         while ((e = sentry__shift(&s->inflight))) {
             if (!e->stored) { /* cannot happen: QoS > 0 entries of durable sessions are stored */
                 sentry_free(e);
@@ -487,39 +496,53 @@ out:
 }
 
 /*
- * Packet ids in use: a scan of the window while it is small (the default 20), a bitmap of all
- * 65536 ids (8 KiB, kept once made) when a large max_inflight_messages lets it grow, so
- * allocating an id never costs a walk over thousands of entries.
+ * Packet ids in flight: a scan of the window while it is small (the default 20), an index
+ * (pidx.h) once a large max_inflight_messages lets it grow, so that neither allocating an id
+ * nor finding the entry an acknowledgement names costs a walk over thousands of entries. The
+ * index is made when the window reaches SESSION_PIDX_AT (a failed allocation just keeps the
+ * scan) and dropped when the window empties at a disconnect.
  */
-#define SESSION_PID_BITMAP_AT 64u
+#define SESSION_PIDX_AT 32u
 
-static void session__pid_mark(struct session *s, uint16_t pid, bool used)
+/* e entered the window (used) or is leaving it. */
+static void session__pid_mark(struct session *s, struct sentry *e, bool used)
 {
-    if (!s->pid_bits && used && s->inflight.n >= SESSION_PID_BITMAP_AT) {
-        s->pid_bits = calloc(65536 / 8, 1);
-        if (s->pid_bits)
-            for (const struct sentry *e = s->inflight.head; e; e = e->next)
-                s->pid_bits[e->pid >> 3] |= (uint8_t)(1u << (e->pid & 7));
-    }
-    if (!s->pid_bits)
+    int rc = 0;
+
+    if (!used) {
+        pidx_del(&s->pidx, e->pid);
         return;
-    if (used)
-        s->pid_bits[pid >> 3] |= (uint8_t)(1u << (pid & 7));
-    else
-        s->pid_bits[pid >> 3] &= (uint8_t) ~(1u << (pid & 7));
+    }
+    if (s->pidx.cap == 0 && s->inflight.n >= SESSION_PIDX_AT) {
+        for (struct sentry *o = s->inflight.head; o && rc != -ENOMEM; o = o->next)
+            if (o != e)
+                rc = pidx_put(&s->pidx, o->pid, o);
+        if (rc == -ENOMEM) {
+            pidx_cleanup(&s->pidx); /* scan on */
+            return;
+        }
+    }
+    if (s->pidx.cap && pidx_put(&s->pidx, e->pid, e) == -ENOMEM)
+        pidx_cleanup(&s->pidx);
+    /* -EEXIST: two entries under one id (pid_clashes, never): the index finds the first */
+}
+
+/* The in-flight entry with pid, or NULL. */
+static struct sentry *session__inflight_find(const struct session *s, uint16_t pid)
+{
+    struct sentry *e;
+
+    if (s->pidx.cap)
+        return pidx_get(&s->pidx, pid);
+    for (e = s->inflight.head; e; e = e->next)
+        if (e->pid == pid)
+            break;
+    return e;
 }
 
 bool session_pid_in_use(const struct session *s, uint16_t pid)
 {
-    bool used = false;
-
-    if (s->pid_bits) {
-        used = (s->pid_bits[pid >> 3] >> (pid & 7)) & 1u;
-    } else {
-        for (const struct sentry *e = s->inflight.head; e && !used; e = e->next)
-            used = e->pid == pid;
-    }
-    return used;
+    return session__inflight_find(s, pid) != NULL;
 }
 
 static uint16_t session__next_pid(struct session *s)
@@ -565,7 +588,7 @@ struct sentry *session_pop(struct session *s)
         persist_queue_update(s->table->store, session_id(s), &q);
     }
     sentry__push(&s->inflight, e);
-    session__pid_mark(s, e->pid, true);
+    session__pid_mark(s, e, true);
 out:
     return e;
 }
@@ -651,7 +674,7 @@ static int session__refill_cb(void *ctx, const struct persist_qentry *q,
         e->resend = true;
         s->resend_pending = true;
         sentry__push(&s->inflight, e);
-        session__pid_mark(s, e->pid, true);
+        session__pid_mark(s, e, true);
         s->last_pid = e->pid;
     }
     c->count++;
@@ -692,27 +715,10 @@ out:
     return rc;
 }
 
-static struct sentry *session__inflight_find(struct session *s, uint16_t pid, struct sentry **prev)
+static void session__inflight_remove(struct session *s, struct sentry *e)
 {
-    struct sentry *p = NULL, *e;
-
-    for (e = s->inflight.head; e; p = e, e = e->next)
-        if (e->pid == pid)
-            break;
-    *prev = p;
-    return e;
-}
-
-static void session__inflight_remove(struct session *s, struct sentry *e, struct sentry *prev)
-{
-    if (prev)
-        prev->next = e->next;
-    else
-        s->inflight.head = e->next;
-    if (s->inflight.tail == e)
-        s->inflight.tail = prev;
-    s->inflight.n--;
-    session__pid_mark(s, e->pid, false);
+    session__pid_mark(s, e, false);
+    sentry__unlink(&s->inflight, e);
     if (e->stored)
         persist_dequeue(s->table->store, session_id(s), e->seq, e->m->id);
     sentry_free(e);
@@ -720,7 +726,7 @@ static void session__inflight_remove(struct session *s, struct sentry *e, struct
 
 int session_ack(struct session *s, int type, uint16_t pid)
 {
-    struct sentry *prev, *e = session__inflight_find(s, pid, &prev);
+    struct sentry *e = session__inflight_find(s, pid);
     int rc = -ENOENT;
 
     if (!e)
@@ -730,7 +736,7 @@ int session_ack(struct session *s, int type, uint16_t pid)
     case MQTT_PUBACK:
         if (e->state != PERSIST_Q_WAIT_PUBACK)
             goto out;
-        session__inflight_remove(s, e, prev);
+        session__inflight_remove(s, e);
         break;
     case MQTT_PUBREC:
         if (e->state == PERSIST_Q_WAIT_PUBREC) {
@@ -746,7 +752,7 @@ int session_ack(struct session *s, int type, uint16_t pid)
     case MQTT_PUBCOMP:
         if (e->state != PERSIST_Q_WAIT_PUBCOMP)
             goto out;
-        session__inflight_remove(s, e, prev);
+        session__inflight_remove(s, e);
         break;
     default:
         goto out;

@@ -64,6 +64,7 @@
 #include "msg.h"
 #include "mqtt.h"
 #include "persist.h"
+#include "pidx.h"
 #include "subset.h"
 
 struct timer;
@@ -78,7 +79,8 @@ struct session_limits {
 
 struct sentry {
     struct sentry *next;
-    struct msg *m; /* one reference */
+    struct sentry *prev; /* in-flight entries leave from the middle (any id may be acked) */
+    struct msg *m;       /* one reference */
     uint64_t seq;
     uint16_t pid;  /* 0 while queued */
     uint8_t qos;   /* delivery QoS: min(published, granted) */
@@ -118,7 +120,7 @@ struct session {
     uint64_t disk_gen_seq; /* first seq that went to disk in disk_gen: not committed before */
     uint64_t next_seq;
     uint16_t last_pid;
-    uint8_t *pid_bits;    /* ids in flight, once the window is large (session.c) */
+    struct pidx pidx;     /* id -> in-flight entry, once the window is large (session.c) */
     uint64_t pid_clashes; /* entries read back whose id was in use: never (tests check) */
 
     uint16_t *inbound;     /* sorted */

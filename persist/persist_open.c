@@ -413,6 +413,9 @@ int persist_open(const struct persist_options *opt, struct persist **out, char *
     leveldb_options_set_filter_policy(p->ldb->opts, p->ldb->filter);
     leveldb_options_set_write_buffer_size(p->ldb->opts, WRITE_BUFFER_BYTES);
     leveldb_options_set_max_open_files(p->ldb->opts, MAX_OPEN_FILES);
+    /* records are small and message bodies mostly binary: snappy cost more CPU in table
+     * building than it saved (persistent fan-out +18% without it) */
+    leveldb_options_set_compression(p->ldb->opts, leveldb_no_compression);
     p->ldb->ropts = leveldb_readoptions_create();
     leveldb_readoptions_set_verify_checksums(p->ldb->ropts, 1);
     p->ldb->scan_opts = leveldb_readoptions_create();

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -38,6 +39,8 @@
  * the packets of its iteration reach a socket.
  */
 #define BROKER_COMMIT_DELAY_MS 10u
+/* Subscriptions a discarded session takes out of the route tree per loop pass. */
+#define BROKER_DISCARD_SLICE 2000u
 /* Iterations in a row a session may ask to read a queue part the store does not show yet. */
 #define BROKER_REFILL_TRIES 100u
 
@@ -288,7 +291,14 @@ void broker_free(struct broker *b)
         session_table_each(b->sessions, broker__cancel_expiry, b);
         session_table_free(b->sessions);
     }
+    if (b->detached_timer)
+        loop_timer_cancel(b->loop, b->detached_timer);
     route_cleanup(&b->route);
+    while (b->detached) { /* the tree that pointed at them is gone */
+        struct session *s = b->detached;
+        b->detached = s->dirty_next;
+        session_free_detached(s);
+    }
     route_hits_cleanup(&b->hits);
     retain_cleanup(&b->retain);
     msg_table_free(b->msgs);
@@ -358,18 +368,76 @@ static void broker__session_undirty(struct broker *b, struct session *s)
 
 /* ---- sessions ----------------------------------------------------------------------------- */
 
-void broker__session_discard(struct broker *b, struct session *s)
+/*
+ * Take up to max of s's subscriptions out of the route tree, from s->detach_cursor on. true
+ * when none is left.
+ */
+static bool broker__unsubscribe_some(struct broker *b, struct session *s, size_t max)
 {
     struct subset_entry *e;
-    size_t cur = 0;
+    bool done = false;
 
+    for (size_t i = 0; i < max && !done; i++) {
+        e = subset_next(&s->subs, &s->detach_cursor);
+        if (e) {
+            struct mqtt_str f = {(const uint8_t *)e->filter, e->len};
+            route_unsubscribe(&b->route, f, s);
+        }
+        done = e == NULL;
+    }
+    return done;
+}
+
+/* Every detached session's route entries now, and its memory (out of memory for a timer). */
+static void broker__detached_drain(struct broker *b)
+{
+    struct session *s;
+
+    while ((s = b->detached)) {
+        b->detached = s->dirty_next;
+        broker__unsubscribe_some(b, s, SIZE_MAX);
+        session_free_detached(s);
+    }
+}
+
+/* Detached sessions' route entries, a slice per loop pass, then their memory. */
+static void broker__detached_cb(void *arg)
+{
+    struct broker *b = arg;
+    struct session *s = b->detached;
+
+    b->detached_timer = NULL;
+    if (s && broker__unsubscribe_some(b, s, BROKER_DISCARD_SLICE)) {
+        b->detached = s->dirty_next;
+        session_free_detached(s);
+    }
+    if (b->detached && !b->shutting_down)
+        b->detached_timer = loop_timer_add(b->loop, 0, broker__detached_cb, b);
+}
+
+/*
+ * A session with more subscriptions than one loop pass should spend on (a client's 200,000
+ * filters took 0.6 s to take out of the tree) leaves the table and the store at once and its
+ * route entries a slice per pass (issue 9: no client holds the loop); until then routing skips
+ * it (s->detached).
+ */
+void broker__session_discard(struct broker *b, struct session *s)
+{
     broker__session_expiry_cancel(b, s);
     broker__session_undirty(b, s);
-    while ((e = subset_next(&s->subs, &cur))) {
-        struct mqtt_str f = {(const uint8_t *)e->filter, e->len};
-        route_unsubscribe(&b->route, f, s);
+    if (subset_count(&s->subs) <= BROKER_DISCARD_SLICE) {
+        broker__unsubscribe_some(b, s, SIZE_MAX);
+        session_del(s);
+        return;
     }
-    session_del(s);
+    session_detach(s);
+    s->owner = NULL;
+    s->dirty_next = b->detached; /* the dirty link is free: it left the dirty list above */
+    b->detached = s;
+    if (!b->detached_timer)
+        b->detached_timer = loop_timer_add(b->loop, 0, broker__detached_cb, b);
+    if (!b->detached_timer) /* out of memory: do it all now */
+        broker__detached_drain(b);
 }
 
 static void broker__expiry_cb(void *arg)
@@ -437,7 +505,7 @@ int broker__route(struct broker *b, struct msg *m)
         struct session *s = b->hits.v[i].sub;
         uint8_t qos = b->hits.v[i].qos < m->qos ? b->hits.v[i].qos : m->qos;
         int q;
-        if (s->owner && !broker__can_read(b, s, msg_topic(m)))
+        if (s->detached || (s->owner && !broker__can_read(b, s, msg_topic(m))))
             continue;
         if (qos == 0 && s->owner && broker__out_bytes(s->owner) >= BROKER_QOS0_DROP_BYTES) {
             /* a subscriber that stops reading loses QoS 0, never the broker's memory */

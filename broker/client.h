@@ -94,6 +94,8 @@ struct broker {
     struct session *dirty_sessions;
     struct timer *kick;
     struct timer *commit_timer;
+    struct session *detached;     /* discarded, route entries still going (dirty_next list) */
+    struct timer *detached_timer; /* takes them out a slice per loop pass */
     bool commit_due;
     bool sent_in_batch;          /* a PUBLISH left whose in-flight state is in the open batch */
     uint64_t commit_fail_streak; /* commits failed in a row */

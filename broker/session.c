@@ -316,7 +316,7 @@ out:
     return s;
 }
 
-void session_del(struct session *s)
+void session_detach(struct session *s)
 {
     struct session_table *t = s->table;
     struct session **pp = &t->b[session__hash(t, session_id(s))];
@@ -329,6 +329,20 @@ void session_del(struct session *s)
     }
     if (session__store(s))
         persist_session_del(t->store, session_id(s));
+    s->hnext = NULL;
+    s->durable = false; /* nothing of it is written any more */
+    s->detached = true;
+}
+
+void session_free_detached(struct session *s)
+{
+    if (s)
+        session__free(s);
+}
+
+void session_del(struct session *s)
+{
+    session_detach(s);
     session__free(s);
 }
 

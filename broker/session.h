@@ -136,6 +136,8 @@ struct session {
 
     /* for the broker */
     struct session *dirty_next;
+    bool detached;        /* session_detach: gone but for its route entries */
+    size_t detach_cursor; /* broker.c: how far through subs the unsubscribing got */
     bool dirty;
     uint32_t refill_tries; /* broker.c: reads of the store that found nothing, in a row */
     bool resend_pending;   /* some in-flight entry has resend set */
@@ -186,6 +188,14 @@ struct session *session_restore(struct session_table *t, struct mqtt_str id,
 /* Discard: remove from the table and the store (with queue, subscriptions, inbound ids), free.
  * The caller removes its subscriptions from the route tree first. */
 void session_del(struct session *s);
+/*
+ * session_del in two steps, for a session whose subscriptions are too many to take out of the
+ * route tree in one loop pass: detach removes it from the table and the store at once (its id
+ * is free for a new session; s->detached is set and nothing more is written), and the struct
+ * stays until session_free_detached(), once the caller has unsubscribed it everywhere.
+ */
+void session_detach(struct session *s);
+void session_free_detached(struct session *s);
 
 static inline struct mqtt_str session_id(const struct session *s)
 {

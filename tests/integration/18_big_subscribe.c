@@ -224,6 +224,78 @@ out:
     broker_free(b);
 }
 
+/*
+ * A clean session with 100,000 subscriptions ends (DISCONNECT): its subscriptions leave the
+ * route tree a slice per loop pass, while the probe is served; the client id is free at once
+ * (a new clean session with it gets exactly what it subscribes to, not the old filters'), and
+ * the broker's subscription count comes down to the new session's one.
+ */
+static void test_discard_many(void)
+{
+    struct broker_opts bo = {.config = "sys_interval 1"};
+    struct broker *b = broker_start(&bo);
+    static const uint8_t ping[2] = {0xc0, 0};
+    struct probe_figures pf;
+    struct raw_pkt p = {0};
+    uint8_t *pkt = NULL;
+    int sub = -1, probe = -1, again = -1;
+    size_t len = 0;
+    uint64_t t0;
+    long answered = 0;
+
+    T_ASSERT(b);
+    probe = client(b, "discard-probe", false, NULL);
+    sub = client(b, "discard-sub", false, NULL);
+    T_ASSERT(probe >= 0 && sub >= 0);
+    pkt = build_topics(3, 0, N_FILTERS, 1, &len);
+    T_ASSERT(pkt);
+    T_EQ(send_and_probe(sub, probe, pkt, len, RAW_SUBACK, &p, &pf), 1);
+    raw_pkt_free(&p);
+    T_EQ(raw_send_disconnect(sub), 0);
+    T_EQ(raw_expect_close(sub, WAIT_MS), 0);
+    close(sub);
+    sub = -1;
+    t0 = t_now_ms();
+    /* the probe goes on being answered; the id is free for a new session right away */
+    for (int i = 0; i < 5; i++) {
+        T_EQ(raw_send(probe, ping, sizeof(ping)), 0);
+        T_EQ(raw_expect(probe, RAW_PINGRESP, &p, WAIT_MS), 1);
+        raw_pkt_free(&p);
+        answered++;
+    }
+    t_note("5 probe PINGREQs answered %llu ms after the DISCONNECT of a session with %d "
+           "subscriptions",
+           (unsigned long long)(t_now_ms() - t0), N_FILTERS);
+    again = client(b, "discard-sub", false, NULL);
+    T_ASSERT(again >= 0);
+    T_EQ(raw_subscribe(again, 9, "big/f000005/+", 1), 1);
+    T_EQ(raw_publish_flow(probe, "big/f000006/x", "old", 1, false, 4), 0); /* an old filter */
+    T_EQ(raw_publish_flow(probe, "big/f000005/x", "new", 1, false, 5), 0);
+    T_EQ(raw_recv_publish(again, &p, WAIT_MS, true), 1);
+    T_ASSERTF(strcmp(p.topic, "big/f000005/x") == 0, "got %s: an old subscription survived",
+              p.topic);
+    raw_pkt_free(&p);
+    /* every old subscription goes: the count ($SYS) comes down to the new session's one */
+    T_EQ(raw_subscribe(probe, 6, "$SYS/broker/subscriptions/count", 0), 0);
+    for (uint64_t until = t_now_ms() + WAIT_MS;;) {
+        T_ASSERTF(t_now_ms() < until, "the old subscriptions did not all go");
+        T_EQ(raw_expect(probe, RAW_PUBLISH, &p, WAIT_MS), 1);
+        if (p.payload_len == 1 && p.payload[0] == '2') /* the new one and the probe's */
+            break;
+        raw_pkt_free(&p);
+    }
+out:
+    raw_pkt_free(&p);
+    free(pkt);
+    if (sub >= 0)
+        close(sub);
+    if (again >= 0)
+        close(again);
+    if (probe >= 0)
+        close(probe);
+    broker_free(b);
+}
+
 static void test_unsubscribe_many(void)
 {
     struct broker *b = broker_start(NULL);
@@ -372,6 +444,7 @@ int main(int argc, char **argv)
 {
     static const struct t_case cases[] = {
         {"others_served", test_others_served},
+        {"discard_many", test_discard_many},
         {"unsubscribe_many", test_unsubscribe_many},
         {"persistent_restart", test_persistent_restart},
         {"max_subscriptions", test_max_subscriptions},

@@ -302,7 +302,7 @@ static void test_unsubscribe_many(void)
     struct probe_figures pf;
     struct raw_pkt p = {0};
     uint8_t *pkt = NULL;
-    int sub = -1, probe = -1;
+    int sub = -1, probe = -1, rc;
     size_t len = 0;
 
     T_ASSERT(b);
@@ -316,13 +316,29 @@ static void test_unsubscribe_many(void)
     T_ASSERT(suback_all(&p, 1, N_FILTERS + 1, 0));
     raw_pkt_free(&p);
     free(pkt);
-    /* all but the last one */
-    pkt = build_topics(2, 0, N_FILTERS, -1, &len);
-    T_ASSERT(pkt);
-    T_EQ(send_and_probe(sub, probe, pkt, len, RAW_UNSUBACK, &p, &pf), 1);
+    pkt = NULL;
+    /* all but the last one; again (subscribed anew) when the UNSUBACK was back before the
+     * probe could even start: the test process got no CPU while the broker did it all */
+    for (int attempt = 1;; attempt++) {
+        uint8_t *un = build_topics(2, 0, N_FILTERS, -1, &len);
+        T_ASSERT(un);
+        rc = send_and_probe(sub, probe, un, len, RAW_UNSUBACK, &p, &pf);
+        free(un);
+        T_EQ(rc, 1);
+        T_EQ(p.pid, 2);
+        raw_pkt_free(&p);
+        if (pf.answered > 0 || pf.ack_ms > 1 || attempt == 3)
+            break;
+        t_note("attempt %d: the UNSUBACK was there before the first probe: again", attempt);
+        pkt = build_topics(1, 0, N_FILTERS, 0, &len);
+        T_ASSERT(pkt);
+        T_EQ(raw_send(sub, pkt, len), 0);
+        free(pkt);
+        pkt = NULL;
+        T_EQ(raw_expect(sub, RAW_SUBACK, &p, WAIT_MS), 1);
+        raw_pkt_free(&p);
+    }
     T_ASSERTF(probe_answered(&pf, "UNSUBSCRIBE"), "no PINGRESP for the probe before the UNSUBACK");
-    T_EQ(p.pid, 2);
-    raw_pkt_free(&p);
     T_EQ(raw_publish_flow(probe, "big/f000123/x", "gone", 0, false, 0), 0);
     T_EQ(raw_publish_flow(probe, "big/f100000/x", "marker", 0, false, 0), 0);
     T_EQ(raw_recv_publish(sub, &p, WAIT_MS, false), 1);

@@ -789,3 +789,8 @@ size_t broker_retained_count(const struct broker *b)
 {
     return retain_count(&b->retain);
 }
+
+const char *broker_store_dir(const struct broker *b)
+{
+    return b->store ? persist_path(b->store) : NULL;
+}

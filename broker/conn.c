@@ -43,7 +43,13 @@
 #define CONN_CONNECT_OVERHEAD (12u + 4u * (2u + 65535u) + 2u)
 
 /* What a -MQTT_ETOOLARGE close measured (for the log line). */
-enum conn_over { CONN_OVER_NONE, CONN_OVER_HEADER, CONN_OVER_PAYLOAD, CONN_OVER_WILL };
+enum conn_over {
+    CONN_OVER_NONE,
+    CONN_OVER_HEADER,
+    CONN_OVER_PAYLOAD,
+    CONN_OVER_WILL,
+    CONN_OVER_PACKET, /* max_packet_size: the whole packet (over_size: its bytes, 0 unknown) */
+};
 
 struct conn {
     struct conn_pool *pool;
@@ -370,6 +376,22 @@ static bool conn_over_limit(struct conn *c, uint32_t limit, const struct mqtt_pa
 }
 
 /*
+ * max_packet_size (Mosquitto's, 0: none): the largest packet from a client, fixed header
+ * included; a larger one closes the connection. The decoder gets the remaining length that
+ * leaves room for the smallest fixed header (two bytes), so a peer announcing more is refused
+ * from the header; a packet that fits it but whose longer length field takes it over the limit
+ * is refused once decoded. Mosquitto 2.0.11 compares remaining length + 1, letting a packet be
+ * up to three bytes longer.
+ */
+static size_t conn_packet_max(const struct conn *c, size_t max, bool *by_packet)
+{
+    uint32_t pm = c->pool->cfg->max_packet_size;
+
+    *by_packet = pm && (max == 0 || pm - 2 < max);
+    return *by_packet ? pm - 2 : max;
+}
+
+/*
  * Decode and hand over every whole packet in buf. Returns the bytes consumed; stops early when
  * the conn starts closing (the rest of the input no longer matters).
  */
@@ -381,7 +403,9 @@ static size_t conn_decode(struct conn *c, const uint8_t *buf, size_t len)
 
     while (!c->closing && used < len) {
         struct mqtt_packet pkt;
-        int n = mqtt_decode(buf + used, len - used, conn_decode_max(limit, buf[used]), &pkt);
+        bool by_packet;
+        size_t max = conn_packet_max(c, conn_decode_max(limit, buf[used]), &by_packet);
+        int n = mqtt_decode(buf + used, len - used, max, &pkt);
         int rc;
 
         if (n == -MQTT_EPARTIAL)
@@ -389,9 +413,11 @@ static size_t conn_decode(struct conn *c, const uint8_t *buf, size_t len)
         if (n == -MQTT_ETOOLARGE) {
             uint8_t type, flags;
 
-            c->over = CONN_OVER_HEADER;
+            c->over = by_packet ? CONN_OVER_PACKET : CONN_OVER_HEADER;
             if (mqtt_decode_fixed_header(buf + used, len - used, &type, &flags, &c->over_size) < 0)
                 c->over_size = 0;
+            else if (by_packet)
+                c->over_size += 1 + mqtt_remaining_length_size(c->over_size);
         }
         if (n < 0) {
             if (n == -MQTT_EPROTO_LEVEL && !c->got_packet && h->on_bad_connect) {
@@ -405,6 +431,12 @@ static size_t conn_decode(struct conn *c, const uint8_t *buf, size_t len)
         c->got_packet = true;
         used += (size_t)n;
         conn_counters.packets_received++;
+        if (c->pool->cfg->max_packet_size && (size_t)n > c->pool->cfg->max_packet_size) {
+            c->over = CONN_OVER_PACKET;
+            c->over_size = (size_t)n;
+            conn_queue_close(c, -MQTT_ETOOLARGE, true);
+            break;
+        }
         if (conn_over_limit(c, limit, &pkt)) {
             conn_queue_close(c, -MQTT_ETOOLARGE, true);
             break;
@@ -623,6 +655,11 @@ static const char *conn_reason_text(const struct conn *c, char *buf, size_t len)
         snprintf(buf, len, "broker shutting down");
     } else if (c->reason == 0) {
         snprintf(buf, len, "disconnected");
+    } else if (c->reason == -MQTT_ETOOLARGE && c->over == CONN_OVER_PACKET && c->over_size) {
+        snprintf(buf, len, "packet of %zu bytes over max_packet_size %u", c->over_size,
+                 c->pool->cfg->max_packet_size);
+    } else if (c->reason == -MQTT_ETOOLARGE && c->over == CONN_OVER_PACKET) {
+        snprintf(buf, len, "packet over max_packet_size %u", c->pool->cfg->max_packet_size);
     } else if (c->reason == -MQTT_ETOOLARGE && c->over == CONN_OVER_HEADER && c->over_size) {
         snprintf(buf, len, "packet announcing %zu bytes, more than message_size_limit %u allows",
                  c->over_size, limit);

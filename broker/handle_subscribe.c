@@ -7,12 +7,18 @@
  * RETAIN=1 at min(its QoS, granted) — after the SUBACK, which is held first [MQTT-3.3.1-6].
  * UNSUBSCRIBE removes exactly the filters given (no wildcard matching) and always answers
  * UNSUBACK [MQTT-3.10.4-4/5].
+ *
+ * Mosquitto's listener options: the granted QoS is at most max_qos; the filters (both packets)
+ * get the mount_point (client.h). Retained messages go at broker__delivery_qos()
+ * (upgrade_outgoing_qos), and only those whose publisher may still write their topic
+ * (check_retain_source).
  */
 #include <errno.h>
 #include <stdlib.h>
 
 #include "auth.h"
 #include "client.h"
+#include "config.h"
 #include "log.h"
 
 struct subscribe__retained {
@@ -24,9 +30,9 @@ struct subscribe__retained {
 static int subscribe__retained_cb(void *ctx, struct msg *m)
 {
     struct subscribe__retained *r = ctx;
-    uint8_t qos = m->qos < r->qos ? m->qos : r->qos;
+    uint8_t qos = broker__delivery_qos(r->b, m->qos, r->qos);
 
-    if (!broker__can_read(r->b, r->s, msg_topic(m)))
+    if (!broker__can_read(r->b, r->s, msg_topic(m)) || !broker__retain_allowed(r->b, m))
         return 0;
     if (session_enqueue(r->s, m, qos) == SESSION_QUEUED)
         broker__session_dirty(r->b, r->s);
@@ -35,10 +41,11 @@ static int subscribe__retained_cb(void *ctx, struct msg *m)
 
 int handle_subscribe(struct broker *b, struct client *cl, const struct mqtt_topics *t)
 {
+    uint8_t max_qos = client_listener(cl)->max_qos;
     struct session *s = cl->session;
     struct mqtt_topics_iter it;
     struct mqtt_str f;
-    uint8_t qos, *codes = NULL, *pkt = NULL;
+    uint8_t qos, *codes = NULL, *pkt = NULL, *mounted = NULL;
     size_t i = 0, n;
     int rc = 0;
 
@@ -51,9 +58,12 @@ int handle_subscribe(struct broker *b, struct client *cl, const struct mqtt_topi
     }
     mqtt_topics_iter_init(&it, t);
     while (i < t->count && mqtt_topics_next(&it, &f, &qos)) {
-        uint8_t code = qos;
-        if (!auth_can_subscribe(b->auth, cl->listener, s->id, cl->username, (const char *)f.p,
-                                f.len)) {
+        uint8_t code = qos = qos < max_qos ? qos : max_qos;
+        free(mounted);
+        if (client_mount(cl, f, true, &f, &mounted) < 0) {
+            code = MQTT_SUBACK_FAILURE;
+        } else if (!auth_can_subscribe(b->auth, cl->listener, s->id, cl->username,
+                                       (const char *)f.p, f.len)) {
             code = MQTT_SUBACK_FAILURE;
         } else if (route_subscribe(&b->route, f, s, qos) < 0) {
             code = MQTT_SUBACK_FAILURE;
@@ -77,12 +87,15 @@ int handle_subscribe(struct broker *b, struct client *cl, const struct mqtt_topi
     /* retained messages, behind the SUBACK */
     mqtt_topics_iter_init(&it, t);
     for (size_t k = 0; k < i && mqtt_topics_next(&it, &f, &qos); k++) {
-        struct subscribe__retained r = {b, s, qos};
+        struct subscribe__retained r = {b, s, codes[k]};
         if (codes[k] == MQTT_SUBACK_FAILURE)
             continue;
-        retain_match(&b->retain, f, subscribe__retained_cb, &r);
+        free(mounted);
+        if (client_mount(cl, f, true, &f, &mounted) == 0)
+            retain_match(&b->retain, f, subscribe__retained_cb, &r);
     }
 out:
+    free(mounted);
     free(pkt);
     free(codes);
     return rc;
@@ -93,17 +106,19 @@ int handle_unsubscribe(struct broker *b, struct client *cl, const struct mqtt_to
     struct session *s = cl->session;
     struct mqtt_topics_iter it;
     struct mqtt_str f;
-    uint8_t qos;
+    uint8_t qos, *mounted = NULL;
     int rc = 0;
 
     if (!s)
         goto out;
     mqtt_topics_iter_init(&it, t);
     while (mqtt_topics_next(&it, &f, &qos)) {
-        if (route_unsubscribe(&b->route, f, s) == 0)
+        free(mounted);
+        if (client_mount(cl, f, true, &f, &mounted) == 0 && route_unsubscribe(&b->route, f, s) == 0)
             session_sub_del(s, f);
     }
     rc = client_hold_ack(cl, MQTT_UNSUBACK, t->packet_id);
 out:
+    free(mounted);
     return rc;
 }

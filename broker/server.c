@@ -187,16 +187,22 @@ out:
 
 /* ---- reload and shutdown ---------------------------------------------------------------- */
 
+static bool server_same_str(const char *x, const char *y)
+{
+    return (x == NULL) == (y == NULL) && (!x || strcmp(x, y) == 0);
+}
+
+/* What binding made, and mount_point (its clients' subscriptions carry it), cannot change. */
 static bool server_same_listeners(const struct config *a, const struct config *b)
 {
     if (a->n_listeners != b->n_listeners)
         return false;
     for (size_t i = 0; i < a->n_listeners; i++) {
-        const char *x = a->listeners[i].bind_address;
-        const char *y = b->listeners[i].bind_address;
-        if (a->listeners[i].port != b->listeners[i].port)
-            return false;
-        if ((x == NULL) != (y == NULL) || (x && strcmp(x, y) != 0))
+        const struct config_listener *x = &a->listeners[i], *y = &b->listeners[i];
+        if (x->port != y->port || x->socket_domain != y->socket_domain ||
+            !server_same_str(x->bind_address, y->bind_address) ||
+            !server_same_str(x->bind_interface, y->bind_interface) ||
+            !server_same_str(x->mount_point, y->mount_point))
             return false;
     }
     return true;

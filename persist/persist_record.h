@@ -30,8 +30,11 @@
  *   sub      qos:1
  *   inbound  (nothing)
  *   retain   msg id:8 | flags:1 | payloadlen:4 | payload
+ *            version 2 (a retained message with a source): the same, then srclen:2 | src
  * flags: bits 0-1 QoS, bit 2 retain, other bits zero. Every record has exactly one encoding, so
- * decode followed by encode gives back the same bytes.
+ * decode followed by encode gives back the same bytes. (A retain record is version 1 without a
+ * source and 2 with one: a Cairn from before sources reads the stores it wrote, and refuses a
+ * newer record as "unknown record version" rather than misreading it.)
  */
 #ifndef CAIRN_PERSIST_RECORD_H
 #define CAIRN_PERSIST_RECORD_H
@@ -44,6 +47,7 @@
 
 #define PERSIST_FORMAT      1u /* layout of the whole store; stored under the meta key */
 #define PERSIST_REC_VERSION 1u /* first byte of every record */
+#define PERSIST_REC_RETAIN_SRC 2u /* first byte of a retain record carrying its source */
 #define PERSIST_CID_MAX     65535u
 
 enum persist_rec_kind {

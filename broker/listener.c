@@ -367,11 +367,17 @@ out:
 
 int listener_check(const struct config *cfg, char *err, size_t errlen)
 {
+    char why[512], at[320];
     int rc = 0;
 
-    for (size_t i = 0; i < cfg->n_listeners && rc >= 0; i++)
-        if (cfg->listeners[i].bind_interface)
-            rc = listener_bind_interface(NULL, (int)i, &cfg->listeners[i], err, errlen);
+    for (size_t i = 0; i < cfg->n_listeners && rc >= 0; i++) {
+        const struct config_listener *l = &cfg->listeners[i];
+        if (!l->bind_interface)
+            continue;
+        rc = listener_bind_interface(NULL, (int)i, l, why, sizeof(why));
+        if (rc < 0) /* a config error: where the listener is */
+            snprintf(err, errlen, "%s: %s", config_where(cfg, l->line, at, sizeof(at)), why);
+    }
     return rc < 0 ? rc : 0;
 }
 

@@ -428,14 +428,17 @@ struct listeners *listener_open(struct loop *l, struct conn_pool *pool, const st
         rc = -EINVAL;
     for (size_t i = 0; i < cfg->n_listeners && rc == 0; i++)
         rc = listener_bind(ls, (int)i, &cfg->listeners[i], err, errlen);
-    if (rc == 0)
-        rc = listener_listen(ls, err, errlen);
     if (rc < 0) {
         listener_free(ls);
         ls = NULL;
     }
 out:
     return ls;
+}
+
+int listener_start(struct listeners *ls, char *err, size_t errlen)
+{
+    return listener_listen(ls, err, errlen);
 }
 
 void listener_stop(struct listeners *ls)

@@ -34,11 +34,15 @@ struct config;
 struct tls_set;
 
 /*
- * Open every listener of cfg with the TLS contexts of tls (taken: freed with the set, or on
- * failure; NULL: built from cfg here). NULL with "listener N (ADDR:PORT): reason" in err.
+ * Bind every listener of cfg, with the TLS contexts of tls (taken: freed with the set, or on
+ * failure; NULL: built from cfg here). Nothing listens yet (listener_start): the server binds
+ * as root and listens once it is what it will serve as (user.h). NULL with "listener N
+ * (ADDR:PORT): reason" in err.
  */
 struct listeners *listener_open(struct loop *l, struct conn_pool *pool, const struct config *cfg,
                                 struct tls_set *tls, char *err, size_t errlen);
+/* Listen on every socket and watch it on the loop. 0, or negative with the reason in err. */
+int listener_start(struct listeners *ls, char *err, size_t errlen);
 /* What listener_open would refuse short of binding: a bind_interface without the addresses it
  * needs. 0, or negative with the reason in err. */
 int listener_check(const struct config *cfg, char *err, size_t errlen);

@@ -428,11 +428,13 @@ static int server_start(struct server *s, char *err, size_t errlen)
     tls = NULL;
     if (!s->listeners)
         goto out;
-    /* bound and listening as root; no client is served before the loop runs (user.h) */
+    /* bound as root; listening only as the user it serves as (user.h) */
     rc = user_hand_over(&plan, broker_store_dir(s->broker), s->cfg->persistence_location,
                         made_location, s->pid_written ? s->cfg->pid_file : NULL, err, errlen);
     if (rc == 0)
         rc = user_drop(&plan, broker_store_dir(s->broker), err, errlen);
+    if (rc == 0)
+        rc = listener_start(s->listeners, err, errlen);
     if (rc < 0)
         goto out;
     loop_set_iteration_end(s->loop, server_iteration_end, s);

@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "persist.h"
 
 #define USER_DEFAULT "mosquitto" /* Mosquitto's default, and the Debian package's account */
 
@@ -117,6 +118,26 @@ out:
     return rc;
 }
 
+/*
+ * Is location Cairn's to give away: a directory holding nothing but its store (made by this
+ * start, or by an earlier one as root: an upgrade to a Cairn that drops root must not leave
+ * the store behind a directory only root may enter)? A location shared with other files (Debian's
+ * /var/lib/mosquitto holds mosquitto.db) is not.
+ */
+static bool user_only_store(const char *location)
+{
+    DIR *d = opendir(location);
+    struct dirent *de;
+    bool only = d != NULL;
+
+    while (only && (de = readdir(d)) != NULL)
+        only = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+               !strcmp(de->d_name, PERSIST_STORE_NAME);
+    if (d)
+        closedir(d);
+    return only;
+}
+
 int user_hand_over(const struct user_plan *plan, const char *store_dir, const char *location,
                    bool made_location, const char *pid_file, char *err, size_t errlen)
 {
@@ -125,7 +146,8 @@ int user_hand_over(const struct user_plan *plan, const char *store_dir, const ch
 
     if (!plan->drop)
         goto out;
-    if (made_location && location && (rc = user_chown(location, plan, err, errlen)) < 0)
+    if (location && store_dir && (made_location || user_only_store(location)) &&
+        (rc = user_chown(location, plan, err, errlen)) < 0)
         goto out;
     if (store_dir && (rc = user_chown_store(store_dir, plan, err, errlen)) < 0)
         goto out;

@@ -10,15 +10,16 @@
  * When. Mosquitto 2.0 drops privileges right after reading its config, so everything it opens
  * must already be the user's. Cairn drops later, as Mosquitto 1.x did and as the deployment
  * notes in README.md expect: after the store is opened, the pid file and log file are written
- * and every listener is bound and listening — so ports below 1024 and keys readable by root
- * alone work — and before the loop runs, so no client is ever served by root.
+ * and every listener is bound — so ports below 1024 and keys readable by root alone work — and
+ * before the listeners listen, so whoever finds a port accepting finds the broker running as
+ * the user, and no client is ever served by root.
  *
  * Files the unprivileged process keeps writing are handed over to it first (user_hand_over):
  *   - the store: LevelDB keeps creating files in its directory (new logs, tables, MANIFEST),
  *     so the directory and LevelDB's files in it are given to the user (chown), and so is
- *     persistence_location when this start created it; a persistence_location the user cannot
- *     reach (a root-only parent directory) stops start-up with the reason rather than failing
- *     later on the first new table;
+ *     persistence_location when this start created it or it holds nothing but the store; a
+ *     store the user cannot reach (a root-only directory on the way) stops start-up with the
+ *     reason rather than failing later on the first new table;
  *   - the log file: given to the user, so that it can be reopened after rotation;
  *   - the pid file: given to the user; removed at exit when its directory lets the user (Debian's
  *     /run/mosquitto, made by the service, belongs to mosquitto), else emptied.
@@ -49,8 +50,9 @@ int user_resolve(const struct config *cfg, struct user_plan *plan, char *err, si
 
 /*
  * Give plan's user the files named above: store_dir (the store's own directory, NULL without
- * persistence), location (persistence_location, chowned only when made_location), the open
- * log file (log.h) and pid_file (may be NULL). Nothing when !plan->drop. 0, or -errno with err.
+ * persistence), location (persistence_location: chowned when made_location, or when it holds
+ * only the store), the open log file (log.h) and pid_file (may be NULL). Nothing when
+ * !plan->drop. 0, or -errno with err.
  */
 int user_hand_over(const struct user_plan *plan, const char *store_dir, const char *location,
                    bool made_location, const char *pid_file, char *err, size_t errlen);

@@ -359,6 +359,49 @@ out:
     hc_rmtree(dir);
 }
 
+/*
+ * A store an earlier start made as root (user root): the next start without `user` hands it
+ * over — persistence_location holds nothing but the store, so it is Cairn's to give — and the
+ * retained message is still there.
+ */
+static void test_user_after_root(void)
+{
+    const struct passwd *pw = debian_user();
+    struct hc_broker b = {0};
+    char dir[256] = "", conf[512], path[512];
+    struct stat st;
+    int port = harness_free_port();
+
+    if (skip_unless_root_and(pw, DEBIAN_USER))
+        goto out;
+    T_EQ(user_conf(dir, sizeof(dir), port, "user root\n", conf, sizeof(conf)), 0);
+    T_EQ(hc_start(&b, conf, port), 0);
+    T_EQ(hc_uid(&b), 0);
+    T_EQ(serve_round_trip(port, "deb/c", "3"), 0);
+    T_EQ(hc_stop(&b), 0);
+    hc_free(&b);
+    snprintf(path, sizeof(path), "%s/data", dir);
+    T_EQ(stat(path, &st), 0);
+    T_EQ(st.st_uid, 0);
+    T_EQ(st.st_mode & 0777, 0700); /* as made: the mosquitto user could not enter it */
+    /* the same store, now without `user` */
+    {
+        char text[1024];
+        snprintf(text, sizeof(text),
+                 "listener %d 127.0.0.1\nallow_anonymous true\npersistence_location %s\n"
+                 "log_dest file %s/cairn.log\n",
+                 port, path, dir);
+        T_EQ(hc_write(dir, "cairn.conf", text, conf, sizeof(conf)), 0);
+    }
+    T_EQ(hc_start(&b, conf, port), 0);
+    T_EQ(hc_uid(&b), (long)pw->pw_uid);
+    T_EQ(retained_there(port, "deb/c", "3"), 0);
+    T_EQ(hc_stop(&b), 0);
+out:
+    hc_free(&b);
+    hc_rmtree(dir);
+}
+
 /* A store the user cannot reach (a root-only directory on the way) stops start-up, saying so. */
 static void test_user_store_unreachable(void)
 {
@@ -392,6 +435,7 @@ int main(int argc, char **argv)
         {"user_default", test_user_default},
         {"user_named", test_user_named},
         {"user_missing", test_user_missing},
+        {"user_after_root", test_user_after_root},
         {"user_store_unreachable", test_user_store_unreachable},
     };
 

@@ -219,18 +219,20 @@ static const struct auth_listener *auth_listener_get(const struct auth *a, int l
 
 int auth_check_connect(const struct auth *a, int listener, const char *identity,
                        const char *username, const void *password, size_t pwlen,
-                       const char **username_out)
+                       const char **username_out, bool *verified)
 {
     const struct auth_listener *l = auth_listener_get(a, listener);
     int rc = 5;
 
     *username_out = NULL;
+    *verified = false;
     if (!l)
         goto out;
     if (l->identity_is_username) {
         if (!identity)
             goto out;
         *username_out = identity;
+        *verified = true;
         rc = 0;
         goto out;
     }
@@ -241,6 +243,7 @@ int auth_check_connect(const struct auth *a, int listener, const char *identity,
     if (l->pw) {
         rc = auth_passwd_check(l->pw, username, password ? password : "", password ? pwlen : 0) ? 4
                                                                                                 : 0;
+        *verified = rc == 0;
         /* A user in the file who sent no password is refused too: the file has a hash for
          * every user, and an empty password is a password. */
     } else {

@@ -55,11 +55,12 @@ int auth_reload(struct auth **a, const struct config *cfg, char *err, size_t err
  * TCP or no certificate), username NULL when the CONNECT had none, password NULL/0 likewise.
  * Returns the CONNACK code (0, 4 or 5; see above) and, when 0, the username the client has from
  * now on in *username_out (username or identity, borrowed from the arguments: copy it; NULL for
- * an anonymous client).
+ * an anonymous client), and in *verified whether something vouched for it (the password file,
+ * or the certificate / PSK identity used as username) rather than the client's word alone.
  */
 int auth_check_connect(const struct auth *a, int listener, const char *identity,
                        const char *username, const void *password, size_t pwlen,
-                       const char **username_out);
+                       const char **username_out, bool *verified);
 
 /* May this client receive a message on topic name [topic, topic+len)? */
 bool auth_can_read(const struct auth *a, int listener, const char *client_id, const char *username,

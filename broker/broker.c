@@ -16,6 +16,7 @@
 #include "conn.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "sys.h"
 
 /* Queued entries a durable online session keeps in memory (the rest waits on disk). */
@@ -122,6 +123,58 @@ out:
     return rc;
 }
 
+struct broker__msgs {
+    struct msg **v;
+    size_t n, cap;
+};
+
+static int broker__collect(void *ctx, struct msg *m)
+{
+    struct broker__msgs *l = ctx;
+
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        struct msg **v = realloc(l->v, cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = msg_ref(m);
+    return 0;
+}
+
+/*
+ * A retained message under $SYS in the store can only have come from a client, before Cairn
+ * refused client writes to $SYS (the broker's own $SYS messages are never stored): forget it,
+ * in memory and in the store, rather than let subscribers believe it.
+ */
+static int broker__restore_drop_sys(struct broker *b)
+{
+    static const struct mqtt_str all = {(const uint8_t *)"$SYS/#", 6};
+    struct broker__msgs l = {0};
+    int rc = retain_match(&b->retain, all, broker__collect, &l);
+
+    for (size_t i = 0; i < l.n && rc == 0; i++) {
+        struct msg *m = l.v[i];
+        struct msg *none = msg_new(0, (const uint8_t *)m->topic, m->topic_len, NULL, 0, 0, true);
+
+        rc = none ? retain_set(&b->retain, none) : -ENOMEM; /* an empty payload deletes */
+        msg_unref(none);
+        if (rc == 0) {
+            persist_retain_del(b->store, msg_topic(m));
+            log_write(CAIRN_LOG_NOTICE,
+                      "retained message on %s removed from the store: clients may not publish "
+                      "to $SYS",
+                      m->topic);
+        }
+    }
+    for (size_t i = 0; i < l.n; i++)
+        msg_unref(l.v[i]);
+    free(l.v);
+    return rc;
+}
+
 static int broker__expiry_each(void *ctx, struct session *s)
 {
     broker__session_expiry_arm(ctx, s);
@@ -150,6 +203,10 @@ static int broker__restore(struct broker *b, char *err, size_t errlen)
     }
     if (max_id > b->last_msg_id)
         b->last_msg_id = max_id;
+    if ((rc = broker__restore_drop_sys(b)) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
     session_table_each(b->sessions, broker__expiry_each, b);
     log_write(CAIRN_LOG_NOTICE, "restored %zu sessions, %zu subscriptions, %zu retained from %s",
               session_table_count(b->sessions), route_count(&b->route), retain_count(&b->retain),
@@ -314,10 +371,13 @@ static void broker__session_undirty(struct broker *b, struct session *s)
 
 void broker__session_discard(struct broker *b, struct session *s)
 {
+    struct subset_entry *e;
+    size_t cur = 0;
+
     broker__session_expiry_cancel(b, s);
     broker__session_undirty(b, s);
-    for (size_t i = 0; i < s->n_subs; i++) {
-        struct mqtt_str f = {(const uint8_t *)s->subs[i].filter, s->subs[i].len};
+    while ((e = subset_next(&s->subs, &cur))) {
+        struct mqtt_str f = {(const uint8_t *)e->filter, e->len};
         route_unsubscribe(&b->route, f, s);
     }
     session_del(s);
@@ -393,14 +453,18 @@ int broker__route(struct broker *b, struct msg *m)
         if (qos == 0 && s->owner && broker__out_bytes(s->owner) >= BROKER_QOS0_DROP_BYTES) {
             /* a subscriber that stops reading loses QoS 0, never the broker's memory */
             b->stats.messages_dropped++;
+            metrics_drop(METRICS_DROP_SLOW_SUBSCRIBER);
             if (++s->dropped_qos0 == 1 || s->dropped_qos0 % 10000 == 0)
                 log_write(CAIRN_LOG_DEBUG, "client %s: slow reader, %llu QoS 0 messages dropped",
                           s->id, (unsigned long long)s->dropped_qos0);
             continue;
         }
         q = session_enqueue(s, m, qos);
+        if (q == SESSION_DROPPED_QOS0)
+            metrics_drop(METRICS_DROP_OFFLINE_QOS0);
         if (q == SESSION_DROPPED_LIMIT) {
             b->stats.messages_dropped++;
+            metrics_drop(METRICS_DROP_QUEUE_FULL);
             if (s->dropped == 1 || s->dropped % 1000 == 0)
                 log_write(CAIRN_LOG_WARNING,
                           "client %s: queue full (%llu messages, %llu bytes): message on %s "
@@ -528,6 +592,14 @@ int broker_on_open(struct broker *b, struct conn *c)
     return cl ? 0 : -ENOMEM;
 }
 
+int broker_on_oversize(struct broker *b, struct conn *c, const struct mqtt_publish *head,
+                       size_t payload_len)
+{
+    struct client *cl = conn_data(c);
+
+    return cl && cl->connected ? handle_publish_oversize(b, cl, head, payload_len) : -EPROTO;
+}
+
 int broker_on_bad_connect(struct broker *b, struct conn *c, int err)
 {
     uint8_t buf[4];
@@ -627,18 +699,31 @@ void broker_on_writable(struct broker *b, struct conn *c)
 
 /* ---- the iteration end: pump, commit, send ------------------------------------------------ */
 
-/* Hold the resends of entries that came back into the in-flight window. */
-static void broker__resend(struct client *cl, struct session *s)
+static void broker__drop_entry(struct session *s, struct sentry *e);
+
+/*
+ * Hold the resends of entries that came back into the in-flight window. A PUBLISH is read
+ * checked again, as the queue path checks it: rights may have gone since it was first sent (a
+ * reload of the ACL, a reconnect on a listener with other rules), and one the client may no
+ * longer read is finished unsent. A PUBREL carries no message: it always goes.
+ */
+static void broker__resend(struct broker *b, struct client *cl, struct session *s)
 {
+    struct sentry *next;
+
     if (!s->resend_pending)
         return;
     s->resend_pending = false;
-    for (struct sentry *e = s->inflight.head; e; e = e->next) {
+    for (struct sentry *e = s->inflight.head; e; e = next) {
+        next = e->next; /* e may leave the window */
         if (!e->resend)
             continue;
         e->resend = false;
         if (e->state == PERSIST_Q_WAIT_PUBCOMP)
             client_hold_ack(cl, MQTT_PUBREL, e->pid);
+        else if (b->auth && !auth_can_read(b->auth, cl->listener, s->id, cl->username, e->m->topic,
+                                           e->m->topic_len))
+            broker__drop_entry(s, e);
         else
             client_hold_publish(cl, e->m, e->qos, e->pid, true);
     }
@@ -677,7 +762,7 @@ static size_t broker__pump(struct broker *b, struct session *s)
         else
             got += (size_t)n;
     }
-    broker__resend(cl, s);
+    broker__resend(b, cl, s);
     while (session_can_pop(s)) {
         struct sentry *e;
         size_t limit = s->queue.head->qos ? CONN_OUT_HIGH_WATER : BROKER_QOS0_DROP_BYTES;
@@ -732,6 +817,7 @@ static void broker__commit_timer_cb(void *arg)
 /* Write the batch. false on failure (logged). */
 static bool broker__commit(struct broker *b)
 {
+    struct timespec t0, t1;
     char err[256] = "";
     bool ok = true;
 
@@ -741,8 +827,11 @@ static bool broker__commit(struct broker *b)
     }
     b->commit_due = false;
     b->stats.commits++;
-    if (persist_commit(b->store, err, sizeof(err)) < 0) {
-        ok = false;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ok = persist_commit(b->store, err, sizeof(err)) == 0;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    metrics_commit((double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, ok);
+    if (!ok) {
         b->stats.commit_failures++;
         /* a full disk fails every commit until space returns: say so once in a while */
         if (b->commit_fail_streak++ % 1000 == 0)

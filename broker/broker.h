@@ -68,6 +68,10 @@ void broker_free(struct broker *b);
 int broker_on_open(struct broker *b, struct conn *c);
 /* One decoded packet (views valid during the call). Negative: close the connection. */
 int broker_on_packet(struct broker *b, struct conn *c, const struct mqtt_packet *pkt);
+/* A PUBLISH over message_size_limit (head only, see conn.h): dropped, acknowledged, logged.
+ * Negative: close the connection. */
+int broker_on_oversize(struct broker *b, struct conn *c, const struct mqtt_publish *head,
+                       size_t payload_len);
 /* A CONNECT that failed to decode with err (-MQTT_EPROTO_LEVEL: answered with CONNACK 1). */
 int broker_on_bad_connect(struct broker *b, struct conn *c, int err);
 /* The connection is gone; c is invalid after return. */
@@ -86,7 +90,7 @@ struct broker_stats {
     uint64_t clients_connected;
     uint64_t messages_received; /* PUBLISH packets in */
     uint64_t messages_sent;     /* PUBLISH packets out */
-    uint64_t messages_dropped;  /* queue limits, slow subscribers */
+    uint64_t messages_dropped;  /* queue limits, slow subscribers, oversize */
     uint64_t commits;
     uint64_t commit_failures;
 };

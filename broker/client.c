@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "conn.h"
+#include "metrics.h"
 
 struct client *client_new(struct broker *b, struct conn *c)
 {
@@ -26,6 +27,7 @@ void client_free(struct client *cl)
 {
     if (!cl)
         return;
+    handle_subscribe_cancel(cl);
     client_drop_held(cl);
     free(cl->held);
     free(cl->raw);
@@ -103,8 +105,6 @@ static int client__send_mounted(struct client *cl, struct msg *m, size_t ml, uin
     rc = conn_write(cl->conn, hdr, need);
     if (rc == 0 && m->payload_len)
         rc = conn_write_ref(cl->conn, m->payload, m->payload_len, msg_release, msg_ref(m));
-    if (rc == 0)
-        cl->b->stats.messages_sent++;
 out:
     if (hdr != small)
         free(hdr);
@@ -162,6 +162,11 @@ out:
     return rc;
 }
 
+int client_send_raw(struct client *cl, const uint8_t *p, size_t len)
+{
+    return cl->n_held ? client_hold_raw(cl, p, len) : conn_write(cl->conn, p, len);
+}
+
 int client_hold_ack(struct client *cl, enum mqtt_type type, uint16_t pid)
 {
     uint8_t buf[4];
@@ -188,21 +193,21 @@ out:
     return rc;
 }
 
-int client_send_publish(struct client *cl, struct msg *m, uint8_t qos, uint16_t pid, bool dup)
-{
-    const char *mp = client_listener(cl)->mount_point;
-    size_t hlen, ml = mp ? strlen(mp) : 0;
-    const uint8_t *hdr;
-    int rc = -ENOMEM;
+/*
+ * A PUBLISH up to this size is copied whole into the output queue's coalescing chunk — one
+ * memcpy — rather than queued as references to the shared header and payload: each reference
+ * costs an allocation, a message reference and an iovec, more than copying a small packet
+ * (issue 11's profile: allocation and iovec walking were a third of fan-out). Larger ones are
+ * referenced: the payload is never copied per subscriber.
+ */
+#define CLIENT_COPY_MAX 1100u
 
-    /* a topic under the mount point loses it; others ($SYS) go as they are */
-    if (ml && m->topic_len > ml && memcmp(m->topic, mp, ml) == 0) {
-        rc = client__send_mounted(cl, m, ml, qos, pid, dup);
-        goto out;
-    }
-    hdr = msg_header(m, qos, &hlen);
-    if (!hdr)
-        goto out;
+/* The PUBLISH as references to the message's shared header and payload (a large one). */
+static int client__send_publish_ref(struct client *cl, struct msg *m, const uint8_t *hdr,
+                                    size_t hlen, uint8_t qos, uint16_t pid, bool dup)
+{
+    int rc;
+
     if (dup || qos > 0) {
         /* the shared header up to the packet id; DUP needs a copy of the first byte */
         uint8_t pidb[2] = {(uint8_t)(pid >> 8), (uint8_t)pid};
@@ -222,8 +227,41 @@ int client_send_publish(struct client *cl, struct msg *m, uint8_t qos, uint16_t 
     }
     if (m->payload_len)
         rc = conn_write_ref(cl->conn, m->payload, m->payload_len, msg_release, msg_ref(m));
-    if (rc == 0)
+out:
+    return rc;
+}
+
+int client_send_publish(struct client *cl, struct msg *m, uint8_t qos, uint16_t pid, bool dup)
+{
+    const char *mp = client_listener(cl)->mount_point;
+    size_t hlen, ml = mp ? strlen(mp) : 0;
+    const uint8_t *hdr = NULL;
+    int rc = -ENOMEM;
+
+    /* a topic under the mount point loses it; others ($SYS) go as they are */
+    if (ml && m->topic_len > ml && memcmp(m->topic, mp, ml) == 0)
+        rc = client__send_mounted(cl, m, ml, qos, pid, dup);
+    else if (!(hdr = msg_header(m, qos, &hlen)))
+        goto out;
+    else if (hlen + m->payload_len <= CLIENT_COPY_MAX) {
+        uint8_t pkt[CLIENT_COPY_MAX];
+        memcpy(pkt, hdr, hlen);
+        if (dup)
+            pkt[0] |= 0x08;
+        if (qos > 0) {
+            pkt[hlen - 2] = (uint8_t)(pid >> 8);
+            pkt[hlen - 1] = (uint8_t)pid;
+        }
+        if (m->payload_len)
+            memcpy(pkt + hlen, m->payload, m->payload_len);
+        rc = conn_write(cl->conn, pkt, hlen + m->payload_len);
+    } else {
+        rc = client__send_publish_ref(cl, m, hdr, hlen, qos, pid, dup);
+    }
+    if (rc == 0) {
         cl->b->stats.messages_sent++;
+        metrics_msg_out(qos, m->payload_len);
+    }
 out:
     return rc;
 }

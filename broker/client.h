@@ -17,8 +17,9 @@
  * state need not be: a QoS 1 resend after a crash is allowed). A QoS 2 PUBLISH is always held:
  * its packet id must be durable before the client can see it.
  *
- * Ownership: the client owns its will message, username copy and held list (with one message
- * reference per held PUBLISH); it borrows its conn and session.
+ * Ownership: the client owns its will message, username copy, held list (with one message
+ * reference per held PUBLISH) and job (a SUBSCRIBE/UNSUBSCRIBE in progress, with its own copy
+ * of the filters); it borrows its conn and session.
  */
 #ifndef CAIRN_CLIENT_H
 #define CAIRN_CLIENT_H
@@ -36,6 +37,7 @@
 #include "session.h"
 
 struct auth;
+struct subscribe_job;
 struct timer;
 
 struct client_held {
@@ -55,8 +57,9 @@ struct client {
     bool disconnecting;      /* DISCONNECT received: no will */
     uint8_t protocol_level;
     uint16_t keepalive;
-    struct msg *will; /* one reference, or NULL */
-    char *username;   /* as auth settled it, or NULL */
+    struct msg *will;  /* one reference, or NULL */
+    char *username;    /* as auth settled it, or NULL */
+    bool user_checked; /* a password file or certificate vouched for username */
     int listener;
 
     struct client_held *held;
@@ -68,6 +71,10 @@ struct client {
     size_t held_bytes; /* bytes the held packets will take on the wire */
     struct client *dirty_next;
     bool dirty; /* on the broker's list of clients with held output */
+
+    /* A SUBSCRIBE/UNSUBSCRIBE served in slices (handle_subscribe.c), or NULL; owned. */
+    struct subscribe_job *job;
+    struct client *job_next; /* the broker's list of clients with a job */
 };
 
 struct broker {
@@ -91,6 +98,8 @@ struct broker {
     bool sent_in_batch;          /* a PUBLISH left whose in-flight state is in the open batch */
     uint64_t commit_fail_streak; /* commits failed in a row */
     struct timer *sys_timer;
+    struct client *jobs;     /* clients whose SUBSCRIBE/UNSUBSCRIBE is being served */
+    struct timer *job_timer; /* 0 ms while jobs remain: the next slice of each */
     uint64_t start_ms;
     bool shutting_down;
     struct broker_stats stats;
@@ -102,6 +111,12 @@ struct client *client_new(struct broker *b, struct conn *c);
 void client_free(struct client *cl);
 /* Hold a raw packet (copied). 0 or -ENOMEM. */
 int client_hold_raw(struct client *cl, const uint8_t *p, size_t len);
+/*
+ * A raw packet that depends on nothing stored (PINGRESP, the ack of a dropped PUBLISH): written
+ * at once, unless something is held — then held behind it, so packets leave in the order they
+ * were produced. 0 or -ENOMEM.
+ */
+int client_send_raw(struct client *cl, const uint8_t *p, size_t len);
 /* Hold an ack packet (PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK) for pid. */
 int client_hold_ack(struct client *cl, enum mqtt_type type, uint16_t pid);
 /* Hold a PUBLISH of m at qos with pid (takes a new reference to m). */
@@ -155,8 +170,13 @@ bool broker__can_read(struct broker *b, struct session *s, struct mqtt_str topic
 /* ---- handlers (one file per packet type) -------------------------------------------------- */
 int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connect *p);
 int handle_publish(struct broker *b, struct client *cl, const struct mqtt_publish *p);
+/* A PUBLISH over message_size_limit, its head only: dropped, acknowledged, logged, counted. */
+int handle_publish_oversize(struct broker *b, struct client *cl, const struct mqtt_publish *head,
+                            size_t payload_len);
 int handle_subscribe(struct broker *b, struct client *cl, const struct mqtt_topics *t);
 int handle_unsubscribe(struct broker *b, struct client *cl, const struct mqtt_topics *t);
+/* Forget cl's SUBSCRIBE/UNSUBSCRIBE in progress, if any (client_free; no ack is sent). */
+void handle_subscribe_cancel(struct client *cl);
 int handle_ack(struct broker *b, struct client *cl, enum mqtt_type type, uint16_t pid);
 int handle_pingreq(struct broker *b, struct client *cl);
 int handle_disconnect(struct broker *b, struct client *cl);

@@ -35,10 +35,16 @@ static const struct config_option config_options[] = {
     {"port", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
     {"bind_address", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
     {"max_connections", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"protocol", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"http_dir", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"websockets_headers_size", K_U16, W_GLOBAL, G(websockets_headers_size), 65535, NULL, 0},
+    {"websockets_log_level", K_U32, W_GLOBAL, G(websockets_log_level), INT32_MAX, NULL, 0},
     {"log_dest", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
     {"log_type", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
     {"allow_anonymous", K_SPECIAL, W_AUTH, 0, 0, NULL, 0},
     {"per_listener_settings", K_BOOL, W_GLOBAL, G(per_listener_settings), 0, NULL, 0},
+    {"allow_session_takeover_across_users", K_BOOL, W_GLOBAL,
+     G(allow_session_takeover_across_users), 0, NULL, 0},
     {"max_inflight_messages", K_U32, W_GLOBAL, G(max_inflight_messages), 65535, NULL, 0},
     {"max_queued_messages", K_U32, W_GLOBAL, G(max_queued_messages), UINT32_MAX, NULL, 0},
     {"max_queued_bytes", K_U64, W_GLOBAL, G(max_queued_bytes), UINT64_MAX, NULL, 0},
@@ -51,6 +57,8 @@ static const struct config_option config_options[] = {
     {"sys_interval", K_U32, W_GLOBAL, G(sys_interval), UINT32_MAX, NULL, 0},
     {"connection_messages", K_BOOL, W_GLOBAL, G(connection_messages), 0, NULL, 0},
     {"connect_timeout", K_U32, W_GLOBAL, G(connect_timeout), 86400, NULL, 0},
+    {"connect_memory_limit", K_U64, W_GLOBAL, G(connect_memory_limit), UINT64_MAX, NULL, 0},
+    {"max_subscriptions", K_U32, W_GLOBAL, G(max_subscriptions), UINT32_MAX, NULL, 0},
     {"log_timestamp", K_BOOL, W_GLOBAL, G(log_timestamp), 0, NULL, 0},
     {"pid_file", K_STR, W_GLOBAL, G(pid_file), 0, NULL, 0},
     {"persistence", K_BOOL, W_GLOBAL, G(persistence), 0, NULL, 0},
@@ -128,6 +136,7 @@ void config_defaults(struct config *c)
     c->sys_interval = 10;
     c->connection_messages = true;
     c->connect_timeout = 10;
+    c->connect_memory_limit = 32u * 1024u * 1024u;
     c->log_dest = CAIRN_LOG_DEST_STDERR;
     c->log_type = CAIRN_LOG_MASK_DEFAULT;
     c->log_timestamp = true;
@@ -139,6 +148,7 @@ void config_cleanup(struct config *c)
 {
     for (size_t i = 0; i < c->n_listeners; i++) {
         free(c->listeners[i].bind_address);
+        free(c->listeners[i].http_dir);
         config_security_cleanup(&c->listeners[i].sec);
         config_mosquitto_listener_cleanup(&c->listeners[i]);
     }
@@ -414,6 +424,29 @@ static int config_log_type(struct config_parser *p, const char *v)
                        v);
 }
 
+/*
+ * "protocol mqtt|websockets|http_metrics" and "http_dir DIR" for the listener being configured
+ * (outside a block: the default listener, as Mosquitto). TLS options under a websockets or
+ * http_metrics listener make it wss:// or https:// with the same rules as for MQTT.
+ */
+static int config_listener_kind(struct config_parser *p, const char *opt, const char *v)
+{
+    static const char *const names[] = {"mqtt", "websockets", "http_metrics"};
+    struct config_listener *l = p->cur ? p->cur : config_default_listener(p);
+
+    if (!l)
+        return config_fail(p, "out of memory");
+    if (opt[0] == 'h')
+        return config_set_str(p, &l->http_dir, v);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(v, names[i]) == 0) {
+            l->protocol = (enum config_protocol)i;
+            return 0;
+        }
+    }
+    return config_fail(p, "protocol: unknown protocol '%s' (mqtt, websockets, http_metrics)", v);
+}
+
 static int config_special(struct config_parser *p, const char *opt, char *v)
 {
     struct config *c = p->c;
@@ -448,6 +481,8 @@ static int config_special(struct config_parser *p, const char *opt, char *v)
             p->cur->max_connections = (int)n;
         else
             c->max_connections = (int)n;
+    } else if (strcmp(opt, "protocol") == 0 || strcmp(opt, "http_dir") == 0) {
+        rc = config_listener_kind(p, opt, v);
     } else if (strcmp(opt, "log_dest") == 0) {
         rc = config_log_dest(p, v);
     } else if (strcmp(opt, "log_type") == 0) {
@@ -615,10 +650,25 @@ static int config_finish(struct config_parser *p)
 {
     struct config *c = p->c;
     const struct config_security *g = &c->sec;
-    int rc = config_add_default_listener(c);
+    int rc;
+
+    /*
+     * Secure by default, as Mosquitto 2.0: anonymous clients are welcome on the loopback-only
+     * listener Cairn adds when the file names none, and refused on any listener the file
+     * configures unless allow_anonymous says otherwise (a listener on every address with no
+     * auth would be an open broker by accident).
+     */
+    if (!g->line.allow_anonymous)
+        c->allow_anonymous = c->n_listeners == 0;
+    rc = config_add_default_listener(c);
 
     for (size_t i = 0; rc == 0 && i < c->n_listeners; i++) {
         struct config_security *s = &c->listeners[i].sec;
+        if (c->listeners[i].http_dir && c->listeners[i].protocol != CONFIG_PROTO_WEBSOCKETS)
+            log_write(CAIRN_LOG_WARNING,
+                      "%s: listener %zu: http_dir ignored: not a websockets "
+                      "listener",
+                      p->name, i);
         if (!c->per_listener_settings) {
             free(s->password_file);
             free(s->acl_file);

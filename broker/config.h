@@ -78,10 +78,15 @@ struct config_security {
     char *auto_id_prefix;           /* NULL: "auto-" */
 };
 
+/* What a listener speaks (Mosquitto's "protocol"; http_metrics is Cairn's own). */
+enum config_protocol { CONFIG_PROTO_MQTT, CONFIG_PROTO_WEBSOCKETS, CONFIG_PROTO_HTTP_METRICS };
+
 struct config_listener {
-    uint16_t port;       /* 0: an ephemeral port (logged at start-up) */
-    char *bind_address;  /* NULL: every address (IPv4 and IPv6) */
-    int max_connections; /* -1: unlimited */
+    uint16_t port;                 /* 0: an ephemeral port (logged at start-up) */
+    enum config_protocol protocol; /* mqtt */
+    char *http_dir;                /* websockets: static files served to plain GETs; NULL: none */
+    char *bind_address;            /* NULL: every address (IPv4 and IPv6) */
+    int max_connections;           /* -1: unlimited */
     struct config_security sec;
     /* Its "listener" line (for the default listener: the first option that made it); 0 for
      * the listener added when the file names none. */
@@ -110,8 +115,13 @@ struct config {
     /* Global security (password_file, acl_file, psk_file, ...; sec.allow_anonymous unused):
      * used for every listener unless per_listener_settings is true. */
     bool per_listener_settings; /* false */
-    bool allow_anonymous;       /* true (Cairn listens on 127.0.0.1 unless told otherwise) */
+    /* Unless the file sets it: true when it configures no listener (Cairn then listens on
+     * 127.0.0.1 only), false once it does (listener, port, bind_address or TLS options), as
+     * Mosquitto 2.0 does. config_finish resolves it. */
+    bool allow_anonymous;
     struct config_security sec;
+    /* Cairn's own: may a client take over a session another identity owns? false */
+    bool allow_session_takeover_across_users;
 
     /* Outside a listener block, max_connections caps the total; inside, that listener. */
     int max_connections;                   /* -1: unlimited (default) */
@@ -127,6 +137,11 @@ struct config {
     bool connection_messages;              /* true */
     uint32_t
         connect_timeout; /* Cairn's own: seconds to wait for CONNECT (and TLS); 10; 0 = never */
+    uint64_t connect_memory_limit;    /* Cairn's own: input bytes held by connections without an
+                                         accepted CONNECT, all together; 32 MiB; 0 = none */
+    uint32_t max_subscriptions;       /* Cairn's own: per client (session); 0 = unlimited */
+    uint16_t websockets_headers_size; /* largest HTTP request head; 0: 1024 (Mosquitto's) */
+    uint32_t websockets_log_level;    /* accepted; nonzero logs WebSocket closes at debug */
 
     unsigned log_dest;  /* CAIRN_LOG_DEST_* mask; default stderr */
     char *log_file;     /* with CAIRN_LOG_DEST_FILE */

@@ -8,8 +8,9 @@
  *     K_SPECIAL handler below;
  *   - accepted with a warning saying why Cairn has no use for it (K_WARN);
  *   - refused with a sentence: K_NOTYET for an option of a feature Cairn does not have yet
- *     (bridges, WebSockets: when one lands, its rows here become real options), K_REFUSE for
- *     what Cairn will not do (Mosquitto plugins, OpenSSL engines), pointing to what it does.
+ *     (bridges: when they land, their rows here become real options, as WebSockets' did),
+ *     K_REFUSE for what Cairn will not do (Mosquitto plugins, OpenSSL engines), pointing to
+ *     what it does.
  *
  * config.c looks here for every name its own table lacks, and hands the K_SPECIAL options it
  * does not know to config_mosquitto_special(). Kept apart so that options added to config.c's
@@ -36,7 +37,6 @@
 
 /* The features whose options K_NOTYET refuses, as the refusal names them. */
 #define BRIDGE "bridge"
-#define WS     "WebSocket"
 
 static const char config_m_plugin[] =
     "Cairn loads no Mosquitto plugins; password_file and acl_file read Mosquitto's password "
@@ -61,7 +61,6 @@ static const struct config_option config_m_options[] = {
     {"check_retain_source", K_BOOL, W_GLOBAL, G(check_retain_source), 0, NULL, 0},
     {"socket_domain", K_SPECIAL, W_LISTENER, 0, 0, NULL, 0},
     {"bind_interface", K_STR, W_LISTENER, LS(bind_interface), 0, NULL, 0},
-    {"protocol", K_SPECIAL, W_LISTENER, 0, 0, NULL, 0},
     {"user", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
     {"log_facility", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
     {"log_timestamp_format", K_STR, W_GLOBAL, G(log_timestamp_format), 0, NULL, 0},
@@ -119,9 +118,6 @@ static const struct config_option config_m_options[] = {
     {"idle_timeout", K_NOTYET, W_GLOBAL, 0, 0, BRIDGE, 0},
     {"threshold", K_NOTYET, W_GLOBAL, 0, 0, BRIDGE, 0},
     {"keepalive_interval", K_NOTYET, W_GLOBAL, 0, 0, BRIDGE, 0},
-    {"http_dir", K_NOTYET, W_GLOBAL, 0, 0, WS, 0},
-    {"websockets_log_level", K_NOTYET, W_GLOBAL, 0, 0, WS, 0},
-    {"websockets_headers_size", K_NOTYET, W_GLOBAL, 0, 0, WS, 0},
 };
 
 const struct config_option *config_mosquitto_find(const char *name)
@@ -228,11 +224,6 @@ int config_mosquitto_special(struct config_parser *p, const char *opt, char *v)
             rc = config_fail(p, "out of memory");
         else
             l->socket_domain = d;
-    } else if (strcmp(opt, "protocol") == 0) {
-        if (strcmp(v, "websockets") == 0)
-            rc = config_fail(p, "protocol websockets: WebSockets are not in this Cairn yet");
-        else if (strcmp(v, "mqtt") != 0)
-            rc = config_fail(p, "protocol: expected mqtt (or websockets), got '%s'", v);
     } else if (strcmp(opt, "tls_keyform") == 0) {
         if (strcmp(v, "engine") == 0)
             rc = config_fail(p, "tls_keyform engine: %s", config_m_engine);

@@ -1,5 +1,6 @@
 /*
- * conn.c — connections and the pool that owns them.
+ * conn.c — connections and the pool that owns them; the input side (reading, decoding) is
+ * conn_input.c, and what the two share conn_internal.h.
  *
  * Memory per idle connection is kept small: input is read into one scratch buffer shared by the
  * pool, and only the bytes of an incomplete packet are copied into the connection's own buffer
@@ -12,6 +13,7 @@
  * queue is written or CONN_LINGER_MS passes.
  */
 #include "conn.h"
+#include "conn_internal.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -21,97 +23,24 @@
 #include "config.h"
 #include "log.h"
 #include "loop.h"
-#include "outq.h"
+#include "metrics.h"
 #include "transport.h"
 
-#define CONN_SCRATCH      (64u * 1024u) /* shared read buffer */
-#define CONN_IOV_MAX      128           /* iovecs per writev */
-#define CONN_WRITE_ROUNDS 8             /* writevs per flush of one conn */
-#define CONN_MIN_GROW     (16u * 1024u)
+#define CONN_IOV_MAX      128 /* iovecs per writev */
+#define CONN_WRITE_ROUNDS 8   /* writevs per flush of one conn */
 #define CONN_NAME_MAX     256
 #define CONN_REAP_ROUNDS  8
 
-/*
- * message_size_limit is Mosquitto's: the largest PUBLISH payload (and CONNECT will payload).
- * The decoder is given the limit plus the most a packet can carry around such a payload, so a
- * peer that announces more is refused from the fixed header, before its body arrives; a whole
- * packet is then judged by its payload. PUBLISH: topic (2 + 65535) and packet id (2). CONNECT:
- * variable header (MQIsdp's 12), client id, will topic, username, password (2 + 65535 each) and
- * the will payload's length (2). Every other packet type gets the PUBLISH bound.
- */
-#define CONN_PUBLISH_OVERHEAD (2u + 65535u + 2u)
-#define CONN_CONNECT_OVERHEAD (12u + 4u * (2u + 65535u) + 2u)
-
-/* What a -MQTT_ETOOLARGE close measured (for the log line). */
-enum conn_over {
-    CONN_OVER_NONE,
-    CONN_OVER_HEADER,
-    CONN_OVER_PAYLOAD,
-    CONN_OVER_WILL,
-    CONN_OVER_PACKET, /* max_packet_size: the whole packet (over_size: its bytes, 0 unknown) */
-};
-
-struct conn {
-    struct conn_pool *pool;
-    struct transport *t;
-    int fd;
-    int listener;
-    int events;        /* interest registered with the loop */
-    struct conn *prev; /* pool->all */
-    struct conn *next;
-    struct conn *dirty_next; /* pool->dirty: output to flush at iteration end */
-    struct conn *close_next; /* pool->closing */
-    bool dirty;
-    bool handshaking;
-    bool opened;     /* on_open succeeded: on_close is due */
-    bool connected;  /* CONNECT accepted */
-    bool got_packet; /* a first packet arrived */
-    bool closing;
-    bool lingering;   /* on_close done; only writing what is left */
-    bool reason_mqtt; /* reason is a codec code (the decoder failed) */
-    bool by_peer;     /* the read failed or saw EOF: the peer went away */
-    bool shutdown;    /* closed by conn_pool_close_all */
-    int reason;
-    enum conn_over over; /* with -MQTT_ETOOLARGE: what was over message_size_limit */
-    size_t over_size;    /* its size: remaining length or payload bytes */
-    uint8_t *in;         /* bytes of an incomplete packet */
-    size_t in_len;
-    size_t in_cap;
-    struct outq out;
-    struct timer *connect_timer;
-    struct timer *keepalive_timer;
-    struct timer *linger_timer;
-    uint64_t keepalive_ms; /* 1.5 x keepalive, 0: none */
-    uint64_t last_rx;
-    void *data;
-    char *name;
-    char peer[64];
-};
-
-struct conn_pool {
-    struct loop *loop;
-    const struct config *cfg;
-    struct conn_handler h;
-    struct conn *all;
-    struct conn *dirty;
-    struct conn *closing;
-    size_t count; /* open (not lingering) */
-    size_t nlinger;
-    size_t *per_listener;
-    size_t n_per_listener;
-    uint8_t scratch[CONN_SCRATCH];
-};
-
-static struct conn_stats conn_counters;
+struct conn_stats conn__counters;
 
 const struct conn_stats *conn_stats(void)
 {
-    return &conn_counters;
+    return &conn__counters;
 }
 
 void conn_stats_refused(void)
 {
-    conn_counters.connections_refused++;
+    conn__counters.connections_refused++;
 }
 
 /* ---- small accessors ------------------------------------------------------------------- */
@@ -171,14 +100,14 @@ void conn_set_name(struct conn *c, const char *client_id)
 
 /* ---- interest and flushing --------------------------------------------------------------- */
 
-/* Register what the conn needs now: read unless closing or paused (CONN_OUT_READ_PAUSE), write
- * while output is pending. */
-static void conn_update_events(struct conn *c)
+/* Register what the conn needs now: read unless closing, paused (conn_pause_input) or held back
+ * (CONN_OUT_READ_PAUSE), write while output is pending. */
+void conn__update_events(struct conn *c)
 {
     int want = 0;
     int events;
 
-    if (!c->closing && c->out.bytes < CONN_OUT_READ_PAUSE)
+    if (!c->closing && !c->paused && c->out.bytes < CONN_OUT_READ_PAUSE)
         want |= CAIRN_EV_READ;
     if (c->out.bytes > 0)
         want |= CAIRN_EV_WRITE;
@@ -196,20 +125,21 @@ static void conn_mark_dirty(struct conn *c)
     c->pool->dirty = c;
 }
 
-static void conn_queue_close(struct conn *c, int reason, bool mqtt)
+void conn__queue_close(struct conn *c, int reason, bool mqtt)
 {
     if (c->closing)
         return;
     c->closing = true;
     c->reason = reason;
     c->reason_mqtt = mqtt;
+    conn__account(c);
     c->close_next = c->pool->closing;
     c->pool->closing = c;
 }
 
 void conn_close(struct conn *c, int reason)
 {
-    conn_queue_close(c, reason, false);
+    conn__queue_close(c, reason, false);
 }
 
 static void conn_destroy(struct conn *c);
@@ -243,7 +173,7 @@ static bool conn_write_out(struct conn *c)
             break;
         }
         outq_consume(&c->out, (size_t)n);
-        conn_counters.bytes_sent += (uint64_t)n;
+        conn__counters.bytes_sent += (uint64_t)n;
         if ((size_t)n < offered)
             break; /* the socket is full */
     }
@@ -255,7 +185,7 @@ static bool conn_write_out(struct conn *c)
     if (!c->closing && before >= CONN_OUT_LOW_WATER && c->out.bytes < CONN_OUT_LOW_WATER &&
         c->pool->h.on_writable)
         c->pool->h.on_writable(c->pool->h.arg, c);
-    conn_update_events(c);
+    conn__update_events(c);
 out:
     return alive;
 }
@@ -311,7 +241,7 @@ static void conn_keepalive_check(void *arg)
     c->keepalive_timer = NULL;
     if (c->closing || c->keepalive_ms == 0)
         return;
-    if (c->out.bytes >= CONN_OUT_READ_PAUSE) {
+    if (c->out.bytes >= CONN_OUT_READ_PAUSE || c->paused) {
         idle = 0; /* we are not reading: its PINGREQs may be waiting in the socket */
         c->last_rx = now;
     }
@@ -326,6 +256,7 @@ static void conn_keepalive_check(void *arg)
 void conn_set_keepalive(struct conn *c, uint16_t seconds)
 {
     c->connected = true;
+    conn__account(c);
     loop_timer_cancel(c->pool->loop, c->connect_timer);
     c->connect_timer = NULL;
     loop_timer_cancel(c->pool->loop, c->keepalive_timer);
@@ -343,225 +274,6 @@ static void conn_linger_timeout(void *arg)
 
     c->linger_timer = NULL;
     conn_destroy(c);
-}
-
-/* ---- input ----------------------------------------------------------------------------- */
-
-/* The largest remaining length the decoder accepts for the packet starting with byte first. */
-static size_t conn_decode_max(uint32_t limit, uint8_t first)
-{
-    size_t max = 0; /* the protocol maximum */
-
-    if (limit)
-        max = (size_t)limit +
-              ((first >> 4) == MQTT_CONNECT ? CONN_CONNECT_OVERHEAD : CONN_PUBLISH_OVERHEAD);
-    return max;
-}
-
-/* The decoded packet carries a payload over message_size_limit: note it for the log. */
-static bool conn_over_limit(struct conn *c, uint32_t limit, const struct mqtt_packet *pkt)
-{
-    const struct mqtt_connect *k = &pkt->u.connect;
-
-    if (limit == 0)
-        return false;
-    if (pkt->type == MQTT_PUBLISH && pkt->u.publish.payload.len > limit) {
-        c->over = CONN_OVER_PAYLOAD;
-        c->over_size = pkt->u.publish.payload.len;
-    } else if (pkt->type == MQTT_CONNECT && k->will_flag && k->will_payload.len > limit) {
-        c->over = CONN_OVER_WILL;
-        c->over_size = k->will_payload.len;
-    }
-    return c->over != CONN_OVER_NONE;
-}
-
-/*
- * max_packet_size (Mosquitto's, 0: none): the largest packet from a client, fixed header
- * included; a larger one closes the connection. The decoder gets the remaining length that
- * leaves room for the smallest fixed header (two bytes), so a peer announcing more is refused
- * from the header; a packet that fits it but whose longer length field takes it over the limit
- * is refused once decoded. Mosquitto 2.0.11 compares remaining length + 1, letting a packet be
- * up to three bytes longer.
- */
-static size_t conn_packet_max(const struct conn *c, size_t max, bool *by_packet)
-{
-    uint32_t pm = c->pool->cfg->max_packet_size;
-
-    *by_packet = pm && (max == 0 || pm - 2 < max);
-    return *by_packet ? pm - 2 : max;
-}
-
-/*
- * Decode and hand over every whole packet in buf. Returns the bytes consumed; stops early when
- * the conn starts closing (the rest of the input no longer matters).
- */
-static size_t conn_decode(struct conn *c, const uint8_t *buf, size_t len)
-{
-    const struct conn_handler *h = &c->pool->h;
-    uint32_t limit = c->pool->cfg->message_size_limit;
-    size_t used = 0;
-
-    while (!c->closing && used < len) {
-        struct mqtt_packet pkt;
-        bool by_packet;
-        size_t max = conn_packet_max(c, conn_decode_max(limit, buf[used]), &by_packet);
-        int n = mqtt_decode(buf + used, len - used, max, &pkt);
-        int rc;
-
-        if (n == -MQTT_EPARTIAL)
-            break;
-        if (n == -MQTT_ETOOLARGE) {
-            uint8_t type, flags;
-
-            c->over = by_packet ? CONN_OVER_PACKET : CONN_OVER_HEADER;
-            if (mqtt_decode_fixed_header(buf + used, len - used, &type, &flags, &c->over_size) < 0)
-                c->over_size = 0;
-            else if (by_packet)
-                c->over_size += 1 + mqtt_remaining_length_size(c->over_size);
-        }
-        if (n < 0) {
-            if (n == -MQTT_EPROTO_LEVEL && !c->got_packet && h->on_bad_connect) {
-                rc = h->on_bad_connect(h->arg, c, n);
-                (void)rc;
-            }
-            c->got_packet = true;
-            conn_queue_close(c, n, true);
-            break;
-        }
-        c->got_packet = true;
-        used += (size_t)n;
-        conn_counters.packets_received++;
-        if (c->pool->cfg->max_packet_size && (size_t)n > c->pool->cfg->max_packet_size) {
-            c->over = CONN_OVER_PACKET;
-            c->over_size = (size_t)n;
-            conn_queue_close(c, -MQTT_ETOOLARGE, true);
-            break;
-        }
-        if (conn_over_limit(c, limit, &pkt)) {
-            conn_queue_close(c, -MQTT_ETOOLARGE, true);
-            break;
-        }
-        c->last_rx = loop_now_ms(c->pool->loop);
-        rc = h->on_packet(h->arg, c, &pkt);
-        if (rc < 0)
-            conn_close(c, rc);
-    }
-    return used;
-}
-
-/* Keep the start of an incomplete packet (read into the scratch buffer) in the conn's own. */
-static int conn_keep(struct conn *c, const uint8_t *p, size_t len)
-{
-    int rc = 0;
-
-    if (len > c->in_cap) {
-        uint8_t *b = realloc(c->in, len);
-        if (!b) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        c->in = b;
-        c->in_cap = len;
-    }
-    memcpy(c->in, p, len);
-    c->in_len = len;
-out:
-    return rc;
-}
-
-/*
- * How much room to read into the conn's own buffer while a packet is incomplete: up to what
- * the packet still needs (its header says), at most doubling what has arrived, so a peer that
- * announces 256 MB and sends little costs little.
- */
-static int conn_reserve(struct conn *c)
-{
-    uint8_t type;
-    uint8_t flags;
-    size_t remaining;
-    size_t want = c->in_len + CONN_MIN_GROW;
-    int hl = mqtt_decode_fixed_header(c->in, c->in_len, &type, &flags, &remaining);
-    int rc = 0;
-
-    if (hl > 0) {
-        size_t total = (size_t)hl + remaining;
-        size_t cap = c->in_len * 2 > want ? c->in_len * 2 : want;
-        want = total < cap ? total : cap;
-        if (want <= c->in_len)
-            want = c->in_len + 1; /* never a zero-length read (it would look like EOF) */
-    }
-    if (want > c->in_cap) {
-        uint8_t *b = realloc(c->in, want);
-        if (!b) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        c->in = b;
-        c->in_cap = want;
-    }
-out:
-    return rc;
-}
-
-/*
- * One read, then decode. With no partial packet pending the read goes to the pool's scratch
- * buffer and only a leftover tail is copied; otherwise into the conn's buffer.
- */
-static void conn_read(struct conn *c)
-{
-    uint8_t *buf;
-    size_t cap;
-    size_t len;
-    size_t used;
-    ssize_t n;
-    int rc = 0;
-
-    do {
-        if (c->in_len == 0) {
-            buf = c->pool->scratch;
-            cap = sizeof(c->pool->scratch);
-        } else {
-            rc = conn_reserve(c);
-            if (rc < 0)
-                break;
-            buf = c->in;
-            cap = c->in_cap - c->in_len;
-        }
-        n = c->t->ops->read(c->t, buf + (buf == c->in ? c->in_len : 0), cap);
-        if (n == -EAGAIN)
-            break;
-        if (n <= 0) {
-            c->by_peer = true;
-            rc = n == 0 ? -ECONNRESET : (int)n;
-            break;
-        }
-        conn_counters.bytes_received += (uint64_t)n;
-        if (buf == c->in) {
-            c->in_len += (size_t)n;
-            len = c->in_len;
-        } else {
-            len = (size_t)n;
-        }
-        used = conn_decode(c, buf, len);
-        if (c->closing)
-            break;
-        if (buf == c->in) {
-            memmove(c->in, c->in + used, len - used);
-            c->in_len = len - used;
-            if (c->in_len == 0) {
-                free(c->in); /* the next read goes to the scratch buffer again */
-                c->in = NULL;
-                c->in_cap = 0;
-            }
-        } else if (used < len) {
-            c->in_len = 0;
-            rc = conn_keep(c, buf + used, len - used);
-            if (rc < 0)
-                break;
-        }
-    } while (c->t->ops->pending(c->t) > 0 && !c->closing);
-    if (rc < 0)
-        conn_close(c, rc);
 }
 
 static void conn_on_event(struct loop *l, int fd, int events, void *arg)
@@ -587,13 +299,18 @@ static void conn_on_event(struct loop *l, int fd, int events, void *arg)
         c->handshaking = false;
         events |= CAIRN_EV_READ; /* TLS may hold application data already */
     }
-    if ((events & CAIRN_EV_READ) && !c->closing)
-        conn_read(c);
-    if ((events & CAIRN_EV_WRITE) && c->out.bytes > 0)
+    if ((events & CAIRN_EV_READ) && !c->closing && !c->paused)
+        conn__read(c);
+    if ((events & CAIRN_EV_WRITE) && c->out.bytes > 0) {
         conn_write_out(c); /* not lingering: stays alive */
+    } else if ((events & CAIRN_EV_WRITE) && c->t->ops->flush && !c->closing) {
+        rc = c->t->ops->flush(c->t); /* a WebSocket Pong with nothing else to send */
+        if (rc < 0 && rc != -EAGAIN)
+            conn_close(c, rc);
+    }
 out:
     if (alive)
-        conn_update_events(c);
+        conn__update_events(c);
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------- */
@@ -603,6 +320,16 @@ static void conn_unlink_dirty(struct conn_pool *p, struct conn *c)
     for (struct conn **pp = &p->dirty; *pp; pp = &(*pp)->dirty_next) {
         if (*pp == c) {
             *pp = c->dirty_next;
+            break;
+        }
+    }
+}
+
+static void conn_unlink_resumed(struct conn_pool *p, struct conn *c)
+{
+    for (struct conn **pp = &p->resumed; *pp; pp = &(*pp)->resume_next) {
+        if (*pp == c) {
+            *pp = c->resume_next;
             break;
         }
     }
@@ -619,13 +346,16 @@ static void conn_destroy(struct conn *c)
     loop_timer_cancel(p->loop, c->linger_timer);
     if (c->dirty)
         conn_unlink_dirty(p, c);
+    if (c->resume_queued)
+        conn_unlink_resumed(p, c);
+    p->preconnect_bytes -= c->accounted;
     if (c->lingering) {
         p->nlinger--;
     } else {
         p->count--;
         if ((size_t)c->listener < p->n_per_listener)
             p->per_listener[c->listener]--;
-        conn_counters.connections_open--;
+        conn__counters.connections_open--;
     }
     if (c->prev)
         c->prev->next = c->next;
@@ -655,6 +385,14 @@ static const char *conn_reason_text(const struct conn *c, char *buf, size_t len)
         snprintf(buf, len, "broker shutting down");
     } else if (c->reason == 0) {
         snprintf(buf, len, "disconnected");
+    } else if (c->reason == -EPROTO && c->over == CONN_NOT_CONNECT) {
+        snprintf(buf, len, "protocol error: first packet is not CONNECT (type %zu)", c->over_size);
+    } else if (c->reason == -ENOBUFS && c->over == CONN_OVER_PRECONNECT) {
+        snprintf(buf, len, "input before CONNECT over connect_memory_limit %llu",
+                 (unsigned long long)c->pool->cfg->connect_memory_limit);
+    } else if (c->reason == -MQTT_ETOOLARGE && c->over == CONN_OVER_CONNECT) {
+        snprintf(buf, len, "CONNECT announcing %zu bytes, more than the %zu a CONNECT may have",
+                 c->over_size, conn__decode_max(limit, MQTT_CONNECT << 4));
     } else if (c->reason == -MQTT_ETOOLARGE && c->over == CONN_OVER_PACKET && c->over_size) {
         snprintf(buf, len, "packet of %zu bytes over max_packet_size %u", c->over_size,
                  c->pool->cfg->max_packet_size);
@@ -715,7 +453,7 @@ static void conn_finish(struct conn *c)
     p->count--;
     if ((size_t)c->listener < p->n_per_listener)
         p->per_listener[c->listener]--;
-    conn_counters.connections_open--;
+    conn__counters.connections_open--;
     c->lingering = true;
     p->nlinger++;
     c->linger_timer = loop_timer_add(p->loop, CONN_LINGER_MS, conn_linger_timeout, c);
@@ -762,7 +500,16 @@ int conn_pool_add(struct conn_pool *p, struct transport *t, int listener_index, 
 
     if (!c) {
         t->ops->close(t);
-        conn_counters.connections_refused++;
+        conn__counters.connections_refused++;
+        goto out;
+    }
+    if (p->cfg->connect_memory_limit && p->preconnect_bytes >= p->cfg->connect_memory_limit) {
+        /* the unauthenticated already hold all they may: no room for one more */
+        conn__preconnect_log(p, peer, "refused");
+        t->ops->close(t);
+        free(c);
+        conn__counters.connections_refused++;
+        rc = -ENOBUFS;
         goto out;
     }
     if ((size_t)listener_index >= p->n_per_listener) {
@@ -771,7 +518,7 @@ int conn_pool_add(struct conn_pool *p, struct transport *t, int listener_index, 
         if (!v) {
             t->ops->close(t);
             free(c);
-            conn_counters.connections_refused++;
+            conn__counters.connections_refused++;
             goto out;
         }
         memset(v + p->n_per_listener, 0, (n - p->n_per_listener) * sizeof(*v));
@@ -790,7 +537,7 @@ int conn_pool_add(struct conn_pool *p, struct transport *t, int listener_index, 
     if (rc < 0) {
         t->ops->close(t);
         free(c);
-        conn_counters.connections_refused++;
+        conn__counters.connections_refused++;
         goto out;
     }
     c->next = p->all;
@@ -799,8 +546,8 @@ int conn_pool_add(struct conn_pool *p, struct transport *t, int listener_index, 
     p->all = c;
     p->count++;
     p->per_listener[listener_index]++;
-    conn_counters.connections_open++;
-    conn_counters.connections_accepted++;
+    conn__counters.connections_open++;
+    conn__counters.connections_accepted++;
     if (timeout)
         c->connect_timer =
             loop_timer_add(p->loop, (uint64_t)timeout * 1000u, conn_connect_timeout, c);
@@ -869,6 +616,7 @@ void conn_pool_free(struct conn_pool *p)
 {
     if (!p)
         return;
+    loop_timer_cancel(p->loop, p->resume_timer);
     p->closing = NULL;
     while (p->all)
         conn_destroy(p->all);

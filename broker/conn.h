@@ -12,9 +12,18 @@
  * first packet, which goes to on_bad_connect so the broker can answer CONNACK 1 first.
  *
  * message_size_limit (0: none) is Mosquitto's: the largest PUBLISH payload, and CONNECT will
- * payload, accepted. A larger one closes that connection with -MQTT_ETOOLARGE (DESIGN.md: the
- * sender is told by the close, nothing is stored). A fixed header announcing more than the
- * limit plus the largest header such a packet can have is refused before its body arrives.
+ * payload, accepted. A larger PUBLISH is dropped as Mosquitto drops it — its head goes to the
+ * handler's on_oversize (which acknowledges QoS 1/2 and logs), the connection stays, and its
+ * payload is discarded as it arrives, never buffered whole (closing would make a client with a
+ * persistent session resend it forever). A will over the limit is the broker's to refuse at
+ * CONNECT.
+ *
+ * Before its CONNECT is accepted a connection holds little (issue 9): a first packet that is
+ * not a CONNECT is refused from its first byte (-EPROTO), a CONNECT's remaining length may be
+ * at most 64 KiB plus the will payload allowed (message_size_limit, at most 65535), and
+ * connect_memory_limit bounds the input buffered by all such connections together: a
+ * connection that would grow past it is closed (-ENOBUFS), and while it is reached new
+ * connections are refused at once; both logged.
  *
  * Logging: with connection_messages, one line when a connection arrives and one when it closes
  * ("client PEER ID closed: REASON"); the reason names what happened (DISCONNECT, peer gone,
@@ -94,6 +103,16 @@ int conn_listener_index(const struct conn *c);
 void conn_set_keepalive(struct conn *c, uint16_t seconds);
 /* Client id for logs (copied; truncated past 256 bytes). */
 void conn_set_name(struct conn *c, const char *client_id);
+/*
+ * Stop handling c's input after the packet being handled (on_packet may call it): the bytes
+ * that follow wait in c's buffer and the socket is not read, so a packet the broker serves over
+ * several loop iterations (a SUBSCRIBE with many filters) is finished before the next one is
+ * looked at. Keepalive does not expire meanwhile.
+ */
+void conn_pause_input(struct conn *c);
+/* Handle c's input again: what waited is decoded at the loop's next timer run (not within the
+ * call). Nothing when c is not paused. */
+void conn_resume_input(struct conn *c);
 
 /* Process-wide counters for $SYS. Read-only for the broker. */
 struct conn_stats {
@@ -119,6 +138,13 @@ struct conn_handler {
     int (*on_open)(void *arg, struct conn *c);
     int (*on_packet)(void *arg, struct conn *c, const struct mqtt_packet *pkt);
     int (*on_bad_connect)(void *arg, struct conn *c, int err);
+    /*
+     * A PUBLISH whose payload (payload_len bytes) is over message_size_limit: its head (topic,
+     * QoS, packet id; payload.p NULL) for the broker to answer and log; the connection stays
+     * and the payload is discarded, never buffered whole. Negative: close the connection.
+     */
+    int (*on_oversize)(void *arg, struct conn *c, const struct mqtt_publish *head,
+                       size_t payload_len);
     void (*on_close)(void *arg, struct conn *c, int reason);
     void (*on_writable)(void *arg, struct conn *c);
 };

@@ -1,7 +1,7 @@
 /*
  * handle_connect.c — CONNECT: identifier and keepalive checks, authentication, the will,
- * session lookup / takeover / clean start, and the CONNACK (held until the batch holding the
- * session record is durable).
+ * session lookup / ownership / takeover / clean start, and the CONNACK (held until the batch
+ * holding the session record is durable).
  *
  * Mosquitto's options, with its answers (checked against its handle_connect.c, 2.0.11): an
  * empty client id gets auto_id_prefix and a random rest unless allow_zero_length_clientid is
@@ -22,18 +22,76 @@
 #include "config.h"
 #include "conn.h"
 #include "log.h"
+#include "sys.h"
 
 /* Refuse with CONNACK rc: written at once (it depends on nothing stored), then closed. */
-static int connect__refuse(struct client *cl, uint8_t rc, const char *why)
+static int connect__refuse_at(struct client *cl, int level, uint8_t rc, const char *why)
 {
     uint8_t buf[4];
     size_t n = mqtt_encode_connack(buf, sizeof(buf), false, rc);
 
-    log_write(CAIRN_LOG_NOTICE, "client %s: CONNECT refused (CONNACK %u): %s", client_peer(cl), rc,
-              why);
+    log_write(level, "client %s: CONNECT refused (CONNACK %u): %s", client_peer(cl), rc, why);
     conn_write(cl->conn, buf, n);
     conn_close(cl->conn, -ECONNREFUSED);
     return 0;
+}
+
+static int connect__refuse(struct client *cl, uint8_t rc, const char *why)
+{
+    return connect__refuse_at(cl, CAIRN_LOG_NOTICE, rc, why);
+}
+
+/* "user 'NAME'", "unchecked user 'NAME'", "anonymous" or "an unknown owner", for logs. */
+static const char *connect__who(char *buf, size_t len, uint8_t kind, const char *user)
+{
+    if (kind == PERSIST_OWNER_USER || kind == PERSIST_OWNER_CLAIMED)
+        snprintf(buf, len, "%suser '%s'", kind == PERSIST_OWNER_CLAIMED ? "unchecked " : "", user);
+    else
+        snprintf(buf, len, "%s", kind == PERSIST_OWNER_ANONYMOUS ? "anonymous" : "unknown owner");
+    return buf;
+}
+
+/*
+ * A session belongs to the identity that created it (DESIGN.md): a CONNECT with its client id
+ * by another identity may not take it over, inherit it or discard it — online or offline,
+ * whatever its clean session flag — unless allow_session_takeover_across_users. true when cl
+ * may have s; false when cl was refused (CONNACK 5, logged with both identities).
+ *
+ * A session restored from a record written before owners were stored has no known owner. It is
+ * given to the first identity that connects with its client id (and recorded): refusing
+ * everyone would lock its rightful owner out of an upgraded broker for good, and before the
+ * upgrade any identity could take it anyway, so nothing is given away that was not open.
+ */
+static bool connect__may_have(struct broker *b, struct client *cl, struct session *s)
+{
+    char was[320], now[320], why[800];
+    bool ok = true;
+
+    if (session_user_is(s, cl->username, cl->user_checked))
+        goto out;
+    connect__who(was, sizeof(was), s->user_kind, s->user);
+    connect__who(now, sizeof(now),
+                 !cl->username      ? PERSIST_OWNER_ANONYMOUS
+                 : cl->user_checked ? PERSIST_OWNER_USER
+                                    : PERSIST_OWNER_CLAIMED,
+                 cl->username);
+    if (s->user_kind == PERSIST_OWNER_UNKNOWN) {
+        log_write(CAIRN_LOG_NOTICE,
+                  "client %s %s: session stored without an owner (older store) now belongs to %s",
+                  client_peer(cl), s->id, now);
+    } else if (b->cfg->allow_session_takeover_across_users) {
+        log_write(CAIRN_LOG_NOTICE,
+                  "client %s %s: session of %s taken over by %s "
+                  "(allow_session_takeover_across_users)",
+                  client_peer(cl), s->id, was, now);
+    } else {
+        snprintf(why, sizeof(why), "client id %s belongs to a session of %s, not %s", s->id, was,
+                 now);
+        connect__refuse_at(cl, CAIRN_LOG_WARNING, MQTT_CONNACK_NOT_AUTHORIZED, why);
+        ok = false;
+    }
+out:
+    return ok;
 }
 
 static char *connect__strdup(struct mqtt_str s)
@@ -62,8 +120,12 @@ static void connect__gen_id(struct broker *b, const char *prefix, char *out, siz
              ++b->next_auto_id);
 }
 
-/* A connection with this id is online: it loses the session (Mosquitto publishes its will). */
-static void connect__takeover(struct broker *b, struct session *s)
+/*
+ * A connection with this id is online: it loses the session. Its will is published when either
+ * side has clean session 1, as Mosquitto 2.0 does; when both have 0 the session simply goes on
+ * (a device's quick reconnect) and an "offline" will would be false, so it is dropped.
+ */
+static void connect__takeover(struct broker *b, struct session *s, bool new_clean)
 {
     struct client *old = s->owner;
 
@@ -72,7 +134,12 @@ static void connect__takeover(struct broker *b, struct session *s)
     old->session = NULL;
     s->owner = NULL;
     conn_close(old->conn, -ECONNRESET);
-    broker__publish_will(b, old);
+    if (s->clean || new_clean) {
+        broker__publish_will(b, old);
+    } else {
+        msg_unref(old->will);
+        old->will = NULL;
+    }
     if (b->stats.clients_connected)
         b->stats.clients_connected--;
 }
@@ -132,7 +199,7 @@ int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connec
     }
     code = auth_check_connect(b->auth, cl->listener, conn_identity(cl->conn), user,
                               p->has_password ? p->password.p : NULL,
-                              p->has_password ? p->password.len : 0, &user_out);
+                              p->has_password ? p->password.len : 0, &user_out, &cl->user_checked);
     if (code != 0) {
         rc = connect__refuse(cl, (uint8_t)code,
                              code == MQTT_CONNACK_BAD_CREDENTIALS ? "bad username or password"
@@ -152,7 +219,20 @@ int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connec
         id.p = (const uint8_t *)cl->username;
         id.len = strlen(cl->username);
     }
-    if (p->will_flag) {
+    if (p->will_flag && cfg->message_size_limit && p->will_payload.len > cfg->message_size_limit) {
+        /* as Mosquitto 2.0 refuses it (CONNACK 5 for MQTT 3.1.1) */
+        char why[96];
+        snprintf(why, sizeof(why), "will payload %zu bytes over message_size_limit %u",
+                 p->will_payload.len, cfg->message_size_limit);
+        rc = connect__refuse(cl, MQTT_CONNACK_NOT_AUTHORIZED, why);
+        goto out;
+    }
+    if (p->will_flag && sys_topic(p->will_topic)) {
+        /* As Mosquitto 2.0: the CONNECT is accepted and the will never published. */
+        log_write(CAIRN_LOG_NOTICE,
+                  "client %s: will on %.*s dropped: clients may not publish to $SYS",
+                  client_peer(cl), (int)p->will_topic.len, (const char *)p->will_topic.p);
+    } else if (p->will_flag) {
         char *cid = connect__strdup(id);
         bool ok = cid && client_mount(cl, p->will_topic, false, &will_topic, &mounted) == 0 &&
                   auth_can_write(b->auth, cl->listener, cid, cl->username,
@@ -171,8 +251,10 @@ int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connec
     }
 
     s = session_find(b->sessions, id);
+    if (s && !connect__may_have(b, cl, s))
+        goto out; /* refused before anything of s changed */
     if (s && s->owner)
-        connect__takeover(b, s);
+        connect__takeover(b, s, p->clean_session);
     if (s && (p->clean_session || s->clean)) {
         broker__session_discard(b, s);
         s = NULL;
@@ -188,12 +270,19 @@ int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connec
             goto out;
         }
     }
+    if (!session_user_is(s, cl->username, cl->user_checked) &&
+        (rc = session_set_user(s, cl->username, cl->user_checked)) < 0) {
+        if (!present)
+            broker__session_discard(b, s);
+        goto out;
+    }
     session_online(s, cl);
     cl->session = s;
     cl->connected = true;
     cl->keepalive = p->keepalive;
     b->stats.clients_connected++;
-    mqtt_encode_connack(buf, sizeof(buf), present, MQTT_CONNACK_ACCEPTED);
+    /* MQTT 3.1 has no session-present flag: its CONNACK's first byte is 0 */
+    mqtt_encode_connack(buf, sizeof(buf), present && p->protocol_level >= 4, MQTT_CONNACK_ACCEPTED);
     if ((rc = client_hold_raw(cl, buf, 4)) < 0)
         goto out;
     conn_set_name(cl->conn, s->id);

@@ -5,6 +5,7 @@
  *   QoS 2: method B — route on PUBLISH, store the packet id, hold PUBREC; a PUBLISH with an id
  *          still stored (the publisher's resend, DUP or not) is not routed again, only
  *          answered with PUBREC; PUBREL (handle_ack.c) deletes the id and answers PUBCOMP.
+ * A PUBLISH the client may not write (ACL), or to $SYS, is acknowledged and dropped.
  *
  * Before any of that, as Mosquitto: a PUBLISH above its listener's max_qos closes the
  * connection; past memory_limit a new PUBLISH closes it too, unacknowledged (the publisher
@@ -17,7 +18,9 @@
 #include "client.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "session.h"
+#include "sys.h"
 
 /*
  * memory_limit: what msg.h and session.h count (messages once, queue entries), and the message
@@ -42,6 +45,35 @@ static bool publish__over_memory(struct broker *b, struct client *cl, const stru
     return true;
 }
 
+/*
+ * message_size_limit, as Mosquitto applies it: a PUBLISH with a larger payload is dropped —
+ * at QoS 1/2 acknowledged all the same (closing the connection would make a client with a
+ * persistent session resend it forever) — logged with client id, topic and size, and counted.
+ * Nothing of it is stored; a QoS 2 PUBREL for it then finds no id and gets its PUBCOMP.
+ */
+int handle_publish_oversize(struct broker *b, struct client *cl, const struct mqtt_publish *head,
+                            size_t payload_len)
+{
+    uint8_t buf[4];
+    int rc = 0;
+
+    b->stats.messages_received++;
+    b->stats.messages_dropped++;
+    metrics_msg_in(head->qos, payload_len);
+    metrics_drop(METRICS_DROP_TOO_LARGE);
+    log_write(CAIRN_LOG_NOTICE,
+              "client %s %s: PUBLISH to %.*s dropped: payload %zu bytes over message_size_limit "
+              "%u (q%u)",
+              client_peer(cl), client_id(cl), (int)head->topic.len, (const char *)head->topic.p,
+              payload_len, b->cfg->message_size_limit, head->qos);
+    if (head->qos > 0) {
+        mqtt_encode_ack(buf, sizeof(buf), head->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC,
+                        head->packet_id);
+        rc = client_send_raw(cl, buf, sizeof(buf));
+    }
+    return rc;
+}
+
 int handle_publish(struct broker *b, struct client *cl, const struct mqtt_publish *p)
 {
     const struct config_listener *l = client_listener(cl);
@@ -60,11 +92,19 @@ int handle_publish(struct broker *b, struct client *cl, const struct mqtt_publis
         rc = -EPROTO;
         goto out;
     }
+    metrics_msg_in(p->qos, p->payload.len);
     if (p->qos == 2 && session_inbound_has(s, p->packet_id))
         goto ack; /* [MQTT-4.3.3-2] already delivered */
     if (publish__over_memory(b, cl, p)) {
         rc = -ENOMEM;
         goto out;
+    }
+    if (sys_topic(p->topic)) {
+        /* $SYS is the broker's: whatever the ACL says, acknowledged and dropped (Mosquitto) */
+        log_write(CAIRN_LOG_DEBUG, "client %s %s: PUBLISH to %.*s dropped: $SYS is the broker's",
+                  client_peer(cl), s->id, (int)p->topic.len, (const char *)p->topic.p);
+        metrics_drop(METRICS_DROP_SYS);
+        goto ack;
     }
     if ((rc = client_mount(cl, p->topic, false, &topic, &mounted)) < 0)
         goto out;
@@ -73,6 +113,7 @@ int handle_publish(struct broker *b, struct client *cl, const struct mqtt_publis
         /* Mosquitto with MQTT 3.1.1 acknowledges and drops a denied PUBLISH */
         log_write(CAIRN_LOG_DEBUG, "client %s %s: PUBLISH to %.*s denied", client_peer(cl), s->id,
                   (int)topic.len, (const char *)topic.p);
+        metrics_drop(METRICS_DROP_DENIED);
         goto ack;
     }
     /* retain_available false: a 3.1.1 client cannot be told, so forward and keep nothing */

@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "conn.h"
+#include "httpd.h"
 #include "log.h"
 #include "loop.h"
 #include "tls.h"
@@ -35,6 +36,7 @@ struct listener_sock {
     int fd;
     int index; /* into cfg->listeners */
     uint16_t port;
+    bool loopback; /* bound to a loopback address only */
     char name[80]; /* "ADDR:PORT" */
 };
 
@@ -45,6 +47,7 @@ struct listeners {
     struct listener_sock socks[LISTENER_MAX_SOCKS];
     size_t n;
     struct tls_set *tls; /* a context per TLS listener (NULL entries for plain TCP) */
+    struct httpd *http;  /* the HTTP front of websockets and http_metrics listeners */
     int reserve_fd;      /* /dev/null, given up to shed a connection on EMFILE */
     struct timer *pause_timer;
     uint64_t last_emfile_log;
@@ -74,6 +77,39 @@ static void listener_addr_str(const struct sockaddr *sa, char *buf, size_t len)
     } else {
         snprintf(buf, len, "?");
     }
+}
+
+/* Is sa a loopback address (127.0.0.0/8, ::1, or 127.x mapped into IPv6)? */
+static bool listener_is_loopback(const struct sockaddr *sa)
+{
+    bool lo = false;
+
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+        lo = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    } else if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+        lo = IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return lo;
+}
+
+/*
+ * Anyone who can reach a listener that is not loopback-only and lets clients in without a
+ * username can use the broker: say so at start-up (Mosquitto 2.0 made such a listener opt-in,
+ * and so does Cairn: allow_anonymous had to be written).
+ */
+static void listener_warn_open(const struct listeners *ls, const struct listener_sock *s)
+{
+    const struct config_security *sec = config_security_for(ls->cfg, (size_t)s->index);
+
+    if (s->loopback || !config_allow_anonymous(ls->cfg, (size_t)s->index) ||
+        sec->use_identity_as_username || sec->use_subject_as_username)
+        return;
+    log_write(CAIRN_LOG_WARNING,
+              "listener on %s allows anonymous clients (allow_anonymous true) on a non-loopback "
+              "address: anyone who can reach it may connect",
+              s->name);
 }
 
 static void listener_resume(void *arg)
@@ -126,9 +162,13 @@ static bool listener_full(const struct listeners *ls, const struct listener_sock
     const struct config *cfg = ls->cfg;
     int lmax = (size_t)s->index < cfg->n_listeners ? cfg->listeners[s->index].max_connections : -1;
 
-    if (cfg->max_connections >= 0 && conn_pool_count(ls->pool) >= (size_t)cfg->max_connections)
+    /* connections still in the HTTP front count: each may become an MQTT connection */
+    if (cfg->max_connections >= 0 &&
+        conn_pool_count(ls->pool) + httpd_count(ls->http) >= (size_t)cfg->max_connections)
         return true;
-    return lmax >= 0 && conn_pool_count_listener(ls->pool, s->index) >= (size_t)lmax;
+    return lmax >= 0 && conn_pool_count_listener(ls->pool, s->index) +
+                                httpd_count_listener(ls->http, s->index) >=
+                            (size_t)lmax;
 }
 
 static void listener_on_event(struct loop *l, int fd, int events, void *arg)
@@ -168,7 +208,10 @@ static void listener_on_event(struct loop *l, int fd, int events, void *arg)
             conn_stats_refused();
             continue;
         }
-        conn_pool_add(ls->pool, t, s->index, peer);
+        if (ls->cfg->listeners[s->index].protocol == CONFIG_PROTO_MQTT)
+            conn_pool_add(ls->pool, t, s->index, peer);
+        else
+            httpd_accept(ls->http, t, s->index, peer);
     }
 }
 
@@ -207,6 +250,7 @@ static int listener_bind_one(struct listeners *ls, int index, const struct socka
     s->fd = fd;
     s->index = index;
     listener_addr_str((struct sockaddr *)&got, s->name, sizeof(s->name));
+    s->loopback = listener_is_loopback((struct sockaddr *)&got);
     s->port = ntohs(got.ss_family == AF_INET ? ((struct sockaddr_in *)&got)->sin_port
                                              : ((struct sockaddr_in6 *)&got)->sin6_port);
     ls->n++;
@@ -399,11 +443,15 @@ static int listener_listen(struct listeners *ls, char *err, size_t errlen)
     for (size_t i = 0; i < ls->n && rc == 0; i++) {
         rc =
             loop_add_fd(ls->loop, ls->socks[i].fd, CAIRN_EV_READ, listener_on_event, &ls->socks[i]);
-        if (rc < 0)
+        if (rc < 0) {
             snprintf(err, errlen, "listener %d (%s): %s", ls->socks[i].index, ls->socks[i].name,
                      strerror(-rc));
-        else
-            log_write(CAIRN_LOG_NOTICE, "listening on %s", ls->socks[i].name);
+        } else {
+            static const char *const kind[] = {"", " (websockets)", " (http_metrics)"};
+            log_write(CAIRN_LOG_NOTICE, "listening on %s%s", ls->socks[i].name,
+                      kind[ls->cfg->listeners[ls->socks[i].index].protocol]);
+            listener_warn_open(ls, &ls->socks[i]);
+        }
     }
     return rc;
 }
@@ -425,6 +473,8 @@ struct listeners *listener_open(struct loop *l, struct conn_pool *pool, const st
     ls->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     ls->tls = tls ? tls : tls_set_new(cfg, err, errlen);
     if (!ls->tls)
+        rc = -EINVAL;
+    if (rc == 0 && !(ls->http = httpd_new(l, pool, cfg, err, errlen)))
         rc = -EINVAL;
     for (size_t i = 0; i < cfg->n_listeners && rc == 0; i++)
         rc = listener_bind(ls, (int)i, &cfg->listeners[i], err, errlen);
@@ -463,6 +513,7 @@ void listener_free(struct listeners *ls)
     listener_stop(ls);
     if (ls->reserve_fd >= 0)
         close(ls->reserve_fd);
+    httpd_free(ls->http);
     tls_set_free(ls->tls);
     free(ls);
 }
@@ -475,6 +526,13 @@ int listener_reload_tls(struct listeners *ls, const struct config *cfg)
 void listener_set_config(struct listeners *ls, const struct config *cfg)
 {
     ls->cfg = cfg;
+    httpd_set_config(ls->http, cfg);
+}
+
+void listener_set_metrics(struct listeners *ls, int (*render)(void *arg, char **body, size_t *len),
+                          void *arg)
+{
+    httpd_set_metrics(ls->http, render, arg);
 }
 
 size_t listener_count(const struct listeners *ls)

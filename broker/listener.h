@@ -17,6 +17,10 @@
  * TLS: a listener whose settings ask for TLS (tls.h) gets a tls_transport for each accepted
  * socket, plain ones transport_tcp; a TLS listener that cannot be set up fails start-up.
  *
+ * Protocols: an mqtt listener hands each connection to the pool; websockets and http_metrics
+ * ones to the HTTP front (httpd.h), which hands upgraded WebSocket connections to the pool.
+ * max_connections counts connections in the front too.
+ *
  * Ownership: the set owns its sockets and TLS contexts; loop, pool and cfg are borrowed (cfg
  * replaceable with listener_set_config after a reload; the sockets themselves do not change on
  * reload).
@@ -54,6 +58,10 @@ void listener_free(struct listeners *ls);
 int listener_reload_tls(struct listeners *ls, const struct config *cfg);
 /* SIGHUP, step 2: limits (max_connections) from cfg, borrowed from now on. */
 void listener_set_config(struct listeners *ls, const struct config *cfg);
+
+/* What GET /metrics on http_metrics listeners answers (httpd_set_metrics). */
+void listener_set_metrics(struct listeners *ls, int (*render)(void *arg, char **body, size_t *len),
+                          void *arg);
 
 /* Sockets open (a listener may have several), and the port of socket i (tests, logs). */
 size_t listener_count(const struct listeners *ls);

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <sys/uio.h>
 
-#define OUTQ_CHUNK 4096u
+#define OUTQ_CHUNK 16384u
 
 struct outq_chunk;
 

@@ -39,18 +39,12 @@ static void retain__node_free(struct retain_node *n)
 
 static struct retain_node *retain__child(struct retain_node *n, struct mqtt_str level, bool create)
 {
-    struct retain_node *kid = NULL;
-    bool found;
-    size_t i = tree_find(&n->t, level, &found);
+    struct retain_node *kid = (struct retain_node *)tree_find(&n->t, level);
 
-    if (found) {
-        kid = retain__kid(n, i);
-        goto out;
-    }
-    if (!create)
+    if (kid || !create)
         goto out;
     kid = retain__node_new(n, level);
-    if (kid && tree_insert(&n->t, i, &kid->t) < 0) {
+    if (kid && tree_insert(&n->t, &kid->t) < 0) {
         retain__node_free(kid);
         kid = NULL;
     }
@@ -276,10 +270,9 @@ static int retain__match(const struct retain_node *n, struct mqtt_level_iter c,
         goto out;
     }
     {
-        bool found;
-        size_t i = tree_find(&n->t, level, &found);
-        if (found)
-            rc = retain__match(retain__kid(n, i), c, cb, ctx);
+        const struct retain_node *kid = (const struct retain_node *)tree_find(&n->t, level);
+        if (kid)
+            rc = retain__match(kid, c, cb, ctx);
     }
 out:
     return rc;

@@ -39,8 +39,6 @@ static void route__node_free(struct route_node *n)
 static struct route_node *route__child(struct route_node *n, struct mqtt_str level, bool create)
 {
     struct route_node *kid = NULL, **slot = NULL;
-    bool found;
-    size_t i;
 
     if (level.len == 1 && level.p[0] == '+')
         slot = &n->plus;
@@ -52,15 +50,11 @@ static struct route_node *route__child(struct route_node *n, struct mqtt_str lev
         kid = *slot;
         goto out;
     }
-    i = tree_find(&n->t, level, &found);
-    if (found) {
-        kid = (struct route_node *)n->t.kids[i];
-        goto out;
-    }
-    if (!create)
+    kid = (struct route_node *)tree_find(&n->t, level);
+    if (kid || !create)
         goto out;
     kid = route__node_new(n, level);
-    if (kid && tree_insert(&n->t, i, &kid->t) < 0) {
+    if (kid && tree_insert(&n->t, &kid->t) < 0) {
         route__node_free(kid);
         kid = NULL;
     }
@@ -197,6 +191,7 @@ static int route__add_subs(struct route_hits *h, const struct route_node *n)
     }
     memcpy(&h->v[h->n], n->subs, n->nsubs * sizeof(*n->subs));
     h->n += n->nsubs;
+    h->nodes++;
 out:
     return rc;
 }
@@ -217,9 +212,8 @@ static int route__match(const struct route_node *n, struct mqtt_level_iter c, bo
         goto out;
     }
     if (n->t.nkids) {
-        bool found;
-        size_t i = tree_find(&n->t, level, &found);
-        if (found && (rc = route__match((const struct route_node *)n->t.kids[i], c, dollar, h)) < 0)
+        const struct route_node *kid = (const struct route_node *)tree_find(&n->t, level);
+        if (kid && (rc = route__match(kid, c, dollar, h)) < 0)
             goto out;
     }
     if (n->plus && wild_ok)
@@ -228,43 +222,71 @@ out:
     return rc;
 }
 
-static int route__hit_cmp(const void *a, const void *b)
+/*
+ * Once per subscriber, at the highest QoS of its matching filters. Duplicates need two nodes'
+ * lists (one subscription per filter and subscriber): a match that took hits from one node —
+ * the fan-out case, many subscribers of one filter — has none, and costs nothing here. Else a
+ * hash set over the hits, linear in their number (it was a sort, per message).
+ */
+static int route__dedupe(struct route_hits *h)
 {
-    const struct route_hit *x = a, *y = b;
-    if (x->sub == y->sub)
-        return 0;
-    return (uintptr_t)x->sub < (uintptr_t)y->sub ? -1 : 1;
+    size_t need = 16, w = 0;
+    int rc = 0;
+
+    while (need < 2 * h->n)
+        need *= 2;
+    if (need > h->nseen) {
+        uint32_t *s = realloc(h->seen, need * sizeof(*s));
+        if (!s) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        h->seen = s;
+        h->nseen = need;
+    }
+    memset(h->seen, 0, need * sizeof(*h->seen));
+    for (size_t i = 0; i < h->n; i++) {
+        uintptr_t k = (uintptr_t)h->v[i].sub;
+        size_t slot = (size_t)((k >> 4) * 0x9E3779B97F4A7C15ULL >> 20) & (need - 1);
+        for (;; slot = (slot + 1) & (need - 1)) {
+            uint32_t at = h->seen[slot];
+            if (at == 0) { /* first time: keep it */
+                h->v[w] = h->v[i];
+                h->seen[slot] = (uint32_t)++w;
+                break;
+            }
+            if (h->v[at - 1].sub == h->v[i].sub) {
+                if (h->v[i].qos > h->v[at - 1].qos)
+                    h->v[at - 1].qos = h->v[i].qos;
+                break;
+            }
+        }
+    }
+    h->n = w;
+out:
+    return rc;
 }
 
 int route_match(const struct route *r, struct mqtt_str topic, struct route_hits *hits)
 {
     struct mqtt_level_iter c;
-    size_t w = 0;
     int rc;
 
     hits->n = 0;
+    hits->nodes = 0;
     mqtt_level_iter_init(&c, topic);
     rc = route__match(r->root, c, topic.len > 0 && topic.p[0] == '$', hits);
-    if (rc < 0 || hits->n < 2)
-        goto out;
-    /* Once per subscriber, at the highest QoS of its matching filters. */
-    qsort(hits->v, hits->n, sizeof(*hits->v), route__hit_cmp);
-    for (size_t i = 1; i < hits->n; i++) {
-        if (hits->v[i].sub == hits->v[w].sub) {
-            if (hits->v[i].qos > hits->v[w].qos)
-                hits->v[w].qos = hits->v[i].qos;
-        } else {
-            hits->v[++w] = hits->v[i];
-        }
-    }
-    hits->n = w + 1;
-out:
+    if (rc == 0 && hits->nodes > 1 && hits->n > 1)
+        rc = route__dedupe(hits);
     return rc;
 }
 
 void route_hits_cleanup(struct route_hits *h)
 {
     free(h->v);
+    free(h->seen);
     h->v = NULL;
+    h->seen = NULL;
+    h->nseen = 0;
     h->n = h->cap = 0;
 }

@@ -1,12 +1,12 @@
 /*
  * route.h — the subscription tree: which subscribers want a topic.
  *
- * One node per topic level of the subscribed filters. A node has its literal children in an
- * array sorted by level bytes (binary search), plus at most one '+' child and one '#' child,
- * and the subscriptions whose filter ends at it. Matching a topic walks the tree once:
- * literal child, then '+', at each level; a '#' child matches the rest (and its parent level:
- * "a/#" matches "a" [MQTT-4.7.1-2]). The '$' rule [MQTT-4.7.2-1]: a topic starting with '$'
- * is not matched by a first-level '+' or '#'.
+ * One node per topic level of the subscribed filters. A node has its literal children in a
+ * tree.h index (a scan when few, a hash index when many: O(1) per level), plus at most one
+ * '+' child and one '#' child, and the subscriptions whose filter ends at it. Matching a topic
+ * walks the tree once: literal child, then '+', at each level; a '#' child matches the rest (and
+ * its parent level: "a/#" matches "a" [MQTT-4.7.1-2]). The '$' rule [MQTT-4.7.2-1]: a topic
+ * starting with '$' is not matched by a first-level '+' or '#'.
  *
  * A subscriber is an opaque pointer (the broker passes its struct session *); the tree never
  * dereferences it. One subscription per (filter, subscriber): subscribing again replaces the
@@ -42,6 +42,9 @@ struct route_hits {
     struct route_hit *v;
     size_t n;
     size_t cap;
+    size_t nodes;   /* tree nodes that added hits in this match */
+    uint32_t *seen; /* dedupe scratch: open addressing over indexes into v (+1), nseen slots */
+    size_t nseen;
 };
 
 int route_init(struct route *r) __attribute__((warn_unused_result));

@@ -19,6 +19,8 @@
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
+#include "service.h"
 #include "tls.h"
 #include "user.h"
 
@@ -65,6 +67,12 @@ static int server_on_packet(void *arg, struct conn *c, const struct mqtt_packet 
 static int server_on_bad_connect(void *arg, struct conn *c, int err)
 {
     return broker_on_bad_connect(arg, c, err);
+}
+
+static int server_on_oversize(void *arg, struct conn *c, const struct mqtt_publish *head,
+                              size_t payload_len)
+{
+    return broker_on_oversize(arg, c, head, payload_len);
 }
 
 static void server_on_close(void *arg, struct conn *c, int reason)
@@ -199,7 +207,8 @@ static bool server_same_listeners(const struct config *a, const struct config *b
         return false;
     for (size_t i = 0; i < a->n_listeners; i++) {
         const struct config_listener *x = &a->listeners[i], *y = &b->listeners[i];
-        if (x->port != y->port || x->socket_domain != y->socket_domain ||
+        if (x->port != y->port || x->protocol != y->protocol ||
+            x->socket_domain != y->socket_domain ||
             !server_same_str(x->bind_address, y->bind_address) ||
             !server_same_str(x->bind_interface, y->bind_interface) ||
             !server_same_str(x->mount_point, y->mount_point))
@@ -380,6 +389,7 @@ static int server_start(struct server *s, char *err, size_t errlen)
         .on_open = server_on_open,
         .on_packet = server_on_packet,
         .on_bad_connect = server_on_bad_connect,
+        .on_oversize = server_on_oversize,
         .on_close = server_on_close,
         .on_writable = server_on_writable,
     };
@@ -433,12 +443,14 @@ static int server_start(struct server *s, char *err, size_t errlen)
                         made_location, s->pid_written ? s->cfg->pid_file : NULL, err, errlen);
     if (rc == 0)
         rc = user_drop(&plan, broker_store_dir(s->broker), err, errlen);
-    if (rc == 0)
-        rc = listener_start(s->listeners, err, errlen);
     if (rc < 0)
         goto out;
+    listener_set_metrics(s->listeners, metrics_render_broker, s->broker);
+    if ((rc = listener_start(s->listeners, err, errlen)) < 0)
+        goto out;
     loop_set_iteration_end(s->loop, server_iteration_end, s);
-    rc = 0;
+    /* last: it tells the service manager the broker is ready, and its signals need the broker */
+    rc = service_start(s->loop, s->broker, err, errlen);
 out:
     tls_set_free(tls);
     return rc;
@@ -446,6 +458,7 @@ out:
 
 static void server_stop(struct server *s)
 {
+    service_stop(); /* before the broker and its store go: a backup may be reading it */
     listener_free(s->listeners);
     if (s->pool && s->broker) {
         /* conns left after the drain deadline: on_close for each, then gone */

@@ -7,7 +7,8 @@
  * connection (flushing what is queued, up to a short linger) and return 0; SIGHUP re-reads
  * the config file, reopens the log file and calls broker_reload() — a file that fails to load
  * (or that changes the listeners, which needs a restart) leaves the running config in place
- * and logs why. SIGPIPE is ignored.
+ * and logs why. SIGPIPE is ignored. SIGUSR1 (a backup of the store) and SIGUSR2 (reopen the log
+ * file), and the readiness message to a service manager, are service.h's.
  */
 #ifndef CAIRN_SERVER_H
 #define CAIRN_SERVER_H

@@ -3,6 +3,8 @@
  */
 #include "session.h"
 
+#include "hash.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,7 @@ static struct persist *session__store(const struct session *s)
 static void sentry__push(struct sentry_list *l, struct sentry *e)
 {
     e->next = NULL;
+    e->prev = l->tail;
     if (l->tail)
         l->tail->next = e;
     else
@@ -38,18 +41,27 @@ static void sentry__push(struct sentry_list *l, struct sentry *e)
     l->bytes += msg_bytes(e->m);
 }
 
+static void sentry__unlink(struct sentry_list *l, struct sentry *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        l->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        l->tail = e->prev;
+    e->next = e->prev = NULL;
+    l->n--;
+    l->bytes -= msg_bytes(e->m);
+}
+
 static struct sentry *sentry__shift(struct sentry_list *l)
 {
     struct sentry *e = l->head;
 
-    if (e) {
-        l->head = e->next;
-        if (!l->head)
-            l->tail = NULL;
-        e->next = NULL;
-        l->n--;
-        l->bytes -= msg_bytes(e->m);
-    }
+    if (e)
+        sentry__unlink(l, e);
     return e;
 }
 
@@ -112,15 +124,10 @@ static struct persist_msg session__pmsg(const struct msg *m)
 
 /* ---- the table ---------------------------------------------------------------------------- */
 
+/* Keyed (hash.h): client ids are the client's choice, and must not all fall in one chain. */
 static size_t session__hash(const struct session_table *t, struct mqtt_str id)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-
-    for (size_t i = 0; i < id.len; i++) {
-        h ^= id.p[i];
-        h *= 1099511628211ULL;
-    }
-    return (size_t)(h & (t->nb - 1));
+    return (size_t)(hash_bytes(id.p, id.len) & (t->nb - 1));
 }
 
 static uint32_t session__max_inflight(const struct session_table *t)
@@ -155,12 +162,11 @@ static void session__free(struct session *s)
 {
     sentry__list_free(&s->inflight);
     sentry__list_free(&s->queue);
-    for (size_t i = 0; i < s->n_subs; i++)
-        free(s->subs[i].filter);
-    free(s->subs);
+    subset_cleanup(&s->subs);
     free(s->inbound);
     free(s->inbound_gen);
-    free(s->pid_bits);
+    pidx_cleanup(&s->pidx);
+    free(s->user);
     free(s->id);
     free(s);
 }
@@ -308,6 +314,18 @@ struct session *session_restore(struct session_table *t, struct mqtt_str id,
     s->clean = false;
     s->durable = t->store != NULL;
     s->last_seen = ps->last_seen;
+    s->user_kind = ps->owner;
+    if (ps->owner == PERSIST_OWNER_USER || ps->owner == PERSIST_OWNER_CLAIMED) {
+        s->user = malloc(ps->user.len + 1);
+        if (!s->user) {
+            session_del(s); /* loading: nothing is written */
+            s = NULL;
+            goto out;
+        }
+        if (ps->user.len)
+            memcpy(s->user, ps->user.p, ps->user.len);
+        s->user[ps->user.len] = '\0';
+    }
     s->q_count = q->count;
     s->q_bytes = q->bytes;
     s->disk_count = q->count;
@@ -333,13 +351,55 @@ void session_del(struct session *s)
     session__free(s);
 }
 
+static void session__put_record(struct session *s)
+{
+    struct persist_session ps = {.last_seen = s->last_seen, .owner = s->user_kind};
+
+    if (!session__store(s))
+        return;
+    if (s->user) {
+        ps.user.p = (const uint8_t *)s->user;
+        ps.user.len = strlen(s->user);
+    }
+    persist_session_put(s->table->store, session_id(s), &ps);
+}
+
 void session_touch(struct session *s, int64_t now)
 {
     s->last_seen = now;
-    if (session__store(s)) {
-        struct persist_session ps = {.last_seen = now};
-        persist_session_put(s->table->store, session_id(s), &ps);
-    }
+    session__put_record(s);
+}
+
+/* The owner kind of a client: anonymous, a checked username, or a claimed one. */
+static uint8_t session__kind(const char *user, bool checked)
+{
+    if (!user)
+        return PERSIST_OWNER_ANONYMOUS;
+    return checked ? PERSIST_OWNER_USER : PERSIST_OWNER_CLAIMED;
+}
+
+int session_set_user(struct session *s, const char *user, bool checked)
+{
+    char *copy = NULL;
+    int rc = -ENOMEM;
+
+    if (user && !(copy = strdup(user)))
+        goto out;
+    free(s->user);
+    s->user = copy;
+    s->user_kind = session__kind(user, checked);
+    session__put_record(s);
+    rc = 0;
+out:
+    return rc;
+}
+
+bool session_user_is(const struct session *s, const char *user, bool checked)
+{
+    uint8_t kind = session__kind(user, checked);
+
+    return s->user_kind == kind &&
+           (kind == PERSIST_OWNER_ANONYMOUS || (s->user && strcmp(s->user, user) == 0));
 }
 
 void session_offline(struct session *s)
@@ -351,8 +411,7 @@ void session_offline(struct session *s)
     s->owner = NULL;
     /* In-flight entries of a durable session go back to disk; the next connect reads them. */
     if (s->durable) {
-        free(s->pid_bits); /* the window empties */
-        s->pid_bits = NULL;
+        pidx_cleanup(&s->pidx); /* the window empties */
         while ((e = sentry__shift(&s->inflight))) {
             if (!e->stored) { /* cannot happen: QoS > 0 entries of durable sessions are stored */
                 sentry_free(e);
@@ -456,39 +515,53 @@ out:
 }
 
 /*
- * Packet ids in use: a scan of the window while it is small (the default 20), a bitmap of all
- * 65536 ids (8 KiB, kept once made) when a large max_inflight_messages lets it grow, so
- * allocating an id never costs a walk over thousands of entries.
+ * Packet ids in flight: a scan of the window while it is small (the default 20), an index
+ * (pidx.h) once a large max_inflight_messages lets it grow, so that neither allocating an id
+ * nor finding the entry an acknowledgement names costs a walk over thousands of entries. The
+ * index is made when the window reaches SESSION_PIDX_AT (a failed allocation just keeps the
+ * scan) and dropped when the window empties at a disconnect.
  */
-#define SESSION_PID_BITMAP_AT 64u
+#define SESSION_PIDX_AT 32u
 
-static void session__pid_mark(struct session *s, uint16_t pid, bool used)
+/* e entered the window (used) or is leaving it. */
+static void session__pid_mark(struct session *s, struct sentry *e, bool used)
 {
-    if (!s->pid_bits && used && s->inflight.n >= SESSION_PID_BITMAP_AT) {
-        s->pid_bits = calloc(65536 / 8, 1);
-        if (s->pid_bits)
-            for (const struct sentry *e = s->inflight.head; e; e = e->next)
-                s->pid_bits[e->pid >> 3] |= (uint8_t)(1u << (e->pid & 7));
-    }
-    if (!s->pid_bits)
+    int rc = 0;
+
+    if (!used) {
+        pidx_del(&s->pidx, e->pid);
         return;
-    if (used)
-        s->pid_bits[pid >> 3] |= (uint8_t)(1u << (pid & 7));
-    else
-        s->pid_bits[pid >> 3] &= (uint8_t) ~(1u << (pid & 7));
+    }
+    if (s->pidx.cap == 0 && s->inflight.n >= SESSION_PIDX_AT) {
+        for (struct sentry *o = s->inflight.head; o && rc != -ENOMEM; o = o->next)
+            if (o != e)
+                rc = pidx_put(&s->pidx, o->pid, o);
+        if (rc == -ENOMEM) {
+            pidx_cleanup(&s->pidx); /* scan on */
+            return;
+        }
+    }
+    if (s->pidx.cap && pidx_put(&s->pidx, e->pid, e) == -ENOMEM)
+        pidx_cleanup(&s->pidx);
+    /* -EEXIST: two entries under one id (pid_clashes, never): the index finds the first */
+}
+
+/* The in-flight entry with pid, or NULL. */
+static struct sentry *session__inflight_find(const struct session *s, uint16_t pid)
+{
+    struct sentry *e;
+
+    if (s->pidx.cap)
+        return pidx_get(&s->pidx, pid);
+    for (e = s->inflight.head; e; e = e->next)
+        if (e->pid == pid)
+            break;
+    return e;
 }
 
 bool session_pid_in_use(const struct session *s, uint16_t pid)
 {
-    bool used = false;
-
-    if (s->pid_bits) {
-        used = (s->pid_bits[pid >> 3] >> (pid & 7)) & 1u;
-    } else {
-        for (const struct sentry *e = s->inflight.head; e && !used; e = e->next)
-            used = e->pid == pid;
-    }
-    return used;
+    return session__inflight_find(s, pid) != NULL;
 }
 
 static uint16_t session__next_pid(struct session *s)
@@ -541,7 +614,7 @@ struct sentry *session_pop(struct session *s)
         persist_queue_update(s->table->store, session_id(s), &q);
     }
     sentry__push(&s->inflight, e);
-    session__pid_mark(s, e->pid, true);
+    session__pid_mark(s, e, true);
 out:
     return e;
 }
@@ -627,7 +700,7 @@ static int session__refill_cb(void *ctx, const struct persist_qentry *q,
         e->resend = true;
         s->resend_pending = true;
         sentry__push(&s->inflight, e);
-        session__pid_mark(s, e->pid, true);
+        session__pid_mark(s, e, true);
         s->last_pid = e->pid;
     }
     c->count++;
@@ -668,28 +741,10 @@ out:
     return rc;
 }
 
-static struct sentry *session__inflight_find(struct session *s, uint16_t pid, struct sentry **prev)
+static void session__inflight_remove(struct session *s, struct sentry *e)
 {
-    struct sentry *p = NULL, *e;
-
-    for (e = s->inflight.head; e; p = e, e = e->next)
-        if (e->pid == pid)
-            break;
-    *prev = p;
-    return e;
-}
-
-static void session__inflight_remove(struct session *s, struct sentry *e, struct sentry *prev)
-{
-    if (prev)
-        prev->next = e->next;
-    else
-        s->inflight.head = e->next;
-    if (s->inflight.tail == e)
-        s->inflight.tail = prev;
-    s->inflight.n--;
-    s->inflight.bytes -= msg_bytes(e->m);
-    session__pid_mark(s, e->pid, false);
+    session__pid_mark(s, e, false);
+    sentry__unlink(&s->inflight, e);
     if (e->stored)
         persist_dequeue(s->table->store, session_id(s), e->seq, e->m->id);
     sentry_free(e);
@@ -697,16 +752,17 @@ static void session__inflight_remove(struct session *s, struct sentry *e, struct
 
 int session_ack(struct session *s, int type, uint16_t pid)
 {
-    struct sentry *prev, *e = session__inflight_find(s, pid, &prev);
+    struct sentry *e = session__inflight_find(s, pid);
     int rc = -ENOENT;
 
     if (!e)
         goto out;
+    rc = -EPROTO; /* an acknowledgement of the wrong kind for this id */
     switch (type) {
     case MQTT_PUBACK:
         if (e->state != PERSIST_Q_WAIT_PUBACK)
             goto out;
-        session__inflight_remove(s, e, prev);
+        session__inflight_remove(s, e);
         break;
     case MQTT_PUBREC:
         if (e->state == PERSIST_Q_WAIT_PUBREC) {
@@ -722,7 +778,7 @@ int session_ack(struct session *s, int type, uint16_t pid)
     case MQTT_PUBCOMP:
         if (e->state != PERSIST_Q_WAIT_PUBCOMP)
             goto out;
-        session__inflight_remove(s, e, prev);
+        session__inflight_remove(s, e);
         break;
     default:
         goto out;
@@ -840,62 +896,25 @@ void session_table_commit_failed(struct session_table *t)
 
 /* ---- subscriptions ------------------------------------------------------------------------ */
 
-static struct session_sub *session__sub_find(struct session *s, struct mqtt_str filter)
-{
-    for (size_t i = 0; i < s->n_subs; i++)
-        if (s->subs[i].len == filter.len && memcmp(s->subs[i].filter, filter.p, filter.len) == 0)
-            return &s->subs[i];
-    return NULL;
-}
-
 int session_sub_set(struct session *s, struct mqtt_str filter, uint8_t qos)
 {
-    struct session_sub *sub = session__sub_find(s, filter);
-    int rc = 1;
+    int rc = subset_put(&s->subs, filter, qos);
 
-    if (!sub) {
-        char *f;
-        if (s->n_subs == s->cap_subs) {
-            size_t cap = s->cap_subs ? s->cap_subs * 2 : 4;
-            struct session_sub *v = realloc(s->subs, cap * sizeof(*v));
-            if (!v) {
-                rc = -ENOMEM;
-                goto out;
-            }
-            s->subs = v;
-            s->cap_subs = cap;
-        }
-        f = malloc(filter.len + 1);
-        if (!f) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        memcpy(f, filter.p, filter.len);
-        f[filter.len] = '\0';
-        sub = &s->subs[s->n_subs++];
-        sub->filter = f;
-        sub->len = filter.len;
-        rc = 0;
-    }
-    sub->qos = qos;
-    if (session__store(s))
+    if (rc >= 0 && session__store(s))
         persist_sub_put(s->table->store, session_id(s), filter, qos);
-out:
     return rc;
 }
 
 int session_sub_del(struct session *s, struct mqtt_str filter)
 {
-    struct session_sub *sub = session__sub_find(s, filter);
-    int rc = -ENOENT;
+    int rc = subset_del(&s->subs, filter);
 
-    if (!sub)
-        goto out;
-    free(sub->filter);
-    *sub = s->subs[--s->n_subs];
-    if (session__store(s))
+    if (rc == 0 && session__store(s))
         persist_sub_del(s->table->store, session_id(s), filter);
-    rc = 0;
-out:
     return rc;
+}
+
+bool session_sub_has(const struct session *s, struct mqtt_str filter)
+{
+    return subset_get(&s->subs, filter) != NULL;
 }

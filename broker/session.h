@@ -65,6 +65,8 @@
 #include "msg.h"
 #include "mqtt.h"
 #include "persist.h"
+#include "pidx.h"
+#include "subset.h"
 
 struct timer;
 
@@ -79,7 +81,8 @@ struct session_limits {
 
 struct sentry {
     struct sentry *next;
-    struct msg *m; /* one reference */
+    struct sentry *prev; /* in-flight entries leave from the middle (any id may be acked) */
+    struct msg *m;       /* one reference */
     uint64_t seq;
     uint16_t pid;  /* 0 while queued */
     uint8_t qos;   /* delivery QoS: min(published, granted) */
@@ -96,12 +99,6 @@ struct sentry_list {
     uint64_t bytes; /* msg_bytes() of the entries */
 };
 
-struct session_sub {
-    char *filter; /* NUL-terminated copy */
-    size_t len;
-    uint8_t qos;
-};
-
 struct session_table;
 
 struct session {
@@ -112,6 +109,9 @@ struct session {
     bool clean;   /* clean session flag of the last CONNECT */
     bool durable; /* recorded in the store */
     void *owner;  /* the client while online, NULL offline */
+    /* The identity the session belongs to (session_set_user), recorded with it. */
+    uint8_t user_kind; /* enum persist_owner */
+    char *user;        /* PERSIST_OWNER_USER: the username, NUL-terminated; else NULL */
 
     struct sentry_list inflight;
     struct sentry_list queue; /* the in-memory part of the queue */
@@ -123,7 +123,7 @@ struct session {
     uint64_t disk_gen_seq; /* first seq that went to disk in disk_gen: not committed before */
     uint64_t next_seq;
     uint16_t last_pid;
-    uint8_t *pid_bits;    /* ids in flight, once the window is large (session.c) */
+    struct pidx pidx;     /* id -> in-flight entry, once the window is large (session.c) */
     uint64_t pid_clashes; /* entries read back whose id was in use: never (tests check) */
 
     uint16_t *inbound;     /* sorted */
@@ -131,9 +131,7 @@ struct session {
     size_t n_inbound;
     size_t cap_inbound;
 
-    struct session_sub *subs;
-    size_t n_subs;
-    size_t cap_subs;
+    struct subset subs; /* filter -> QoS (subset.h) */
 
     int64_t last_seen;     /* unix seconds */
     uint64_t dropped;      /* messages dropped by the queue limits */
@@ -201,6 +199,18 @@ static inline struct mqtt_str session_id(const struct session *s)
 /* Record that the client was seen now (session record rewritten when durable). */
 void session_touch(struct session *s, int64_t now);
 /*
+ * The identity that owns s from now on: user (a username, or the TLS identity used as one), or
+ * NULL for a client without a username; checked: a password file or certificate vouched for
+ * the name (else it is only claimed, and a claimed name is a different identity from the
+ * checked one: a listener that lets anybody in must not hand out another listener's users'
+ * sessions). A new session's owner is PERSIST_OWNER_UNKNOWN until set; so is one restored from
+ * a record written before owners were stored. The session record is rewritten when durable.
+ * 0, or -ENOMEM with nothing changed.
+ */
+int session_set_user(struct session *s, const char *user, bool checked);
+/* Is s owned by that identity? false while its owner is unknown. */
+bool session_user_is(const struct session *s, const char *user, bool checked);
+/*
  * The client went offline: a durable session drops its stored entries from memory (they are
  * on disk; the next connect reads them back), and in-memory QoS 0 entries unless queue_qos0.
  */
@@ -250,7 +260,9 @@ bool session_can_refill(const struct session *s);
  *   MQTT_PUBREC  WAIT_PUBREC  -> WAIT_PUBCOMP (the caller sends PUBREL; also for a repeated
  *                                PUBREC of an entry already in WAIT_PUBCOMP)
  *   MQTT_PUBCOMP WAIT_PUBCOMP -> finished
- * 0, or -ENOENT when no in-flight entry of that id is in the right state.
+ * 0; -ENOENT when no entry of that id is in flight; -EPROTO when one is, but the
+ * acknowledgement is of the wrong kind for it (PUBREC or PUBCOMP for QoS 1, PUBACK for QoS 2,
+ * PUBCOMP before PUBREC): a protocol violation, as Mosquitto treats it.
  */
 int session_ack(struct session *s, int type, uint16_t pid);
 /* Number of entries in flight. */
@@ -269,9 +281,15 @@ int session_inbound_add(struct session *s, uint16_t pid);
 int session_inbound_del(struct session *s, uint16_t pid);
 
 /* ---- subscriptions (the session's own record; the route tree is the broker's) ------------- */
-/* 0 new, 1 QoS replaced, -ENOMEM. */
+/* O(1) each (a hash set). 0 new, 1 QoS replaced, -ENOMEM. */
 int session_sub_set(struct session *s, struct mqtt_str filter, uint8_t qos);
 /* 0, or -ENOENT. */
 int session_sub_del(struct session *s, struct mqtt_str filter);
+/* Is filter subscribed? */
+bool session_sub_has(const struct session *s, struct mqtt_str filter);
+static inline size_t session_sub_count(const struct session *s)
+{
+    return subset_count(&s->subs);
+}
 
 #endif

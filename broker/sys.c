@@ -13,6 +13,13 @@
 #include "conn.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
+
+bool sys_topic(struct mqtt_str topic)
+{
+    return topic.len >= 4 && memcmp(topic.p, "$SYS", 4) == 0 &&
+           (topic.len == 4 || topic.p[4] == '/');
+}
 
 #define SYS_LOG_MAX 512 /* log lines waiting to be published; more are dropped (counted) */
 
@@ -40,29 +47,44 @@ static void sys__put(struct broker *b, const char *topic, unsigned long long v, 
     broker_publish(b, t, p, 0, true, false);
 }
 
+/* Every figure comes from the same snapshot /metrics renders (metrics.h). */
 void sys_publish(struct broker *b)
 {
-    const struct conn_stats *cs = conn_stats();
-    uint64_t up = (loop_now_ms(b->loop) - b->start_ms) / 1000u;
+    struct metrics_snapshot m;
     struct mqtt_str vt = {(const uint8_t *)"$SYS/broker/version", 19};
     const char *ver = "cairn version " CAIRN_VERSION;
     struct mqtt_str vp = {(const uint8_t *)ver, strlen(ver)};
+    const struct metrics *c = &m.c;
+    typedef unsigned long long ull;
 
+    metrics_collect(b, &m);
     broker_publish(b, vt, vp, 0, true, false);
-    sys__put(b, "$SYS/broker/uptime", (unsigned long long)up, " seconds");
-    sys__put(b, "$SYS/broker/clients/connected", (unsigned long long)b->stats.clients_connected,
-             "");
-    sys__put(b, "$SYS/broker/clients/total", (unsigned long long)session_table_count(b->sessions),
-             "");
-    sys__put(b, "$SYS/broker/messages/received", (unsigned long long)b->stats.messages_received,
-             "");
-    sys__put(b, "$SYS/broker/messages/sent", (unsigned long long)b->stats.messages_sent, "");
-    sys__put(b, "$SYS/broker/subscriptions/count", (unsigned long long)route_count(&b->route), "");
-    sys__put(b, "$SYS/broker/retained messages/count", (unsigned long long)retain_count(&b->retain),
-             "");
-    sys__put(b, "$SYS/broker/load/bytes/received",
-             (unsigned long long)(cs ? cs->bytes_received : 0), "");
-    sys__put(b, "$SYS/broker/load/bytes/sent", (unsigned long long)(cs ? cs->bytes_sent : 0), "");
+    sys__put(b, "$SYS/broker/uptime", (ull)m.uptime_s, " seconds");
+    sys__put(b, "$SYS/broker/clients/connected", (ull)m.sessions_online, "");
+    sys__put(b, "$SYS/broker/clients/disconnected", (ull)m.sessions_offline, "");
+    sys__put(b, "$SYS/broker/clients/total", (ull)(m.sessions_online + m.sessions_offline), "");
+    sys__put(b, "$SYS/broker/messages/received",
+             (ull)(c->msgs_in[0] + c->msgs_in[1] + c->msgs_in[2]), "");
+    sys__put(b, "$SYS/broker/messages/sent",
+             (ull)(c->msgs_out[0] + c->msgs_out[1] + c->msgs_out[2]), "");
+    {
+        uint64_t dropped = 0;
+        for (int i = 0; i < METRICS_DROP_N; i++)
+            dropped += c->dropped[i];
+        sys__put(b, "$SYS/broker/messages/dropped", (ull)dropped, "");
+        sys__put(b, "$SYS/broker/messages/dropped/oversize",
+                 (ull)c->dropped[METRICS_DROP_TOO_LARGE], "");
+    }
+    sys__put(b, "$SYS/broker/publish/bytes/received",
+             (ull)(c->bytes_in[0] + c->bytes_in[1] + c->bytes_in[2]), "");
+    sys__put(b, "$SYS/broker/publish/bytes/sent",
+             (ull)(c->bytes_out[0] + c->bytes_out[1] + c->bytes_out[2]), "");
+    sys__put(b, "$SYS/broker/store/messages/count", (ull)m.queued_msgs, "");
+    sys__put(b, "$SYS/broker/store/messages/bytes", (ull)m.queued_bytes, "");
+    sys__put(b, "$SYS/broker/subscriptions/count", (ull)m.subscriptions, "");
+    sys__put(b, "$SYS/broker/retained messages/count", (ull)m.retained, "");
+    sys__put(b, "$SYS/broker/load/bytes/received", (ull)m.net_bytes_in, "");
+    sys__put(b, "$SYS/broker/load/bytes/sent", (ull)m.net_bytes_out, "");
 }
 
 static void sys__tick(void *arg)

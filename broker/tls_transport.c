@@ -21,6 +21,7 @@
 #include <mbedtls/ssl_internal.h> /* MBEDTLS_SSL_IN_BUFFER_LEN, _OUT_ */
 
 #include "log.h"
+#include "metrics.h"
 #include "tls_internal.h"
 #include "transport.h"
 
@@ -303,6 +304,7 @@ static int tls_handshake(struct transport *base)
         goto out;
     }
     if (ret != 0) {
+        metrics_g.tls_failures++;
         if (!tls_quiet_error(ret))
             tls__log_error(t->base.fd, "handshake", ret, mbedtls_ssl_get_verify_result(&t->ssl));
         rc = tls_errno(t, ret);
@@ -310,6 +312,7 @@ static int tls_handshake(struct transport *base)
     }
     t->done = true;
     t->need = 0;
+    metrics_g.tls_handshakes++;
     tls_set_cert_identity(t);
     tls_trim(t, true);
 out:

@@ -1,6 +1,7 @@
 /*
- * transport.h — how a connection moves bytes: plain TCP (transport_tcp.c) or TLS through
- * mbedTLS (tls.c). The connection code sees only this interface.
+ * transport.h — how a connection moves bytes: plain TCP (transport_tcp.c), TLS through
+ * mbedTLS (tls.c), or WebSocket frames over either (ws_transport.c, ws.h). The connection code
+ * sees only this interface.
  *
  * Every call is non-blocking. Readiness is the loop's business: after a call answers
  * -EAGAIN, the connection asks want_events() which socket events (CAIRN_EV_READ/WRITE) will
@@ -40,6 +41,10 @@ struct transport_ops {
      * CN, subject or PSK identity; NULL when none. Valid until close. */
     const char *(*identity)(const struct transport *t);
     void (*close)(struct transport *t);
+    /* Write what the transport owes the peer on its own account (a WebSocket Pong or Close)
+     * while the caller has nothing queued: 0 when nothing is left, -EAGAIN, or -errno. The
+     * caller calls it on write readiness with an empty queue. NULL: never owes anything. */
+    int (*flush)(struct transport *t);
 };
 
 struct transport {

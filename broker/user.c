@@ -74,14 +74,23 @@ static bool user_leveldb_file(const char *n)
            (l > 6 && !strcmp(n + l - 6, ".dbtmp"));
 }
 
+/*
+ * Give path to the user — if root owns it: what another account owns (a store the packaged
+ * service's "cairn" user made, say) is not taken from it; if the user cannot use it, the check
+ * after the drop says so and start-up stops.
+ */
 static int user_chown(const char *path, const struct user_plan *plan, char *err, size_t errlen)
 {
+    struct stat st;
     int rc = 0;
 
+    if (lstat(path, &st) == 0 && st.st_uid != 0)
+        goto out;
     if (lchown(path, plan->uid, plan->gid) < 0) {
         rc = -errno;
         snprintf(err, errlen, "cannot give %s to user %s: %s", path, plan->name, strerror(errno));
     }
+out:
     return rc;
 }
 
@@ -142,6 +151,7 @@ int user_hand_over(const struct user_plan *plan, const char *store_dir, const ch
                    bool made_location, const char *pid_file, char *err, size_t errlen)
 {
     int fd = log_file_fd();
+    struct stat st;
     int rc = 0;
 
     if (!plan->drop)
@@ -153,7 +163,7 @@ int user_hand_over(const struct user_plan *plan, const char *store_dir, const ch
         goto out;
     if (pid_file && (rc = user_chown(pid_file, plan, err, errlen)) < 0)
         goto out;
-    if (fd >= 0 && fchown(fd, plan->uid, plan->gid) < 0) {
+    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_uid == 0 && fchown(fd, plan->uid, plan->gid) < 0) {
         rc = -errno;
         snprintf(err, errlen, "cannot give the log file to user %s: %s", plan->name,
                  strerror(errno));

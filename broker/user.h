@@ -14,7 +14,8 @@
  * before the listeners listen, so whoever finds a port accepting finds the broker running as
  * the user, and no client is ever served by root.
  *
- * Files the unprivileged process keeps writing are handed over to it first (user_hand_over):
+ * Files the unprivileged process keeps writing are handed over to it first (user_hand_over),
+ * when root owns them — files another account owns are never taken from it:
  *   - the store: LevelDB keeps creating files in its directory (new logs, tables, MANIFEST),
  *     so the directory and LevelDB's files in it are given to the user (chown), and so is
  *     persistence_location when this start created it or it holds nothing but the store; a

@@ -256,6 +256,56 @@ static int decode_publish(const uint8_t *p, size_t n, struct mqtt_packet *out)
     return 0;
 }
 
+int mqtt_decode_publish_head(const uint8_t *buf, size_t len, struct mqtt_publish *out,
+                             size_t *total)
+{
+    struct mqtt_packet pkt;
+    size_t rem = 0, head, tlen, have;
+    uint8_t type, flags;
+    int hl = mqtt_decode_fixed_header(buf, len, &type, &flags, &rem);
+    int rc;
+
+    if (hl < 0) {
+        rc = hl;
+        goto out;
+    }
+    if (type != MQTT_PUBLISH) {
+        rc = -MQTT_ETYPE;
+        goto out;
+    }
+    if (((flags >> 1) & 0x03) == 3) {
+        rc = -MQTT_EQOS; /* [MQTT-3.3.1-4] */
+        goto out;
+    }
+    if (len < (size_t)hl + 2) {
+        rc = -MQTT_EPARTIAL;
+        goto out;
+    }
+    tlen = mqtt__get16(buf + hl);
+    head = 2 + tlen + (((flags >> 1) & 0x03) ? 2 : 0);
+    if (head > rem) {
+        rc = -MQTT_ESHORT;
+        goto out;
+    }
+    if (len < (size_t)hl + head) {
+        rc = -MQTT_EPARTIAL;
+        goto out;
+    }
+    /* the head alone, as if it were the whole packet: the same checks as a full decode */
+    have = head;
+    pkt.flags = flags;
+    rc = decode_publish(buf + hl, have, &pkt);
+    if (rc < 0)
+        goto out;
+    *out = pkt.u.publish;
+    out->payload.p = NULL;
+    out->payload.len = rem - head;
+    *total = (size_t)hl + rem;
+    rc = hl + (int)head;
+out:
+    return rc;
+}
+
 /*
  * PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK: a packet identifier and nothing else. It echoes
  * the identifier of a packet that needed a non-zero one [MQTT-2.3.1-1] [MQTT-2.3.1-6], so 0

@@ -189,6 +189,17 @@ int mqtt_decode_fixed_header(const uint8_t *buf, size_t len, uint8_t *type, uint
                              size_t *remaining);
 
 /*
+ * The head of a PUBLISH whose body has not all arrived: the fixed header, the topic and the
+ * packet id, checked as mqtt_decode checks them. For a PUBLISH too large to keep, which the
+ * server answers from its head and then skips (message_size_limit). Returns the head's length
+ * (> 0) with out filled (payload.p NULL, payload.len: the payload bytes the packet announces)
+ * and *total the whole packet's length; -MQTT_EPARTIAL while the head is incomplete; another
+ * negative code when it is malformed.
+ */
+int mqtt_decode_publish_head(const uint8_t *buf, size_t len, struct mqtt_publish *out,
+                             size_t *total);
+
+/*
  * Decode one whole packet from the start of buf. On success returns the number of bytes the
  * packet used (> 0) and fills *out with views into buf. Otherwise returns -MQTT_EPARTIAL
  * (wait for more bytes) or another negative code (close the connection).

@@ -1,12 +1,12 @@
 /*
  * persist.h — Cairn's durable state, behind one opaque handle.
  *
- * The only door to LevelDB: persist_open.c and persist_leveldb.c are the only files that include
- * <leveldb/c.h> (through persist_ldb.h). Record and key encoding is pure code in
+ * The only door to LevelDB: persist_open.c, persist_leveldb.c and persist_backup.c are the only
+ * files that include <leveldb/c.h> (through persist_ldb.h). Record and key encoding is pure code in
  * persist_record.[ch], unit-tested and fuzzed.
  *
  * Model (see DESIGN.md, "What is durable"; the byte layout is in persist_record.h):
- *   session  client id -> last seen                           (clean session = 0 only)
+ *   session  client id -> last seen, owner                    (clean session = 0 only)
  *   sub      (client id, filter) -> QoS
  *   queue    (client id, seq) -> msg id, QoS, state, packet id (seq orders one queue)
  *   msg      msg id -> topic, payload, QoS, retain             (stored once, refcounted here)
@@ -27,7 +27,8 @@
  *
  * Ownership: all pointers passed in are borrowed for the call only (the batch copies bytes).
  * Pointers handed to restore/read callbacks are valid during the callback only.
- * Single-threaded: one handle is used by one thread.
+ * Single-threaded: one handle is used by one thread (a backup's copy thread is the handle's own,
+ * and reads the store beside it).
  */
 #ifndef CAIRN_PERSIST_H
 #define CAIRN_PERSIST_H
@@ -67,8 +68,24 @@ struct persist_qentry {
     uint8_t state;      /* enum persist_qstate */
 };
 
+/*
+ * Who owns a session: the identity that created it (DESIGN.md, "One client is never stronger
+ * than the broker"). UNKNOWN is what a record written before owners were stored decodes to.
+ */
+enum persist_owner {
+    PERSIST_OWNER_UNKNOWN = 0,
+    PERSIST_OWNER_ANONYMOUS = 1, /* connected without a username */
+    PERSIST_OWNER_USER = 2,      /* user: its username (or TLS identity used as one), checked
+                                    against the password file or a certificate/PSK */
+    PERSIST_OWNER_CLAIMED = 3,   /* user: a username nothing checked (a listener without a
+                                    password file that lets anybody in): never the same
+                                    identity as the checked user of that name */
+};
+
 struct persist_session {
-    int64_t last_seen; /* unix seconds */
+    int64_t last_seen;    /* unix seconds */
+    uint8_t owner;        /* enum persist_owner */
+    struct mqtt_str user; /* PERSIST_OWNER_USER/CLAIMED: the username (may be empty) */
 };
 
 /* What restore found for one session's queue, so the broker can size its window. */
@@ -197,6 +214,45 @@ int persist_queue_read(struct persist *p, struct mqtt_str cid, uint64_t from_seq
  * read of /proc/self/maps; does nothing outside Linux.
  */
 void persist_trim(struct persist *p);
+
+/* ---- backup ---------------------------------------------------------------------------- */
+/* The default backup directory inside persistence_location (persist_backup_start, dir NULL). */
+#define PERSIST_BACKUP_NAME "backup"
+
+struct persist_backup_stats {
+    uint64_t records; /* LevelDB records copied */
+    uint64_t bytes;   /* their key and value bytes */
+};
+
+/*
+ * Start a consistent copy of the store as committed now: everything written by the commits
+ * that returned before this call, nothing after (persist_backup.c says how). A thread of its own
+ * writes it, so this returns at once. The copy is DIR/cairn.db, so DIR serves as a
+ * persistence_location unchanged; dir NULL means persistence_location/backup. DIR must not exist
+ * (-EEXIST: a backup never replaces another); it appears, complete and synced, only when the
+ * copy succeeded (it is written as DIR.partial, which a failed or cancelled copy removes, and
+ * which is removed first when an earlier copy left it). One backup at a time (-EBUSY); changes
+ * and commits go on meanwhile. 0, or a negative code with err set.
+ */
+int persist_backup_start(struct persist *p, const char *dir, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* The running backup's DIR, NULL when none (valid until persist_backup_finish). */
+const char *persist_backup_dir(const struct persist *p);
+/*
+ * A descriptor that becomes readable when the running backup has ended (watch it in the loop,
+ * then call persist_backup_finish); -1 when none was started. Owned by the handle.
+ */
+int persist_backup_fd(const struct persist *p);
+/* Ask the running backup to stop; persist_backup_finish() then reports -ECANCELED. */
+void persist_backup_cancel(struct persist *p);
+/*
+ * Wait for the backup to end (no wait once its fd is readable) and forget it: 0 with *st filled
+ * (st may be NULL) when DIR holds the copy, or a negative code with err set (-ECANCELED after
+ * persist_backup_cancel, or when a reopen after a failed write or persist_close stopped it;
+ * -ENOENT when none was started). Then another may start.
+ */
+int persist_backup_finish(struct persist *p, struct persist_backup_stats *st, char *err,
+                          size_t errlen);
 
 /* What the last persist_restore() found. Totals over the whole store. */
 struct persist_stats {

@@ -214,16 +214,20 @@ static int entry_lookup(struct persist *p, const uint8_t *k, size_t kl, uint64_t
 /* ---- changes --------------------------------------------------------------------------- */
 void persist_session_put(struct persist *p, struct mqtt_str cid, const struct persist_session *s)
 {
-    uint8_t v[PERSIST_SMALL_REC];
     if (!change_ok(p))
         return;
     size_t kl = persist_rec_key_session(p->kbuf, PERSIST_KEY_MAX, cid);
-    size_t vl = persist_rec_session(v, sizeof v, s);
+    size_t vl = persist_rec_session(NULL, 0, s); /* the owner's name makes it variable */
     if (!kl || !vl) {
-        batch_fail(p, -EINVAL, "session: client id too long");
+        batch_fail(p, -EINVAL, "session: client id or owner too long");
         return;
     }
-    batch_put(p, p->kbuf, kl, v, vl);
+    if (!persist__buf_reserve(&p->vbuf, vl)) {
+        batch_fail(p, -ENOMEM, "out of memory");
+        return;
+    }
+    persist_rec_session(p->vbuf.p, p->vbuf.cap, s);
+    batch_put(p, p->kbuf, kl, p->vbuf.p, vl);
     pend_push(p, p->kbuf, kl, PERSIST_PEND_PUT, 0);
 }
 

@@ -61,6 +61,8 @@ struct persist {
     uint64_t ignored; /* dequeues and updates of entries the store does not hold */
     char *snap_dir;
     char *real_dir; /* absolute path LevelDB's table mappings show in /proc/self/maps */
+    char *location; /* opt.dir: persistence_location as given (the default backup's parent) */
+    struct persist_backup *backup; /* the running or unreported backup, persist_backup.c */
 
     struct persist_refs refs;
     struct persist_undo *undo;
@@ -124,7 +126,8 @@ static inline bool persist__grow(void **arr, size_t *cap, size_t need, size_t el
 struct persist_scan_session {
     size_t off; /* client id in the arena */
     size_t len;
-    struct persist_session s;
+    size_t user_off;          /* s.user in the arena (its view is set when reported) */
+    struct persist_session s; /* s.user.p is not valid until then: the arena moves */
     struct persist_queue_info q;
 };
 
@@ -135,7 +138,7 @@ struct persist_scan {
     struct persist_stats *stats;
     struct persist_scan_session *sess;
     size_t nsess, capsess;
-    uint8_t *arena; /* client ids of sess[] */
+    uint8_t *arena; /* client ids and owners of sess[] */
     size_t arena_len, arena_cap;
     size_t cur;      /* merge cursor into sess[] for the kind being scanned */
     uint8_t curkind; /* its kind */
@@ -178,6 +181,13 @@ int persist__del_raw(struct persist *p, const void *k, size_t kl);
 uint64_t persist__ignored(const struct persist *p);
 /* Fault injection: the next n commits fail as if LevelDB had failed the write. */
 void persist__fail_commits(struct persist *p, unsigned n);
+
+/*
+ * persist_backup.c: stop the copy thread before the store it reads is closed (persist_close, a
+ * reopen): cancel it and wait for it. release: forget the backup too (persist_close); else
+ * persist_backup_finish() still reports it.
+ */
+void persist__backup_stop(struct persist *p, bool release);
 
 /*
  * persist_logcheck.c: is every LevelDB log in dir intact, or intact up to a torn tail (a write

@@ -1,7 +1,8 @@
 /*
  * persist_ldb.h — LevelDB's handles of one store, shared by persist_open.c (open, reopen,
- * close) and persist_leveldb.c (commit, reads, restore). Internal to persist/: with the two
- * files including it, the only code that sees <leveldb/c.h>.
+ * close), persist_leveldb.c (commit, reads, restore) and persist_backup.c (a copy from a
+ * snapshot). Internal to persist/: with the three files including it, the only code that sees
+ * <leveldb/c.h>.
  */
 #ifndef CAIRN_PERSIST_LDB_H
 #define CAIRN_PERSIST_LDB_H

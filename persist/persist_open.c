@@ -13,7 +13,8 @@
  * no acknowledged record ever follows a torn one. A bad record with more log after it is not a
  * torn write: that store is refused (cairn-db, on its private copy, reads what it can).
  *
- * Ownership: persist_open() returns the handle; persist_close() frees it.
+ * Ownership: persist_open() returns the handle; persist_close() frees it (and stops a backup
+ * still reading the store first).
  */
 #define _GNU_SOURCE /* asprintf */
 #include <dirent.h>
@@ -199,6 +200,7 @@ int persist__reopen(struct persist *p, char *err, size_t errlen)
         goto out;
     }
     if (l->db) {
+        persist__backup_stop(p, false); /* a copy reading the store ends first */
         leveldb_close(l->db);
         l->db = NULL;
     }
@@ -388,6 +390,11 @@ int persist_open(const struct persist_options *opt, struct persist **out, char *
     }
     p->read_only = opt->read_only;
     p->sync = opt->sync;
+    if (!(p->location = strdup(opt->dir))) {
+        persist__seterr(err, errlen, "persist: out of memory");
+        rc = -ENOMEM;
+        goto fail;
+    }
     path = store;
     if (p->read_only) {
         int lock_fd;
@@ -406,6 +413,9 @@ int persist_open(const struct persist_options *opt, struct persist **out, char *
     leveldb_options_set_filter_policy(p->ldb->opts, p->ldb->filter);
     leveldb_options_set_write_buffer_size(p->ldb->opts, WRITE_BUFFER_BYTES);
     leveldb_options_set_max_open_files(p->ldb->opts, MAX_OPEN_FILES);
+    /* records are small and message bodies mostly binary: snappy cost more CPU in table
+     * building than it saved (persistent fan-out +18% without it) */
+    leveldb_options_set_compression(p->ldb->opts, leveldb_no_compression);
     p->ldb->ropts = leveldb_readoptions_create();
     leveldb_readoptions_set_verify_checksums(p->ldb->ropts, 1);
     p->ldb->scan_opts = leveldb_readoptions_create();
@@ -442,6 +452,7 @@ void persist_close(struct persist *p)
     if (!p)
         return;
     l = p->ldb;
+    persist__backup_stop(p, true); /* before the store it reads is closed */
     if (l && l->db) {
         /* best effort: on failure the next open replays the log as the kernel kept it */
         int rc = persist_sync(p, NULL, 0);
@@ -475,6 +486,7 @@ void persist_close(struct persist *p)
         persist__snapshot_remove(p->snap_dir, -1);
     persist_refs_cleanup(&p->refs);
     free(p->real_dir);
+    free(p->location);
     free(p->undo);
     free(p->pend);
     free(p->pendkeys.p);

@@ -334,16 +334,37 @@ int persist_rec_meta_decode(const uint8_t *b, size_t n, uint32_t *format)
 size_t persist_rec_session(uint8_t *out, size_t cap, const struct persist_session *s)
 {
     struct wr w = {out, cap, 0};
-    wr_u8(&w, PERSIST_REC_VERSION);
+    bool named = s->owner == PERSIST_OWNER_USER || s->owner == PERSIST_OWNER_CLAIMED;
+    if (s->owner > PERSIST_OWNER_CLAIMED || s->user.len > 65535 || (!named && s->user.len))
+        return 0;
+    wr_u8(&w, s->owner == PERSIST_OWNER_UNKNOWN ? PERSIST_REC_VERSION : PERSIST_REC_SESSION_OWNER);
     wr_be(&w, (uint64_t)s->last_seen, 8);
+    if (s->owner != PERSIST_OWNER_UNKNOWN)
+        wr_u8(&w, s->owner);
+    if (named) {
+        wr_be(&w, s->user.len, 2);
+        wr_bytes(&w, s->user.p, s->user.len);
+    }
     return wr_done(&w);
 }
 
 int persist_rec_session_decode(const uint8_t *b, size_t n, struct persist_session *out)
 {
     struct rd r = {b, n, 0, 0};
-    rd_version(&r);
+    uint64_t version = rd_be(&r, 1);
+    if (!r.err && version != PERSIST_REC_VERSION && version != PERSIST_REC_SESSION_OWNER)
+        r.err = -PERSIST_REC_EVERSION;
     out->last_seen = (int64_t)rd_be(&r, 8);
+    out->owner = PERSIST_OWNER_UNKNOWN;
+    out->user.p = NULL;
+    out->user.len = 0;
+    if (version == PERSIST_REC_SESSION_OWNER) {
+        out->owner = (uint8_t)rd_be(&r, 1);
+        rd_field_ok(&r, out->owner == PERSIST_OWNER_ANONYMOUS || out->owner == PERSIST_OWNER_USER ||
+                            out->owner == PERSIST_OWNER_CLAIMED);
+        if (out->owner == PERSIST_OWNER_USER || out->owner == PERSIST_OWNER_CLAIMED)
+            out->user = rd_bytes(&r, rd_be(&r, 2));
+    }
     return rd_end(&r);
 }
 

@@ -24,7 +24,8 @@
  *
  * Records (values) start with a record version byte (PERSIST_REC_VERSION); the rest is:
  *   meta     format:4
- *   session  last_seen:8 (signed)
+ *   session  last_seen:8 (signed)                  (version 1: owner unknown)
+ *            last_seen:8 | owner:1 [| userlen:2 | user]  (version 2, see below)
  *   queue    msg id:8 | packet id:2 | qos:1 | state:1 | payload length:4
  *   msg      flags:1 | topiclen:2 | topic | payloadlen:4 | payload
  *   sub      qos:1
@@ -32,9 +33,15 @@
  *   retain   msg id:8 | flags:1 | payloadlen:4 | payload
  *            version 2 (a retained message with a source): the same, then srclen:2 | src
  * flags: bits 0-1 QoS, bit 2 retain, other bits zero. Every record has exactly one encoding, so
- * decode followed by encode gives back the same bytes. (A retain record is version 1 without a
- * source and 2 with one: a Cairn from before sources reads the stores it wrote, and refuses a
- * newer record as "unknown record version" rather than misreading it.)
+ * decode followed by encode gives back the same bytes.
+ *
+ * Session records with an owner (enum persist_owner) have their own record version,
+ * PERSIST_REC_SESSION_OWNER, and go on after last_seen with the owner byte: 1 (anonymous) or
+ * 2 (a user, whose name follows). Those written before owners were stored (version 1, ending
+ * after last_seen) still load, as PERSIST_OWNER_UNKNOWN, which is encoded that way too: one
+ * encoding per record, no store format change, and a Cairn from before refuses the new records
+ * as "unknown record version" rather than misreading them. Retain records do the same with
+ * their publisher (check_retain_source): version 1 without, PERSIST_REC_RETAIN_SRC with it.
  */
 #ifndef CAIRN_PERSIST_RECORD_H
 #define CAIRN_PERSIST_RECORD_H
@@ -45,10 +52,11 @@
 #include "mqtt.h"
 #include "persist.h"
 
-#define PERSIST_FORMAT      1u /* layout of the whole store; stored under the meta key */
-#define PERSIST_REC_VERSION 1u /* first byte of every record */
-#define PERSIST_REC_RETAIN_SRC 2u /* first byte of a retain record carrying its source */
-#define PERSIST_CID_MAX     65535u
+#define PERSIST_FORMAT            1u /* layout of the whole store; stored under the meta key */
+#define PERSIST_REC_VERSION       1u /* first byte of every record */
+#define PERSIST_REC_SESSION_OWNER 2u /* ... but a session record's with an owner */
+#define PERSIST_REC_RETAIN_SRC    2u /* ... and a retain record's with its publisher */
+#define PERSIST_CID_MAX           65535u
 
 enum persist_rec_kind {
     PERSIST_K_META = 0x01,

@@ -123,6 +123,7 @@ static int emit_sessions(struct persist_scan *s)
     s->emitted = true;
     for (size_t i = 0; s->ops->session && i < s->nsess; i++) {
         struct persist_scan_session *x = &s->sess[i];
+        x->s.user.p = x->s.user.len ? s->arena + x->user_off : (const uint8_t *)"";
         int rc = s->ops->session(s->ctx, cid_of(s, x), &x->s, &x->q);
         if (rc)
             return rc;
@@ -133,19 +134,27 @@ static int emit_sessions(struct persist_scan *s)
 static int add_session(struct persist_scan *s, struct mqtt_str cid, const uint8_t *v, size_t vl)
 {
     struct persist_scan_session *x;
+    struct persist_session ps;
+    int rc = persist_rec_session_decode(v, vl, &ps);
+    if (rc < 0)
+        return rc;
+    /* the owner's name is a view into v, gone with the iterator: keep a copy beside the id */
     if (!persist__grow((void **)&s->sess, &s->capsess, s->nsess + 1, sizeof *s->sess) ||
-        !persist__grow((void **)&s->arena, &s->arena_cap, s->arena_len + cid.len, 1))
+        !persist__grow((void **)&s->arena, &s->arena_cap, s->arena_len + cid.len + ps.user.len, 1))
         return -ENOMEM;
     x = &s->sess[s->nsess];
     memset(x, 0, sizeof *x);
-    int rc = persist_rec_session_decode(v, vl, &x->s);
-    if (rc < 0)
-        return rc;
+    x->s = ps;
+    x->s.user.p = NULL;
     x->off = s->arena_len;
     x->len = cid.len;
     if (cid.len)
         memcpy(s->arena + s->arena_len, cid.p, cid.len);
     s->arena_len += cid.len;
+    x->user_off = s->arena_len;
+    if (ps.user.len)
+        memcpy(s->arena + s->arena_len, ps.user.p, ps.user.len);
+    s->arena_len += ps.user.len;
     s->nsess++;
     s->stats->sessions++;
     return 0;

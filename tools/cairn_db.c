@@ -1,15 +1,17 @@
 /*
  * cairn-db — inspect a Cairn store offline: sessions with their queue depth, in-flight count and
- * subscriptions, retained topics, totals.
+ * subscriptions, retained topics, totals; or copy it.
  *
  *   cairn-db [--summary] DIR
+ *   cairn-db --backup DEST DIR
  *
  * The store is opened read-only from a private copy (persist_options.read_only), so inspecting
  * it changes nothing, not even LevelDB's own files. A store a running broker holds is refused
- * with that broker's pid.
+ * with that broker's pid: a running broker writes its own consistent copy on SIGUSR1.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,9 @@ struct sess {
     int64_t last_seen;
     struct persist_queue_info q;
     size_t nsubs, ninbound;
+    uint8_t owner; /* enum persist_owner */
+    char *user;    /* PERSIST_OWNER_USER or _CLAIMED, else NULL */
+    size_t userlen;
 };
 
 struct sub {
@@ -110,9 +115,18 @@ static int on_session(void *ctx, struct mqtt_str cid, const struct persist_sessi
     if (!a)
         return -ENOMEM;
     d->sess = a;
-    a[d->nsess] = (struct sess){dup(cid), cid.len, s->last_seen, *q, 0, 0};
-    if (!a[d->nsess].cid)
+    a[d->nsess] = (struct sess){dup(cid), cid.len, s->last_seen, *q, 0, 0, s->owner, NULL, 0};
+    if (s->owner == PERSIST_OWNER_USER || s->owner == PERSIST_OWNER_CLAIMED) {
+        a[d->nsess].user = dup(s->user);
+        a[d->nsess].userlen = s->user.len;
+    }
+    if (!a[d->nsess].cid ||
+        ((s->owner == PERSIST_OWNER_USER || s->owner == PERSIST_OWNER_CLAIMED) &&
+         !a[d->nsess].user)) {
+        free(a[d->nsess].cid);
+        free(a[d->nsess].user);
         return -ENOMEM;
+    }
     d->nsess++;
     return 0;
 }
@@ -160,12 +174,39 @@ static int on_retain(void *ctx, const struct persist_msg *m)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: cairn-db [--summary] DIR\n"
+               "       cairn-db --backup DEST DIR\n"
                "Inspect a Cairn store (persistence_location) without changing it: sessions with\n"
                "queue depth, in-flight count and subscriptions, retained topics, and totals.\n"
                "The store is read from a private copy; a store a running broker holds is\n"
-               "refused.\n"
-               "  -s, --summary   totals only\n"
-               "  -h, --help      this text\n");
+               "refused (send that broker SIGUSR1: it copies its store into DIR/backup).\n"
+               "  -s, --summary      totals only\n"
+               "  -b, --backup DEST  copy the store into the new directory DEST, which then\n"
+               "                     serves as a persistence_location\n"
+               "  -h, --help         this text\n");
+}
+
+/* cairn-db --backup: the broker's own copy (persist_backup_start), run to its end here. */
+static int backup(struct persist *p, const char *dir, const char *dest)
+{
+    struct persist_backup_stats st;
+    struct pollfd pfd = {.events = POLLIN};
+    char err[1024];
+    int rc = persist_backup_start(p, dest, err, sizeof err);
+
+    if (rc == 0) {
+        pfd.fd = persist_backup_fd(p);
+        while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
+            ;
+        rc = persist_backup_finish(p, &st, err, sizeof err);
+    }
+    if (rc < 0) {
+        fprintf(stderr, "cairn-db: %s\n", err);
+        return 1;
+    }
+    printf("store %s copied into %s (%" PRIu64 " records, %" PRIu64 " bytes)\n"
+           "to restore: persistence_location %s\n",
+           dir, dest, st.records, st.bytes, dest);
+    return 0;
 }
 
 static void print_time(int64_t t)
@@ -181,7 +222,7 @@ static void print_time(int64_t t)
 
 int main(int argc, char **argv)
 {
-    const char *dir = NULL;
+    const char *dir = NULL, *dest = NULL;
     bool summary = false;
     struct persist *p = NULL;
     struct persist_stats st;
@@ -196,6 +237,9 @@ int main(int argc, char **argv)
             return 0;
         } else if (strcmp(argv[i], "-s") == 0 || strcmp(argv[i], "--summary") == 0) {
             summary = true;
+        } else if ((strcmp(argv[i], "-b") == 0 || strcmp(argv[i], "--backup") == 0) &&
+                   i + 1 < argc && !dest) {
+            dest = argv[++i];
         } else if (argv[i][0] == '-' || dir) {
             usage(stderr);
             return 2;
@@ -210,8 +254,18 @@ int main(int argc, char **argv)
 
     struct persist_options opt = {.dir = dir, .read_only = true};
     struct persist_restore_ops ops = {on_session, on_sub, on_inbound, on_retain};
-    if (persist_open(&opt, &p, err, sizeof err) < 0) {
+    int o = persist_open(&opt, &p, err, sizeof err);
+    if (o < 0) {
         fprintf(stderr, "cairn-db: %s\n", err);
+        if (o == -EBUSY)
+            fprintf(stderr,
+                    "cairn-db: a running broker copies its own store: send it SIGUSR1 "
+                    "and it writes a consistent copy into %s/backup\n",
+                    dir);
+        goto out;
+    }
+    if (dest) {
+        rc = backup(p, dir, dest);
         goto out;
     }
     int r = persist_restore(p, &ops, &d, &max_id, err, sizeof err);
@@ -233,6 +287,13 @@ int main(int argc, char **argv)
             put_str(s->cid, s->cidlen);
             printf("  last seen ");
             print_time(s->last_seen);
+            if (s->owner == PERSIST_OWNER_USER || s->owner == PERSIST_OWNER_CLAIMED) {
+                printf("  owner %s'", s->owner == PERSIST_OWNER_CLAIMED ? "(unchecked) " : "");
+                put_str(s->user, s->userlen);
+                printf("'");
+            } else {
+                printf("  owner %s", s->owner == PERSIST_OWNER_ANONYMOUS ? "anonymous" : "unknown");
+            }
             printf("  queued %" PRIu64 " (%" PRIu64 " bytes", s->q.count, s->q.bytes);
             if (s->q.count)
                 printf(", seq %" PRIu64 "..%" PRIu64, s->q.first_seq, s->q.last_seq);
@@ -273,8 +334,10 @@ int main(int argc, char **argv)
     rc = 0;
 out:
     persist_close(p);
-    for (size_t i = 0; i < d.nsess; i++)
+    for (size_t i = 0; i < d.nsess; i++) {
         free(d.sess[i].cid);
+        free(d.sess[i].user);
+    }
     for (size_t i = 0; i < d.nsubs; i++)
         free(d.subs[i].filter);
     for (size_t i = 0; i < d.nret; i++)

@@ -3,7 +3,9 @@
 #   1. format check (clang-format, .clang-format at the top);
 #   2. release build with -Werror, epoll backend (the Linux default): every test;
 #   3. the same with the poll(2) backend: every test;
-#   4. ASan + UBSan build: every test.
+#   4. ASan + UBSan build: every test;
+#   5. as root only: the Debian package of the release build installed into this machine, run as
+#      its service user, upgraded, removed and purged (tests/package/test_package.sh).
 # The last lines printed are ctest's summary of the sanitizer run, preceded by one line per stage.
 set -eu
 cd "$(dirname "$0")/.."
@@ -48,6 +50,25 @@ echo "format: ok"
 stage "release+epoll" build-check -DCMAKE_BUILD_TYPE=Release -DCAIRN_LOOP=epoll
 stage "release+poll" build-check-poll -DCMAKE_BUILD_TYPE=Release -DCAIRN_LOOP=poll
 stage "asan+ubsan" build-check-asan -DCMAKE_BUILD_TYPE=Debug -DCAIRN_SANITIZE=ON
+
+echo "=== package ==="
+if [ "$(id -u)" -eq 0 ]; then
+    log=build-check.package.log
+    if sh tests/package/test_package.sh build-check >"$log" 2>&1; then
+        line="package: ok (.deb installed, served as user cairn, upgraded, purged; $log)"
+    else
+        cat "$log"
+        printf '%s' "$SUMMARY"
+        echo "package: FAILED ($log)"
+        echo "check: FAILED in stage 'package'"
+        exit 1
+    fi
+else
+    line="package: skipped: not root (the stage installs the .deb with dpkg -i and purges it)"
+fi
+SUMMARY="$SUMMARY$line
+"
+echo "$line"
 
 echo "=== summary ==="
 printf '%s' "$SUMMARY"

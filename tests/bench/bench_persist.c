@@ -245,7 +245,7 @@ static void restart(const char *self, const char *base, unsigned long msgs, unsi
     double t0 = now();
     struct persist *p = open_store(dir, false);
     for (unsigned i = 0; i < sessions; i++) {
-        struct persist_session s = {1700000000};
+        struct persist_session s = {.last_seen = 1700000000};
         persist_session_put(p, cid_of(cbuf, sizeof cbuf, i), &s);
     }
     commit(p);

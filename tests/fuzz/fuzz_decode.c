@@ -151,10 +151,37 @@ static void check_pieces(const uint8_t *data, size_t size, const int *want, size
     }
 }
 
+/*
+ * The head of a PUBLISH too large to keep (mqtt_decode_publish_head): views inside the input,
+ * the head within the packet, and agreement with a full decode when the whole packet is there.
+ */
+static void check_publish_head(const uint8_t *data, size_t size)
+{
+    struct mqtt_publish head;
+    struct mqtt_packet pkt;
+    size_t total = 0;
+    int hl = mqtt_decode_publish_head(data, size, &head, &total);
+    int rc;
+
+    if (hl < 0)
+        return;
+    CHECK((size_t)hl <= size && (size_t)hl <= total);
+    CHECK(head.topic.p >= data && head.topic.p + head.topic.len <= data + hl);
+    CHECK(head.payload.p == NULL && (size_t)hl + head.payload.len == total);
+    if (total > size)
+        return;
+    rc = mqtt_decode(data, size, 0, &pkt);
+    CHECK(rc == (int)total && pkt.type == MQTT_PUBLISH);
+    CHECK(pkt.u.publish.qos == head.qos && pkt.u.publish.packet_id == head.packet_id);
+    CHECK(pkt.u.publish.payload.len == head.payload.len);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static int results[MAX_RESULTS]; /* the fuzz harness may have state; the codec has none */
     size_t off = 0, n = 0;
+
+    check_publish_head(data, size);
 
     while (n < MAX_RESULTS) {
         struct mqtt_packet pkt;

@@ -46,6 +46,9 @@ static int on_session(void *ctx, struct mqtt_str cid, const struct persist_sessi
                       const struct persist_queue_info *q)
 {
     struct seen *w = ctx;
+    CHECK(s->owner <= PERSIST_OWNER_USER);
+    CHECK(s->owner == PERSIST_OWNER_USER || s->user.len == 0);
+    CHECK(s->user.len == 0 || s->user.p != NULL);
     CHECK(q->count == 0 || q->first_seq <= q->last_seq);
     CHECK(q->inflight <= q->count);
     w->sessions++;
@@ -142,9 +145,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
              persist_rec_meta(out, size + 16, format));
 
     struct persist_session s;
-    if (persist_rec_session_decode(in, size, &s) == 0)
+    if (persist_rec_session_decode(in, size, &s) == 0) {
+        str_inside(s.user, in, size);
         same(in, size, out, persist_rec_session(NULL, 0, &s),
              persist_rec_session(out, size + 16, &s));
+    }
 
     struct persist_qentry e = {.seq = 1};
     uint32_t plen;

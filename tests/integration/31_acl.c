@@ -3,7 +3,7 @@
  * for SUBSCRIBE (0x80 for a filter that may not be read), PUBLISH (acknowledged but not
  * delivered nor retained when it may not be written), retained and queued delivery (never to a
  * client that may not read the topic), and a SIGHUP that takes a right away from a client that
- * subscribed before it.
+ * subscribed before it, also for a message it had in flight (not resent after the reload).
  *
  * "Not delivered" is shown without waiting for time to pass: after the forbidden message the
  * test sends one the client may read, and that must be the next message it gets.
@@ -306,6 +306,86 @@ out:
     env_stop(&e);
 }
 
+/* The next PUBLISH on fd is payload (acknowledged). 0 or -1. */
+static int raw_next_is(int fd, const char *payload)
+{
+    struct raw_pkt p = {0};
+    int rc = -1;
+
+    if (raw_recv_publish(fd, &p, WAIT_MS, true) != 1) {
+        t_note("no PUBLISH where \"%s\" was expected", payload);
+        goto out;
+    }
+    if (p.payload_len != strlen(payload) || memcmp(p.payload, payload, p.payload_len) != 0) {
+        t_note("got %s \"%.*s\" dup %d, expected \"%s\"", p.topic, (int)p.payload_len, p.payload,
+               p.dup, payload);
+        goto out;
+    }
+    rc = 0;
+out:
+    raw_pkt_free(&p);
+    return rc;
+}
+
+/*
+ * A message in flight to alice when a reload takes her read right away is not resent when she
+ * reconnects (no DUP copy of it before the next message she may read), and it is finished:
+ * a later reconnect does not bring it back either.
+ */
+static void test_reload_inflight_not_resent(void)
+{
+    struct env e;
+    struct raw_conn_opts ao = {
+        .id = "alice-r", .persistent = true, .keepalive = 60, .user = "alice", .pass = "pw"};
+    struct raw_conn_opts bo = {.id = "b1", .keepalive = 60, .user = "bob", .pass = "pw"};
+    struct raw_pkt p = {0};
+    char *edited = NULL;
+    int a = -1, b = -1, rc = -1, sp = -1;
+
+    T_EQ(env_start(&e), 0);
+    a = raw_mqtt_connect(e.b, &ao, &rc, &sp);
+    T_ASSERT(a >= 0);
+    T_EQ(rc, 0);
+    T_EQ(raw_subscribe(a, 1, "shared/#", 1), 1);
+    T_EQ(raw_subscribe(a, 2, "users/alice/inbox", 1), 1);
+    b = raw_mqtt_connect(e.b, &bo, &rc, NULL);
+    T_ASSERT(b >= 0);
+    T_EQ(rc, 0);
+    T_EQ(raw_publish_flow(b, "shared/in-flight", "before", 1, false, 1), 0);
+    T_EQ(raw_recv_publish(a, &p, WAIT_MS, false), 1); /* not acknowledged */
+    T_ASSERT(p.payload_len == 6 && memcmp(p.payload, "before", 6) == 0);
+
+    edited = strdup(acl_text);
+    T_ASSERT(edited);
+    memcpy(strstr(edited, "topic read shared/#"), "topic read sharex/#", 19);
+    T_EQ(write_file(e.acl, edited), 0);
+    T_EQ(broker_signal(e.b, SIGHUP), 0);
+    T_EQ(broker_wait_log(e.b, harness_is_mosquitto() ? "Reloading config" : "reloaded", WAIT_MS),
+         0);
+
+    close(a);
+    a = raw_mqtt_connect(e.b, &ao, &rc, &sp);
+    T_ASSERT(a >= 0);
+    T_EQ(rc, 0);
+    T_EQ(sp, 1);
+    T_EQ(raw_publish_flow(b, "users/alice/inbox", "sentinel", 1, false, 2), 0);
+    T_EQ(raw_next_is(a, "sentinel"), 0);
+    close(a);
+    a = raw_mqtt_connect(e.b, &ao, &rc, &sp);
+    T_ASSERT(a >= 0);
+    T_EQ(sp, 1);
+    T_EQ(raw_publish_flow(b, "users/alice/inbox", "sentinel 2", 1, false, 3), 0);
+    T_EQ(raw_next_is(a, "sentinel 2"), 0);
+out:
+    raw_pkt_free(&p);
+    free(edited);
+    if (a >= 0)
+        close(a);
+    if (b >= 0)
+        close(b);
+    env_stop(&e);
+}
+
 int main(int argc, char **argv)
 {
     static const struct t_case cases[] = {
@@ -314,6 +394,7 @@ int main(int argc, char **argv)
         {"retained", test_retained},
         {"queued", test_queued},
         {"reload_takes_right_away", test_reload_takes_right_away},
+        {"reload_inflight_not_resent", test_reload_inflight_not_resent},
     };
 
     return T_MAIN(cases);

@@ -157,6 +157,9 @@ struct pc_opts {
  */
 MQTTClient pc_connect(const struct broker *b, const struct pc_opts *o, int *rc,
                       int *session_present);
+/* The same to any URI Paho takes (tcp://, ssl://, ws://, wss://), with SSL options or NULL. */
+MQTTClient pc_connect_uri(const char *uri, const struct pc_opts *o, MQTTClient_SSLOptions *ssl,
+                          int *rc, int *session_present);
 /* DISCONNECT (when connected) and destroy; *c = NULL. NULL does nothing. */
 void pc_close(MQTTClient *c);
 /* Subscribe and wait for SUBACK; the granted QoS, 0x80 when refused, or -1 on error. */

@@ -118,7 +118,7 @@ static int broker_write_conf(struct broker *b, const struct broker_opts *o)
         fprintf(f, "persistence_location %s%s\n", b->data, harness_mosq ? "/" : "");
     }
     /* run by root (CI), both brokers would become the mosquitto user, which cannot reach the
-     * temp dir; 39_mosquitto_user tests that drop with its own config */
+     * temp dir; 46_debian_conf tests dropping with its own config */
     fprintf(f, "user root\n");
     if (harness_mosq)
         fprintf(f, "log_dest stderr\n");

@@ -1,6 +1,6 @@
 /*
- * harness_conf.h — for the tests of configurations brought from Mosquitto (37_mosquitto_conf,
- * 38_debian_conf, 39_mosquitto_options): files in a temp dir, `cairn -t`, and a Cairn started on
+ * harness_conf.h — for the tests of configurations brought from Mosquitto (45_mosquitto_conf,
+ * 46_debian_conf, 47_mosquitto_options): files in a temp dir, `cairn -t`, and a Cairn started on
  * a config the test wrote itself (not the harness's broker_start), waited for on its port.
  *
  * A broker started here writes its output to a pipe the test reads only when it asks

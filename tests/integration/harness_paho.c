@@ -18,12 +18,18 @@
 MQTTClient pc_connect(const struct broker *b, const struct pc_opts *o, int *rc,
                       int *session_present)
 {
+    return pc_connect_uri(broker_uri(b), o, NULL, rc, session_present);
+}
+
+MQTTClient pc_connect_uri(const char *uri, const struct pc_opts *o, MQTTClient_SSLOptions *ssl,
+                          int *rc, int *session_present)
+{
     MQTTClient c = NULL;
     MQTTClient_connectOptions co = MQTTClient_connectOptions_initializer;
     MQTTClient_willOptions wo = MQTTClient_willOptions_initializer;
     int r;
 
-    r = MQTTClient_create(&c, broker_uri(b), o->id ? o->id : "", MQTTCLIENT_PERSISTENCE_NONE, NULL);
+    r = MQTTClient_create(&c, uri, o->id ? o->id : "", MQTTCLIENT_PERSISTENCE_NONE, NULL);
     if (r != MQTTCLIENT_SUCCESS) {
         c = NULL;
         goto out;
@@ -34,6 +40,7 @@ MQTTClient pc_connect(const struct broker *b, const struct pc_opts *o, int *rc,
     co.username = o->user;
     co.password = o->pass;
     co.connectTimeout = 10;
+    co.ssl = ssl;
     if (o->will_topic) {
         wo.topicName = o->will_topic;
         wo.message = o->will_payload ? o->will_payload : "";

@@ -171,19 +171,29 @@ static void pc_track(int fd, int dirfd, const char *path, int flags)
     pthread_mutex_lock(&pc_lock);
     f = &pc_files[fd];
     pc_forget(f);
-    f->used = true;
     snprintf(f->path, sizeof(f->path), "%s", abs);
     l = strlen(abs);
     f->is_log = l > 4 && strcmp(abs + l - 4, ".log") == 0;
     f->append = (flags & O_APPEND) != 0;
     f->size = st.st_size;
     f->pos = f->append ? st.st_size : 0;
+    __atomic_store_n(&f->used, true, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&pc_lock);
 }
 
 static struct pc_file *pc_get(int fd)
 {
     return fd >= 0 && fd < PC_MAX_FD && pc_files[fd].used ? &pc_files[fd] : NULL;
+}
+
+/*
+ * Is fd one of ours? Read without the lock, so that a call on any other fd never takes it: a
+ * signal handler writing to its self-pipe (the broker's) must not wait for a lock the thread it
+ * interrupted holds. A store fd is only opened and closed by the thread that uses it.
+ */
+static bool pc_mine(int fd)
+{
+    return fd >= 0 && fd < PC_MAX_FD && __atomic_load_n(&pc_files[fd].used, __ATOMIC_ACQUIRE);
 }
 
 /* A log file was just written or synced: the kill point, if this is the Nth. */
@@ -348,6 +358,8 @@ int close(int fd)
 {
     struct pc_file *f;
 
+    if (!pc_mine(fd))
+        return real_close(fd);
     pthread_mutex_lock(&pc_lock);
     f = pc_get(fd);
     if (f)
@@ -361,6 +373,8 @@ ssize_t write(int fd, const void *buf, size_t len)
     struct pc_file *f;
     ssize_t n;
 
+    if (!pc_mine(fd))
+        return real_write(fd, buf, len);
     pthread_mutex_lock(&pc_lock);
     f = pc_get(fd);
     if (!f || !pc_hold) {
@@ -389,6 +403,8 @@ static ssize_t pc_pwrite_common(ssize_t (*fn)(int, const void *, size_t, off_t),
     struct pc_file *f;
     ssize_t n;
 
+    if (!pc_mine(fd))
+        return fn(fd, buf, len, off);
     pthread_mutex_lock(&pc_lock);
     f = pc_hold ? pc_get(fd) : NULL;
     if (!f) {
@@ -416,6 +432,8 @@ static ssize_t pc_pread_common(ssize_t (*fn)(int, void *, size_t, off_t), int fd
     struct pc_file *f;
     ssize_t n = fn(fd, buf, len, off);
 
+    if (!pc_mine(fd))
+        return n;
     pthread_mutex_lock(&pc_lock);
     f = pc_hold ? pc_get(fd) : NULL;
     if (f && n >= 0 && f->n)
@@ -440,6 +458,8 @@ ssize_t read(int fd, void *buf, size_t len)
     struct pc_file *f;
     ssize_t n;
 
+    if (!pc_mine(fd))
+        return real_read(fd, buf, len);
     pthread_mutex_lock(&pc_lock);
     f = pc_hold ? pc_get(fd) : NULL;
     if (!f) {
@@ -460,6 +480,8 @@ off_t lseek(int fd, off_t off, int whence)
     struct pc_file *f;
     off_t r;
 
+    if (!pc_mine(fd))
+        return real_lseek(fd, off, whence);
     pthread_mutex_lock(&pc_lock);
     f = pc_hold ? pc_get(fd) : NULL;
     if (!f) {
@@ -482,6 +504,8 @@ int ftruncate(int fd, off_t len)
     struct pc_file *f;
     int rc;
 
+    if (!pc_mine(fd))
+        return real_ftruncate(fd, len);
     pthread_mutex_lock(&pc_lock);
     f = pc_hold ? pc_get(fd) : NULL;
     if (f && pc_flush(fd, f) < 0) { /* keep it simple: a truncate syncs what came before */
@@ -502,6 +526,8 @@ static int pc_sync_common(int (*fn)(int), int fd)
 
     bool is_log = false;
 
+    if (!pc_mine(fd))
+        return fn(fd);
     pthread_mutex_lock(&pc_lock);
     f = pc_get(fd);
     if (f) {

@@ -71,13 +71,16 @@ static void cfg_init(struct config *c, struct config_listener l[2])
     c->n_listeners = 2;
 }
 
+/* Whether the last connack() had its username vouched for (password file, certificate). */
+static bool verified;
+
 static int connack(const struct auth *a, int listener, const char *identity, const char *user,
                    const char *pass, const char **who)
 {
     const char *dummy;
 
     return auth_check_connect(a, listener, identity, user, pass, pass ? strlen(pass) : 0,
-                              who ? who : &dummy);
+                              who ? who : &dummy, &verified);
 }
 
 static void test_anonymous(void **state)
@@ -96,6 +99,7 @@ static void test_anonymous(void **state)
     assert_null(who);
     assert_int_equal(connack(a, 1, NULL, "any", "thing", &who), 0);
     assert_string_equal(who, "any");
+    assert_false(verified); /* a name nothing checked: never the same as a checked one */
     assert_true(auth_can_read(a, 0, "c", NULL, "t", 1));
     assert_true(auth_can_subscribe(a, 0, "c", NULL, "#", 1));
     assert_int_equal(connack(a, 2, NULL, NULL, NULL, NULL), 5); /* no such listener */
@@ -125,6 +129,7 @@ static void test_password_file(void **state)
     assert_non_null(a);
     assert_int_equal(connack(a, 0, NULL, "alice", "s3cret", &who), 0);
     assert_string_equal(who, "alice");
+    assert_true(verified);
     assert_int_equal(connack(a, 1, NULL, "alice", "s3cret", NULL), 0);
     assert_int_equal(connack(a, 0, NULL, "alice", "wrong", NULL), 4);
     assert_int_equal(connack(a, 0, NULL, "alice", NULL, NULL), 4);
@@ -158,6 +163,7 @@ static void test_identity(void **state)
     /* The certificate CN is the username; the password file is not consulted. */
     assert_int_equal(connack(a, 1, "device-7", "alice", "wrong", &who), 0);
     assert_string_equal(who, "device-7");
+    assert_true(verified);
     assert_int_equal(connack(a, 1, NULL, "alice", "s3cret", NULL), 5);
     /* The other listener is unaffected. */
     assert_int_equal(connack(a, 0, "device-7", "alice", "wrong", NULL), 4);

@@ -6,8 +6,8 @@
  * Covers what only the broker decides: acks after durable (a failed commit withholds the
  * PUBACK and closes), QoS 2 exactly once for a resending publisher, first packet not CONNECT
  * and a second CONNECT, CONNACK codes, session present, overlapping subscriptions delivered
- * once, retained on subscribe, a slow subscriber bounded, and a restart restoring sessions,
- * subscriptions and retained messages.
+ * once, retained on subscribe, a slow subscriber bounded, a restart restoring sessions,
+ * subscriptions and retained messages, and a store from before session owners.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -235,7 +235,9 @@ static void peer_expect(struct fx *f, struct peer *p, enum mqtt_type type, struc
         *out = pk;
 }
 
-static int peer_connect(struct fx *f, struct peer *p, const char *id, bool clean, bool *present)
+/* CONNECT as user (NULL: none; there is no password file) and return the CONNACK code. */
+static int peer_connect_as(struct fx *f, struct peer *p, const char *id, bool clean,
+                           const char *user, bool *present)
 {
     struct mqtt_connect c = {0};
     struct mqtt_packet ack;
@@ -249,12 +251,22 @@ static int peer_connect(struct fx *f, struct peer *p, const char *id, bool clean
     c.keepalive = 60;
     c.client_id.p = (const uint8_t *)id;
     c.client_id.len = strlen(id);
+    if (user) {
+        c.has_username = true;
+        c.username.p = (const uint8_t *)user;
+        c.username.len = strlen(user);
+    }
     n = mqtt_encode_connect(buf, sizeof(buf), &c);
     peer_send(f, p, buf, n);
     peer_expect(f, p, MQTT_CONNACK, &ack);
     if (present)
         *present = ack.u.connack.session_present;
     return ack.u.connack.return_code;
+}
+
+static int peer_connect(struct fx *f, struct peer *p, const char *id, bool clean, bool *present)
+{
+    return peer_connect_as(f, p, id, clean, NULL, present);
 }
 
 static void peer_publish(struct fx *f, struct peer *p, const char *topic, const char *payload,
@@ -585,6 +597,54 @@ static void test_restart_restores(void **state)
     peer_free(f, sub);
 }
 
+/*
+ * A store written by a Cairn from before session owners: its session record (version 1) goes
+ * to the first identity that connects with the client id, and that owner is stored (after a
+ * restart another identity is refused); a retained $SYS message a client could leave in it
+ * then is removed from memory and from the store at start.
+ */
+static void test_old_store(void **state)
+{
+    static const uint8_t v1[] = {1, 0, 0, 0, 0, 0x65, 0x53, 0xf1, 0}; /* last_seen only */
+    struct fx *f = *state;
+    struct persist_msg forged = {.id = 1,
+                                 .topic = {(const uint8_t *)"$SYS/broker/version", 19},
+                                 .payload = {(const uint8_t *)"forged", 6},
+                                 .retain = true};
+    struct persist_stats st;
+    struct peer *p;
+    bool present = false;
+    char err[256];
+    uint8_t k[64];
+    size_t kl = persist_rec_key_session(k, sizeof(k), (struct mqtt_str){(const uint8_t *)"old", 3});
+
+    assert_int_equal(persist__put_raw(f->b->store, k, kl, v1, sizeof(v1)), 0);
+    persist_retain_put(f->b->store, &forged);
+    assert_int_equal(persist_commit(f->b->store, err, sizeof(err)), 0);
+    fx_stop(f);
+    fx_start(f);
+    assert_int_equal(broker_session_count(f->b), 1);
+    assert_int_equal(broker_retained_count(f->b), 0);
+
+    p = peer_new(f);
+    assert_int_equal(peer_connect_as(f, p, "old", false, "bob", &present), 0);
+    assert_true(present);
+    peer_free(f, p);
+    fx_stop(f);
+    fx_start(f);
+    persist_restore_stats(f->b->store, &st);
+    assert_int_equal(st.retained, 0); /* deleted, not only skipped */
+    p = peer_new(f);
+    assert_int_equal(peer_connect_as(f, p, "old", false, NULL, NULL), MQTT_CONNACK_NOT_AUTHORIZED);
+    peer_free(f, p);
+    p = peer_new(f);
+    assert_int_equal(peer_connect_as(f, p, "old", false, "eve", NULL), MQTT_CONNACK_NOT_AUTHORIZED);
+    peer_free(f, p);
+    p = peer_new(f);
+    assert_int_equal(peer_connect_as(f, p, "old", true, "bob", &present), 0);
+    peer_free(f, p);
+}
+
 static void test_inflight_resent_with_dup(void **state)
 {
     struct fx *f = *state;
@@ -637,6 +697,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_overlap_and_retained, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_subscriber_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_restores, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inflight_resent_with_dup, setup, teardown),
     };
     signal(SIGPIPE, SIG_IGN);

@@ -109,6 +109,8 @@ static void test_defaults(void **state)
     assert_int_equal(c.sys_interval, 10);
     assert_true(c.connection_messages);
     assert_int_equal(c.connect_timeout, 10);
+    assert_int_equal(c.connect_memory_limit, 32 * 1024 * 1024);
+    assert_int_equal(c.max_subscriptions, 0);
     assert_int_equal(c.log_dest, CAIRN_LOG_DEST_STDERR);
     assert_int_equal(c.log_type, CAIRN_LOG_MASK_DEFAULT);
     assert_null(c.log_file);
@@ -117,6 +119,7 @@ static void test_defaults(void **state)
     assert_string_equal(c.persistence_location, "./cairn-data");
     assert_false(c.persistence_sync);
     assert_false(c.per_listener_settings);
+    assert_false(c.allow_session_takeover_across_users);
     assert_null(c.sec.password_file);
     assert_null(c.path);
     config_cleanup(&c);
@@ -141,6 +144,8 @@ static void test_every_global_option(void **state)
              "sys_interval 0\n"
              "connection_messages false\n"
              "connect_timeout 2\n"
+             "connect_memory_limit 0\n"
+             "max_subscriptions 100000\n"
              "log_timestamp false\n"
              "pid_file /run/cairn.pid\n"
              "persistence false\n"
@@ -150,6 +155,7 @@ static void test_every_global_option(void **state)
              "acl_file /etc/cairn/acl\n"
              "psk_file /etc/cairn/psk\n"
              "per_listener_settings false\n"
+             "allow_session_takeover_across_users true\n"
              "autosave_interval 1800\n"
              "autosave_on_changes false\n"
              "persistence_file mosquitto.db\n"
@@ -168,6 +174,8 @@ static void test_every_global_option(void **state)
     assert_int_equal(c.sys_interval, 0);
     assert_false(c.connection_messages);
     assert_int_equal(c.connect_timeout, 2);
+    assert_int_equal(c.connect_memory_limit, 0);
+    assert_int_equal(c.max_subscriptions, 100000);
     assert_false(c.log_timestamp);
     assert_string_equal(c.pid_file, "/run/cairn.pid");
     assert_false(c.persistence);
@@ -176,6 +184,7 @@ static void test_every_global_option(void **state)
     assert_string_equal(c.sec.password_file, "/etc/cairn/passwd");
     assert_string_equal(c.sec.acl_file, "/etc/cairn/acl");
     assert_string_equal(c.sec.psk_file, "/etc/cairn/psk");
+    assert_true(c.allow_session_takeover_across_users);
     /* the default listener got copies of the global auth settings */
     assert_int_equal(c.n_listeners, 1);
     assert_string_equal(config_security_for(&c, 0)->password_file, "/etc/cairn/passwd");
@@ -232,6 +241,96 @@ static void test_listeners_and_tls(void **state)
     config_cleanup(&c);
 }
 
+/* protocol and http_dir belong to the listener they follow; websockets_* are global. */
+static void test_protocols(void **state)
+{
+    struct config c;
+
+    (void)state;
+    parse_ok("websockets_headers_size 4096\n"
+             "websockets_log_level 255\n"
+             "listener 1883\n"
+             "listener 8080\n"
+             "protocol websockets\n"
+             "http_dir /srv/www\n"
+             "listener 8081\n"
+             "protocol websockets\n"
+             "certfile /cert.pem\n"
+             "keyfile /key.pem\n"
+             "listener 9234 127.0.0.1\n"
+             "protocol http_metrics\n"
+             "listener 1884\n"
+             "protocol mqtt\n",
+             &c);
+    assert_int_equal(c.n_listeners, 5);
+    assert_int_equal(c.websockets_headers_size, 4096);
+    assert_int_equal(c.websockets_log_level, 255);
+    assert_int_equal(c.listeners[0].protocol, CONFIG_PROTO_MQTT);
+    assert_int_equal(c.listeners[1].protocol, CONFIG_PROTO_WEBSOCKETS);
+    assert_string_equal(c.listeners[1].http_dir, "/srv/www");
+    assert_int_equal(c.listeners[2].protocol, CONFIG_PROTO_WEBSOCKETS);
+    assert_null(c.listeners[2].http_dir);
+    assert_string_equal(c.listeners[2].sec.certfile, "/cert.pem");
+    assert_int_equal(c.listeners[3].protocol, CONFIG_PROTO_HTTP_METRICS);
+    assert_int_equal(c.listeners[4].protocol, CONFIG_PROTO_MQTT);
+    config_cleanup(&c);
+    parse_ok("protocol websockets\n", &c); /* outside a block: the default listener */
+    assert_int_equal(c.n_listeners, 1);
+    assert_null(c.listeners[0].bind_address);
+    assert_int_equal(c.listeners[0].protocol, CONFIG_PROTO_WEBSOCKETS);
+    config_cleanup(&c);
+}
+
+/*
+ * allow_anonymous unset: true only on the loopback listener Cairn adds when the file names
+ * none; once the file configures any listener (listener, port, bind_address, TLS options),
+ * false unless written (Mosquitto 2.0), globally or with per_listener_settings per listener.
+ */
+static void test_anonymous_defaults(void **state)
+{
+    static const char *const listening[] = {
+        "listener 0 127.0.0.1\n",   "listener 1883\n",   "port 1884\n",
+        "bind_address 127.0.0.1\n", "certfile /c.pem\n",
+    };
+    struct config c;
+
+    (void)state;
+    config_defaults(&c); /* cairn without -c */
+    assert_int_equal(config_add_default_listener(&c), 0);
+    assert_true(config_allow_anonymous(&c, 0));
+    config_cleanup(&c);
+    parse_ok("max_inflight_messages 5\n", &c);
+    assert_true(c.allow_anonymous);
+    assert_true(config_allow_anonymous(&c, 0));
+    config_cleanup(&c);
+    parse_ok("allow_anonymous false\n", &c);
+    assert_false(config_allow_anonymous(&c, 0));
+    config_cleanup(&c);
+    for (size_t i = 0; i < sizeof(listening) / sizeof(listening[0]); i++) {
+        parse_ok(listening[i], &c);
+        assert_false(c.allow_anonymous);
+        for (size_t j = 0; j < c.n_listeners; j++)
+            assert_false(config_allow_anonymous(&c, j));
+        config_cleanup(&c);
+    }
+    parse_ok("listener 1883\nallow_anonymous true\nlistener 1884 ::1\n", &c);
+    assert_true(config_allow_anonymous(&c, 0));
+    assert_true(config_allow_anonymous(&c, 1));
+    config_cleanup(&c);
+    /* per listener: its own value, else the global one, else false */
+    parse_ok("per_listener_settings true\nlistener 1883\nallow_anonymous true\nlistener 1884\n",
+             &c);
+    assert_true(config_allow_anonymous(&c, 0));
+    assert_false(config_allow_anonymous(&c, 1));
+    config_cleanup(&c);
+    parse_ok("allow_anonymous true\nper_listener_settings true\nlistener 1883\n"
+             "listener 1884\nallow_anonymous false\n",
+             &c);
+    assert_true(config_allow_anonymous(&c, 0));
+    assert_false(config_allow_anonymous(&c, 1));
+    config_cleanup(&c);
+}
+
 /* Old style: port and bind_address, and TLS options outside a block, configure one listener. */
 static void test_old_style_default_listener(void **state)
 {
@@ -267,7 +366,7 @@ static void test_per_listener_settings(void **state)
              &c);
     assert_true(c.per_listener_settings);
     assert_false(config_allow_anonymous(&c, 0));
-    assert_true(config_allow_anonymous(&c, 1)); /* unset: the global default */
+    assert_false(config_allow_anonymous(&c, 1)); /* unset: the global one, false with listeners */
     assert_string_equal(config_security_for(&c, 0)->password_file, "/p1");
     assert_null(config_security_for(&c, 0)->acl_file);
     assert_null(config_security_for(&c, 1)->password_file);
@@ -419,6 +518,8 @@ static void test_errors(void **state)
     parse_err("port -1\n", "t.conf:1: port: bad port '-1' (0-65535)");
     parse_err("allow_anonymous yes\n",
               "t.conf:1: allow_anonymous: expected true or false, got 'yes'");
+    parse_err("listener 1883\n\nallow_session_takeover_across_users 1\n",
+              "t.conf:3: allow_session_takeover_across_users: expected true or false, got '1'");
     parse_err("persistence 1\n", "t.conf:1: persistence: expected true or false, got '1'");
     parse_err("max_inflight_messages 65536\n",
               "t.conf:1: max_inflight_messages: expected a number from 0 to 65535, got '65536'");
@@ -443,6 +544,10 @@ static void test_errors(void **state)
                                  "notice, information, debug, all, none)");
     parse_err("autosave_interval\n", "t.conf:1: option 'autosave_interval' needs a value");
     parse_err("pid_file\n", "t.conf:1: option 'pid_file' needs a value");
+    parse_err("listener 1\nprotocol websocket\n", "t.conf:2: protocol: unknown protocol "
+                                                  "'websocket' (mqtt, websockets, http_metrics)");
+    parse_err("websockets_headers_size 65536\n", "t.conf:1: websockets_headers_size: expected a "
+                                                 "number from 0 to 65535, got '65536'");
     parse_err("connect_timeout 86401\n",
               "t.conf:1: connect_timeout: expected a number from 0 to 86400, got '86401'");
 }
@@ -653,6 +758,8 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_every_global_option),
         cmocka_unit_test(test_listeners_and_tls),
+        cmocka_unit_test(test_protocols),
+        cmocka_unit_test(test_anonymous_defaults),
         cmocka_unit_test(test_old_style_default_listener),
         cmocka_unit_test(test_per_listener_settings),
         cmocka_unit_test(test_option_lines),

@@ -2,8 +2,8 @@
  * test_config_mosquitto.c — the second option table (broker/config_mosquitto.c): the options of
  * Mosquitto 2.0 that Cairn implements beyond its own table land where they should, with their
  * defaults and their errors; the ones it ignores are accepted; the ones of features it lacks
- * (bridges, WebSockets) or will not have (plugins, OpenSSL engines) are refused with a sentence
- * naming that feature, never "unknown option".
+ * (bridges) or will not have (plugins, OpenSSL engines) are refused with a sentence naming that
+ * feature, never "unknown option".
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -116,7 +116,6 @@ static void test_listener_options(void **state)
              "use_username_as_clientid true\n"
              "socket_domain ipv4\n"
              "bind_interface lo\n"
-             "protocol mqtt\n"
              "listener 1884\n"
              "socket_domain ipv6\n"
              "certfile /c\n"
@@ -136,7 +135,7 @@ static void test_listener_options(void **state)
     assert_int_equal(c.listeners[2].socket_domain, AF_INET6);
     assert_int_equal(c.listeners[2].max_qos, 2);
     assert_string_equal(c.listeners[2].sec.dhparamfile, "/dh.pem");
-    assert_int_equal(c.listeners[2].sec.line.dhparamfile, 13);
+    assert_int_equal(c.listeners[2].sec.line.dhparamfile, 12);
     assert_null(c.listeners[2].mount_point);
     config_cleanup(&c);
 }
@@ -180,8 +179,6 @@ static void test_option_errors(void **state)
     parse_err("socket_domain ipx\n", "t.conf:1: socket_domain: expected ipv4 or ipv6, got 'ipx'");
     parse_err("log_facility 8\n",
               "t.conf:1: log_facility: expected 0 to 7 (syslog's local0 to local7), got '8'");
-    parse_err("protocol mqttsn\n", "t.conf:1: protocol: expected mqtt (or websockets), got "
-                                   "'mqttsn'");
     parse_err("allow_zero_length_clientid maybe\n",
               "t.conf:1: allow_zero_length_clientid: expected true or false, got 'maybe'");
     parse_err("user\n", "t.conf:1: option 'user' needs a value");
@@ -221,11 +218,6 @@ static void test_refusals(void **state)
         {"restart_timeout 5 30", "'restart_timeout' is a bridge option"},
         {"try_private true", "'try_private' is a bridge option"},
         {"local_clientid x", "'local_clientid' is a bridge option"},
-        {"http_dir /www", "'http_dir' is a WebSocket option: WebSockets are not in this Cairn "
-                          "yet"},
-        {"websockets_log_level 0", "'websockets_log_level' is a WebSocket option"},
-        {"websockets_headers_size 4096", "'websockets_headers_size' is a WebSocket option"},
-        {"protocol websockets", "protocol websockets: WebSockets are not in this Cairn yet"},
         {"auth_plugin /usr/lib/auth.so", "'auth_plugin': Cairn loads no Mosquitto plugins; "
                                          "password_file and acl_file read Mosquitto's"},
         {"plugin /x.so", "'plugin': Cairn loads no Mosquitto plugins"},

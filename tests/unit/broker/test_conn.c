@@ -52,7 +52,13 @@ struct fixture {
     bool close_on_packet;    /* conn_close(c, 0) in on_packet */
     size_t flood_on_connect; /* bytes to queue when CONNECT arrives */
     bool close_after_flood;
+    bool pause_on_packet; /* conn_pause_input on the next packet (then cleared) */
     int release_count;
+    /* on_oversize: PUBLISHes over message_size_limit, from their heads */
+    int oversize;
+    size_t oversize_len;
+    uint16_t oversize_pid;
+    char oversize_topic[32];
 };
 
 /* ---- the handler ------------------------------------------------------------------------ */
@@ -105,7 +111,25 @@ static int h_packet(void *arg, struct conn *c, const struct mqtt_packet *pkt)
     }
     if (f->close_on_packet)
         conn_close(c, 0);
+    if (f->pause_on_packet) {
+        f->pause_on_packet = false;
+        conn_pause_input(c);
+    }
     return f->packet_rc;
+}
+
+static int h_oversize(void *arg, struct conn *c, const struct mqtt_publish *head,
+                      size_t payload_len)
+{
+    struct fixture *f = arg;
+
+    assert_null(head->payload.p); /* the head only: the payload is never handed over */
+    f->oversize++;
+    f->oversize_len = payload_len;
+    f->oversize_pid = head->packet_id;
+    snprintf(f->oversize_topic, sizeof(f->oversize_topic), "%.*s", (int)head->topic.len,
+             (const char *)head->topic.p);
+    return 0;
 }
 
 static int h_bad_connect(void *arg, struct conn *c, int err)
@@ -157,6 +181,7 @@ static int setup(void **state)
     struct conn_handler h = {.on_open = h_open,
                              .on_packet = h_packet,
                              .on_bad_connect = h_bad_connect,
+                             .on_oversize = h_oversize,
                              .on_close = h_close,
                              .on_writable = h_writable};
     char err[128];
@@ -299,6 +324,25 @@ static size_t enc_publish(uint8_t *buf, size_t cap, size_t payload_len, uint8_t 
     return n;
 }
 
+/*
+ * connect_pair, then a CONNECT handled and its CONNACK read: a conn past CONNECT, where any
+ * packet may come (before it, only a CONNECT may). npkt starts from 0 again.
+ */
+static void connect_mqtt(struct fixture *f)
+{
+    uint8_t buf[64];
+    uint8_t ack[4];
+    size_t n;
+
+    connect_pair(f);
+    n = enc_connect(buf, sizeof(buf), 0);
+    peer_send(f, buf, n);
+    assert_int_equal(pump_until(f, &f->npkt, 1, 2000), 1);
+    assert_int_equal(peer_recv(f, ack, 4), 4);
+    assert_int_equal(ack[0], 0x20);
+    f->npkt = 0;
+}
+
 /* ---- tests ------------------------------------------------------------------------------ */
 
 static void test_whole_and_split_packets(void **state)
@@ -351,7 +395,7 @@ static void test_large_packet(void **state)
     size_t n2;
     uint64_t before = conn_stats()->bytes_received;
 
-    connect_pair(f);
+    connect_mqtt(f);
     n1 = enc_publish(buf, cap, 300 * 1024, 'L');
     n2 = enc_publish(buf + n1, cap - n1, 10, 's');
     peer_send(f, buf, n1 + n2);
@@ -402,7 +446,7 @@ static void test_size_limit_payload_equal(void **state)
     size_t n;
 
     f->cfg.message_size_limit = 100;
-    connect_pair(f);
+    connect_mqtt(f);
     n = enc_publish(buf, sizeof(buf), 100, 'x');
     assert_true(n > 100 + 5); /* remaining length over the limit: the header is not the payload */
     peer_send(f, buf, n);
@@ -436,73 +480,104 @@ static void test_size_limit_payload_equal(void **state)
     }
 }
 
-/* One byte over: the whole packet arrives, is measured, and closes that connection only. */
+/*
+ * One byte over: the whole packet arrives, is measured, and goes to on_oversize (the broker
+ * acknowledges and drops it); the connection stays and the next packet is decoded.
+ */
 static void test_size_limit_payload_over(void **state)
 {
     struct fixture *f = *state;
     uint8_t buf[512];
-    char path[64];
-    char *log;
     size_t n;
 
     f->cfg.message_size_limit = 100;
-    f->cfg.connection_messages = true;
-    log_capture_start(path, sizeof(path));
-    connect_pair(f);
-    conn_set_name(f->conn, "big-pub");
+    connect_mqtt(f);
     n = enc_publish(buf, sizeof(buf), 101, 'x');
+    n += enc_publish(buf + n, sizeof(buf) - n, 5, 'y');
     peer_send(f, buf, n);
-    assert_int_equal(pump_until(f, &f->closes, 1, 2000), 1);
-    assert_int_equal(f->close_reason, -MQTT_ETOOLARGE);
-    assert_int_equal(f->npkt, 0); /* the handler never saw it */
-    assert_true(peer_eof(f));
-    assert_int_equal(conn_pool_count(f->pool), 0);
-    log = log_capture_end(path);
-    assert_non_null(strstr(log, "client test:1 big-pub closed: PUBLISH payload of 101 bytes over "
-                                "message_size_limit 100"));
-    assert_null(strstr(log, "disconnected"));
-    free(log);
+    assert_int_equal(pump_until(f, &f->npkt, 1, 2000), 1);
+    assert_int_equal(f->oversize, 1);
+    assert_int_equal(f->oversize_len, 101);
+    assert_string_equal(f->oversize_topic, "a/b");
+    assert_int_equal(f->payload_len[0], 5); /* the one after it */
+    assert_int_equal(f->closes, 0);
+    assert_int_equal(conn_pool_count(f->pool), 1);
 }
 
-/* A header announcing more than the limit + the largest PUBLISH header: closed at once. */
-static void test_size_limit_header_closes(void **state)
+/*
+ * A header announcing far more than the limit: answered from its head, then 2 MB of payload
+ * skipped as it streams in, never buffered (the conn's buffer stays at the head's size); the
+ * connection stays, and the next packet is decoded.
+ */
+static void test_size_limit_streamed_skip(void **state)
 {
     struct fixture *f = *state;
-    /* remaining length 2,000,000 (varint 0x80 0x89 0x7a) */
-    static const uint8_t hdr[] = {0x30, 0x80, 0x89, 0x7a};
-    char path[64];
-    char *log;
+    /* QoS 1, remaining length 2,000,000 (varint 0x80 0x89 0x7a), topic "a/b", packet id 9 */
+    static const uint8_t head[] = {0x32, 0x80, 0x89, 0x7a, 0, 3, 'a', '/', 'b', 0, 9};
+    static uint8_t chunk[65536];
+    size_t body = 2000000 - (2 + 3 + 2);
+    uint8_t next[64];
+    size_t n;
 
     f->cfg.message_size_limit = 100;
-    f->cfg.connection_messages = true;
-    log_capture_start(path, sizeof(path));
-    connect_pair(f);
-    peer_send(f, hdr, sizeof(hdr)); /* the header alone is enough to refuse */
-    assert_int_equal(pump_until(f, &f->closes, 1, 2000), 1);
-    assert_int_equal(f->close_reason, -MQTT_ETOOLARGE);
-    assert_int_equal(f->npkt, 0);
-    assert_true(peer_eof(f));
-    assert_int_equal(conn_pool_count(f->pool), 0);
-    log = log_capture_end(path);
-    assert_non_null(strstr(log, "client test:1 - closed: packet announcing 2000000 bytes"));
-    free(log);
+    connect_mqtt(f);
+    peer_send(f, head, 3); /* the header alone: nothing yet */
+    assert_int_equal(pump_until(f, &f->oversize, 1, 200), 0);
+    peer_send(f, head + 3, sizeof(head) - 3);
+    assert_int_equal(pump_until(f, &f->oversize, 1, 2000), 1);
+    assert_int_equal(f->oversize_len, body);
+    assert_int_equal(f->oversize_pid, 9);
+    memset(chunk, 'z', sizeof(chunk));
+    for (size_t sent = 0; sent < body;) {
+        size_t k = body - sent < sizeof(chunk) ? body - sent : sizeof(chunk);
+        peer_send(f, chunk, k);
+        sent += k;
+        pump_until(f, &f->closes, 1, 0);
+    }
+    n = enc_publish(next, sizeof(next), 7, 'n');
+    peer_send(f, next, n);
+    assert_int_equal(pump_until(f, &f->npkt, 1, 3000), 1);
+    assert_int_equal(f->payload_len[0], 7);
+    assert_int_equal(f->first_payload_byte[0], 'n');
+    assert_int_equal(f->closes, 0);
 }
 
-/* Refused on the first bytes of the remaining length, before it is even complete. */
-static void test_size_limit_partial_header_closes(void **state)
+/* A remaining length whose first bytes already say too much: the head is still waited for. */
+static void test_size_limit_partial_header_waits(void **state)
 {
     struct fixture *f = *state;
-    static const uint8_t hdr[] = {0x30, 0xff, 0xff, 0xff}; /* a fourth byte would follow */
+    /* QoS 0, remaining length 268435455 (0xff 0xff 0xff 0x7f), topic "t" */
+    static const uint8_t hdr[] = {0x30, 0xff, 0xff, 0xff, 0x7f, 0, 1, 't'};
 
     f->cfg.message_size_limit = 100;
-    connect_pair(f);
+    connect_mqtt(f);
+    peer_send(f, hdr, 4);
+    assert_int_equal(pump_until(f, &f->oversize, 1, 200), 0);
+    assert_int_equal(f->closes, 0);
+    peer_send(f, hdr + 4, sizeof(hdr) - 4);
+    assert_int_equal(pump_until(f, &f->oversize, 1, 2000), 1);
+    assert_int_equal(f->oversize_len, 268435455u - 3);
+    assert_int_equal(f->closes, 0);
+}
+
+/* A malformed head of an oversize PUBLISH (QoS 1 without its packet id room) closes. */
+static void test_size_limit_bad_head_closes(void **state)
+{
+    struct fixture *f = *state;
+    /* QoS 1, remaining length 2,000,000, topic length 0xffff: a topic it cannot all hold yet;
+     * then an invalid topic (a wildcard) */
+    static const uint8_t hdr[] = {0x32, 0x80, 0x89, 0x7a, 0, 3, 'a', '/', '#', 0, 1};
+
+    f->cfg.message_size_limit = 100;
+    connect_mqtt(f);
     peer_send(f, hdr, sizeof(hdr));
     assert_int_equal(pump_until(f, &f->closes, 1, 2000), 1);
-    assert_int_equal(f->close_reason, -MQTT_ETOOLARGE);
+    assert_int_equal(f->oversize, 0);
     assert_true(peer_eof(f));
 }
 
-/* A CONNECT whose will payload is over the limit closes too. */
+/* A CONNECT whose will payload is over the limit goes to the handler all the same: the broker
+ * refuses it with CONNACK 5, as Mosquitto does (the CONNECT's size is bounded anyway). */
 static void test_size_limit_will(void **state)
 {
     struct fixture *f = *state;
@@ -533,9 +608,9 @@ static void test_size_limit_will(void **state)
     c.will_payload.len = 101; /* one over */
     n = mqtt_encode_connect(buf, sizeof(buf), &c);
     peer_send(f, buf, n);
-    assert_int_equal(pump_until(f, &f->closes, 1, 2000), 1);
-    assert_int_equal(f->close_reason, -MQTT_ETOOLARGE);
-    assert_int_equal(f->npkt, 1);
+    assert_int_equal(pump_until(f, &f->npkt, 2, 2000), 2);
+    assert_int_equal(f->types[1], MQTT_CONNECT);
+    assert_int_equal(f->closes, 0);
 }
 
 static void test_malformed_closes(void **state)
@@ -543,7 +618,7 @@ static void test_malformed_closes(void **state)
     struct fixture *f = *state;
     static const uint8_t junk[] = {0x00, 0x00}; /* packet type 0 */
 
-    connect_pair(f);
+    connect_mqtt(f);
     peer_send(f, junk, sizeof(junk));
     assert_int_equal(pump_until(f, &f->closes, 1, 2000), 1);
     assert_true(f->close_reason < 0);
@@ -574,8 +649,8 @@ static void test_handler_refusal_closes(void **state)
     struct fixture *f = *state;
     static const uint8_t ping[] = {0xc0, 0x00, 0xc0, 0x00};
 
+    connect_mqtt(f);
     f->packet_rc = -EPROTO;
-    connect_pair(f);
     peer_send(f, ping, sizeof(ping));
     assert_int_equal(pump_until(f, &f->closes, 1, 2000), 1);
     assert_int_equal(f->close_reason, -EPROTO);
@@ -601,8 +676,8 @@ static void test_deferred_close(void **state)
     struct fixture *f = *state;
     static const uint8_t disconnect[] = {0xe0, 0x00, 0xc0, 0x00};
 
+    connect_mqtt(f);
     f->close_on_packet = true;
-    connect_pair(f);
     peer_send(f, disconnect, sizeof(disconnect));
     assert_int_equal(pump_until(f, &f->closes, 1, 2000), 1);
     assert_int_equal(f->close_reason, 0);
@@ -820,6 +895,135 @@ static void test_read_pause(void **state)
     assert_int_equal(f->closes, 0);
 }
 
+/*
+ * conn_pause_input in on_packet: the packets behind it wait (also those read later), keepalive
+ * does not expire, and conn_resume_input hands them over in order, at the next timer run.
+ */
+static void test_pause_resume(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t buf[64];
+    static const uint8_t pings[] = {0xc0, 0x00, 0xc0, 0x00, 0xc0, 0x00};
+    size_t n;
+
+    connect_pair(f);
+    n = enc_connect(buf, sizeof(buf), 1); /* keepalive 1 s: 1.5 s without a packet closes */
+    peer_send(f, buf, n);
+    assert_int_equal(pump_until(f, &f->npkt, 1, 2000), 1);
+    f->pause_on_packet = true;
+    peer_send(f, pings, sizeof(pings));
+    assert_int_equal(pump_until(f, &f->npkt, 2, 2000), 2);
+    peer_send(f, buf, enc_publish(buf, sizeof(buf), 5, 'p'));
+    pump_for(f, 1700);
+    assert_int_equal(f->npkt, 2);
+    assert_int_equal(f->closes, 0);
+    conn_resume_input(f->conn);
+    assert_int_equal(f->npkt, 2); /* not within the call */
+    assert_int_equal(pump_until(f, &f->npkt, 5, 2000), 5);
+    assert_int_equal(f->types[2], MQTT_PINGREQ);
+    assert_int_equal(f->types[3], MQTT_PINGREQ);
+    assert_int_equal(f->types[4], MQTT_PUBLISH);
+    assert_int_equal(f->first_payload_byte[4], 'p');
+    conn_resume_input(f->conn); /* not paused: nothing */
+    pump_for(f, 20);
+    assert_int_equal(f->npkt, 5);
+    assert_int_equal(f->closes, 0);
+}
+
+/* Before CONNECT: any other first byte closes at once, whatever the packet announces. */
+static void test_first_packet_not_connect(void **state)
+{
+    struct fixture *f = *state;
+    static const uint8_t publish[] = {0x30}; /* its remaining length not even sent */
+    char path[64];
+    char *log;
+
+    f->cfg.connection_messages = true;
+    log_capture_start(path, sizeof(path));
+    connect_pair(f);
+    peer_send(f, publish, sizeof(publish));
+    assert_int_equal(pump_until(f, &f->closes, 1, 2000), 1);
+    assert_int_equal(f->close_reason, -EPROTO);
+    assert_int_equal(f->npkt, 0);
+    assert_true(peer_eof(f));
+    log = log_capture_end(path);
+    assert_non_null(strstr(
+        log, "client test:1 - closed: protocol error: first packet is not CONNECT (type 3)"));
+    free(log);
+}
+
+/* A CONNECT announcing more than 64 KiB + the will payload allowed closes from its header. */
+static void test_connect_too_large(void **state)
+{
+    struct fixture *f = *state;
+    static const uint8_t big[] = {0x10, 0xff, 0xff, 0xff, 0x7f}; /* 268,435,455 bytes */
+    static const uint8_t just_over[] = {0x10, 0x80, 0x80, 0x08}; /* 131,072 */
+    char path[64];
+    char *log;
+
+    f->cfg.connection_messages = true;
+    log_capture_start(path, sizeof(path));
+    connect_pair(f);
+    peer_send(f, big, sizeof(big));
+    assert_int_equal(pump_until(f, &f->closes, 1, 2000), 1);
+    assert_int_equal(f->close_reason, -MQTT_ETOOLARGE);
+    assert_true(peer_eof(f));
+    close(f->peer);
+    f->peer = -1;
+    f->opens = 0;
+    connect_pair(f);
+    peer_send(f, just_over, sizeof(just_over));
+    assert_int_equal(pump_until(f, &f->closes, 2, 2000), 2);
+    assert_int_equal(f->close_reason, -MQTT_ETOOLARGE);
+    log = log_capture_end(path);
+    assert_non_null(strstr(log, "closed: CONNECT announcing 268435455 bytes, more than the 131071 "
+                                "a CONNECT may have"));
+    assert_non_null(strstr(log, "closed: CONNECT announcing 131072 bytes"));
+    free(log);
+}
+
+/* A partial CONNECT of connect_memory_limit bytes: a new connection is refused; one byte more
+ * and the holder is closed; once it is gone connections are accepted again. */
+static void test_connect_memory_limit(void **state)
+{
+    struct fixture *f = *state;
+    enum { LIMIT = 20000 };
+    uint8_t *buf = calloc(1, LIMIT + 16);
+    int sv[2];
+    char path[64];
+    char *log;
+
+    assert_non_null(buf);
+    f->cfg.connect_memory_limit = LIMIT;
+    log_capture_start(path, sizeof(path));
+    connect_pair(f);
+    /* CONNECT announcing 30,000 bytes (3-byte remaining length), LIMIT bytes of it sent */
+    buf[0] = 0x10;
+    buf[1] = 0x80 | (30000 & 0x7f);
+    buf[2] = 0x80 | ((30000 >> 7) & 0x7f);
+    buf[3] = (uint8_t)(30000 >> 14);
+    peer_send(f, buf, LIMIT);
+    pump_for(f, 50);
+    assert_int_equal(f->closes, 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    assert_int_equal(conn_pool_add(f->pool, transport_tcp_new(sv[0]), 0, "test:2"), -ENOBUFS);
+    assert_int_equal(f->opens, 1);
+    close(sv[1]);
+    peer_send(f, buf + 4, 1); /* one byte more */
+    assert_int_equal(pump_until(f, &f->closes, 1, 2000), 1);
+    assert_int_equal(f->close_reason, -ENOBUFS);
+    assert_true(peer_eof(f));
+    assert_int_equal(conn_pool_count(f->pool), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    assert_int_equal(conn_pool_add(f->pool, transport_tcp_new(sv[0]), 0, "test:3"), 0);
+    close(sv[1]);
+    log = log_capture_end(path);
+    assert_non_null(strstr(log, "client test:2 refused: connections without CONNECT hold 20000 "
+                                "bytes of input, connect_memory_limit 20000"));
+    free(log);
+    free(buf);
+}
+
 static void test_close_all(void **state)
 {
     struct fixture *f = *state;
@@ -905,8 +1109,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_large_packet, setup, teardown),
         cmocka_unit_test_setup_teardown(test_size_limit_payload_equal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_size_limit_payload_over, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_size_limit_header_closes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_size_limit_partial_header_closes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_size_limit_streamed_skip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_size_limit_partial_header_waits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_size_limit_bad_head_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_size_limit_will, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_protocol_level, setup, teardown),
@@ -921,6 +1126,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_water_marks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_linger, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_pause, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_packet_not_connect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connect_too_large, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connect_memory_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_log_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_log_takeover, setup, teardown),

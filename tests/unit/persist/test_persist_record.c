@@ -206,7 +206,7 @@ static void check_damage(const uint8_t *rec, size_t n, decode_fn dec)
         assert_true(dec(buf, i) < 0);
     buf[n] = 0;
     assert_int_equal(dec(buf, n + 1), -PERSIST_REC_ELONG);
-    buf[0] = PERSIST_REC_RETAIN_SRC + 1; /* a version no record has */
+    buf[0] = PERSIST_REC_SESSION_OWNER + 1; /* no kind knows it */
     assert_int_equal(dec(buf, n), -PERSIST_REC_EVERSION);
 }
 
@@ -354,6 +354,87 @@ static void test_records_round_trip(void **state)
     assert_int_equal(m2.src.len, 0);
 }
 
+/*
+ * Session records: version 1 (owner unknown: what Cairn wrote before it stored owners, and
+ * still writes for a session whose owner is unknown), version 2 with the owner.
+ */
+static void test_session_owner(void **state)
+{
+    /* written by a Cairn from before owners: last_seen 42, nothing else */
+    static const uint8_t old[] = {1, 0, 0, 0, 0, 0, 0, 0, 42};
+    uint8_t r[128], again[128];
+    struct persist_session s = {.last_seen = 1700000000}, s2;
+    size_t n;
+
+    (void)state;
+    assert_int_equal(persist_rec_session_decode(old, sizeof old, &s2), 0);
+    assert_true(s2.last_seen == 42);
+    assert_int_equal(s2.owner, PERSIST_OWNER_UNKNOWN);
+    assert_int_equal(s2.user.len, 0);
+    assert_int_equal(persist_rec_session(again, sizeof again, &s2), sizeof old);
+    assert_memory_equal(again, old, sizeof old);
+
+    s.owner = PERSIST_OWNER_ANONYMOUS;
+    n = persist_rec_session(r, sizeof r, &s);
+    assert_int_equal(n, 10);
+    assert_int_equal(r[0], PERSIST_REC_SESSION_OWNER);
+    assert_int_equal(persist_rec_session_decode(r, n, &s2), 0);
+    assert_int_equal(s2.owner, PERSIST_OWNER_ANONYMOUS);
+    assert_true(s2.last_seen == 1700000000);
+    assert_int_equal(s2.user.len, 0);
+    assert_int_equal(persist_rec_session(again, sizeof again, &s2), n);
+    assert_memory_equal(again, r, n);
+    check_damage(r, n, dec_session); /* a version 2 record cut to version 1's length too */
+
+    s.owner = PERSIST_OWNER_USER;
+    s.user = S("alice");
+    n = persist_rec_session(r, sizeof r, &s);
+    assert_int_equal(n, 10 + 2 + 5);
+    assert_int_equal(persist_rec_session_decode(r, n, &s2), 0);
+    assert_int_equal(s2.owner, PERSIST_OWNER_USER);
+    assert_true(str_eq(s2.user, S("alice")));
+    assert_true(s2.user.p >= r && s2.user.p + s2.user.len <= r + n); /* a view into r */
+    assert_int_equal(persist_rec_session(again, sizeof again, &s2), n);
+    assert_memory_equal(again, r, n);
+    check_damage(r, n, dec_session);
+    r[9] = 0; /* owner byte: none of anonymous, user, claimed user */
+    assert_int_equal(dec_session(r, n), -PERSIST_REC_EFIELD);
+    r[9] = 4;
+    assert_int_equal(dec_session(r, n), -PERSIST_REC_EFIELD);
+    r[9] = PERSIST_OWNER_CLAIMED; /* the same name, claimed: its own identity */
+    assert_int_equal(persist_rec_session_decode(r, n, &s2), 0);
+    assert_int_equal(s2.owner, PERSIST_OWNER_CLAIMED);
+    assert_true(str_eq(s2.user, S("alice")));
+    assert_int_equal(persist_rec_session(again, sizeof again, &s2), n);
+    assert_memory_equal(again, r, n);
+    r[9] = PERSIST_OWNER_ANONYMOUS; /* then the name is trailing bytes */
+    assert_int_equal(dec_session(r, n), -PERSIST_REC_ELONG);
+    r[0] = PERSIST_REC_VERSION; /* version 1 ends after last_seen */
+    r[9] = PERSIST_OWNER_USER;
+    assert_int_equal(dec_session(r, n), -PERSIST_REC_ELONG);
+
+    /* an empty username is a username, not anonymous */
+    s.user = S("");
+    n = persist_rec_session(r, sizeof r, &s);
+    assert_int_equal(n, 12);
+    assert_int_equal(persist_rec_session_decode(r, n, &s2), 0);
+    assert_int_equal(s2.owner, PERSIST_OWNER_USER);
+    assert_int_equal(s2.user.len, 0);
+    check_damage(r, n, dec_session);
+
+    /* what cannot be encoded */
+    s.owner = 4;
+    assert_int_equal(persist_rec_session(r, sizeof r, &s), 0);
+    s.owner = PERSIST_OWNER_ANONYMOUS;
+    s.user = S("x"); /* a name without a user */
+    assert_int_equal(persist_rec_session(r, sizeof r, &s), 0);
+    s.owner = PERSIST_OWNER_USER;
+    s.user.len = 65536;
+    assert_int_equal(persist_rec_session(NULL, 0, &s), 0);
+    s.user.len = 65535;
+    assert_int_equal(persist_rec_session(NULL, 0, &s), 12 + 65535);
+}
+
 static void test_payload_length_lies(void **state)
 {
     struct persist_msg m = {.id = 1, .topic = S("t"), .payload = S("abc")};
@@ -379,13 +460,10 @@ static void test_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_keys_round_trip),
-        cmocka_unit_test(test_key_errors),
-        cmocka_unit_test(test_encoder_limits),
-        cmocka_unit_test(test_size_query_and_short_buffer),
-        cmocka_unit_test(test_key_order),
-        cmocka_unit_test(test_records_round_trip),
-        cmocka_unit_test(test_payload_length_lies),
+        cmocka_unit_test(test_keys_round_trip), cmocka_unit_test(test_key_errors),
+        cmocka_unit_test(test_encoder_limits),  cmocka_unit_test(test_size_query_and_short_buffer),
+        cmocka_unit_test(test_key_order),       cmocka_unit_test(test_records_round_trip),
+        cmocka_unit_test(test_session_owner),   cmocka_unit_test(test_payload_length_lies),
         cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

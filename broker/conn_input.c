@@ -201,9 +201,10 @@ static size_t conn_decode(struct conn *c, const uint8_t *buf, size_t len)
         if (n == -MQTT_ETOOLARGE) {
             uint8_t type, flags;
 
-            c->over = by_packet                         ? CONN_OVER_PACKET
-                      : (buf[used] >> 4) == MQTT_CONNECT ? CONN_OVER_CONNECT
-                                                         : CONN_OVER_HEADER;
+            if (by_packet)
+                c->over = CONN_OVER_PACKET;
+            else
+                c->over = (buf[used] >> 4) == MQTT_CONNECT ? CONN_OVER_CONNECT : CONN_OVER_HEADER;
             if (mqtt_decode_fixed_header(buf + used, len - used, &type, &flags, &c->over_size) < 0)
                 c->over_size = 0;
             else if (by_packet)

@@ -141,7 +141,7 @@ static void test_walk_example(void)
     T_ASSERT(f);
     while (fgets(line, sizeof(line), f)) {
         const char *value, *needs = "", *sentence = NULL;
-        char v[1024], n2[1024], *out = NULL;
+        char v[1024], n2[2048], *out = NULL;
         int rc, k;
 
         if (!option_line(line, name, sizeof(name), &value))

@@ -13,6 +13,9 @@
  * stand alone or beside a certificate. (mbedTLS's server sends no identity hint; psk_hint is
  * what turns PSK on, as in Mosquitto.)
  *
+ * dhparamfile (Mosquitto's) gives the DHE suites their group (PEM "DH PARAMETERS"); without it
+ * they use mbedTLS's default 2048-bit group, and the ECDHE suites need none.
+ *
  * Versions: TLS 1.2 is the floor and, with mbedTLS 2.28, also the ceiling: "tls_version
  * tlsv1.2" is accepted, older values are raised to 1.2 with a warning, "tlsv1.3" is refused.
  * ciphers takes mbedTLS suite names (TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256, ...), separated

@@ -416,6 +416,14 @@ int listener_check(const struct config *cfg, char *err, size_t errlen)
 
     for (size_t i = 0; i < cfg->n_listeners && rc >= 0; i++) {
         const struct config_listener *l = &cfg->listeners[i];
+        if (l->port == 0 && l->bind_address && l->bind_address[0] == '/') {
+            /* Mosquitto 2.0's "listener 0 PATH" */
+            snprintf(err, errlen,
+                     "%s: listener 0 %s: Unix socket listeners are not in this Cairn yet",
+                     config_where(cfg, l->line, at, sizeof(at)), l->bind_address);
+            rc = -EINVAL;
+            continue;
+        }
         if (!l->bind_interface)
             continue;
         rc = listener_bind_interface(NULL, (int)i, l, why, sizeof(why));

@@ -48,7 +48,8 @@ struct listeners *listener_open(struct loop *l, struct conn_pool *pool, const st
 /* Listen on every socket and watch it on the loop. 0, or negative with the reason in err. */
 int listener_start(struct listeners *ls, char *err, size_t errlen);
 /* What listener_open would refuse short of binding: a bind_interface without the addresses it
- * needs. 0, or negative with the reason in err. */
+ * needs, a Unix socket path (Mosquitto's "listener 0 PATH"). 0, or negative with the reason in
+ * err ("FILE:LINE: ..."). */
 int listener_check(const struct config *cfg, char *err, size_t errlen);
 /* Stop accepting (shutdown): the sockets are closed; connections are not touched. */
 void listener_stop(struct listeners *ls);

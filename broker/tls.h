@@ -4,8 +4,8 @@
  * runs one connection's TLS inside the non-blocking loop.
  *
  * A listener is a TLS listener when any of certfile, keyfile, cafile, capath, crlfile,
- * tls_version, ciphers, psk_hint, require_certificate, use_identity_as_username or
- * use_subject_as_username is set. Such a listener must come up with TLS or not at all: a
+ * tls_version, ciphers, psk_hint, require_certificate, use_identity_as_username,
+ * use_subject_as_username or dhparamfile is set. Such a listener must come up with TLS or not at all: a
  * certfile without keyfile (or the reverse), a key that does not match the certificate, an
  * unreadable or unparsable file, require_certificate without cafile/capath, an unknown
  * tls_version or cipher is a config error "FILE:LINE: reason" (Mosquitto 2.0.11 serves plaintext

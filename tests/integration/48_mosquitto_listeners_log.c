@@ -231,10 +231,17 @@ static void test_bind_interface(void)
         T_ASSERTF(!accepts(other, p), "%s:%d accepts: not bound to lo only", other, p);
     else
         t_note("no non-loopback IPv4 address here: only the loopback side is checked");
-    if (!harness_is_mosquitto())
+    if (!harness_is_mosquitto()) {
         T_EQ(harness_expect_refused(broker_tmp_dir(b), "listener 0\nbind_interface no-such-if0\n",
-                                    "bind_interface no-such-if0: no such interface"),
+                                    "cairn.conf:3: listener 1: bind_interface no-such-if0: no such "
+                                    "interface"),
              0);
+        /* Mosquitto's Unix socket listener: not in Cairn, said so */
+        T_EQ(harness_expect_refused(broker_tmp_dir(b), "listener 0 /tmp/mosquitto.sock\n",
+                                    "cairn.conf:3: listener 0 /tmp/mosquitto.sock: Unix socket "
+                                    "listeners are not in this Cairn yet"),
+             0);
+    }
 out:
     broker_free(b);
 }

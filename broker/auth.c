@@ -92,8 +92,10 @@ out:
 static void auth_fail(const struct config *cfg, unsigned line, const char *opt, const char *why,
                       char *err, size_t errlen)
 {
-    if (cfg->path && line)
-        snprintf(err, errlen, "%s:%u: %s: %s", cfg->path, line, opt, why);
+    char at[320];
+
+    if (cfg->path && line) /* the line may be in a file include_dir read */
+        snprintf(err, errlen, "%s: %s: %s", config_where(cfg, line, at, sizeof(at)), opt, why);
     else
         snprintf(err, errlen, "%s", why);
 }

@@ -54,6 +54,7 @@ static void broker__limits(const struct config *cfg, struct session_limits *l)
     l->max_queued_bytes = cfg->max_queued_bytes;
     l->queue_qos0 = cfg->queue_qos0_messages;
     l->window = BROKER_WINDOW;
+    l->max_inflight_bytes = cfg->max_inflight_bytes;
 }
 
 int64_t broker__now(void)
@@ -105,14 +106,22 @@ static int broker__restore_retain(void *ctx, const struct persist_msg *pm)
     struct broker *b = ctx;
     struct msg *m =
         msg_new(pm->id, pm->topic.p, pm->topic.len, pm->payload.p, pm->payload.len, pm->qos, true);
+    struct retain_src *src = NULL;
     int rc = -ENOMEM;
 
     if (!m)
         goto out;
+    if (pm->src.len && !(src = retain_src_decode(pm->src.p, pm->src.len))) {
+        /* not ours to misread: the check then fails closed (broker__retain_allowed) */
+        src = retain_src_new(-1, "", 0, NULL);
+        if (!src)
+            goto out;
+    }
     if (pm->id > b->last_msg_id)
         b->last_msg_id = pm->id;
-    rc = retain_set(&b->retain, m);
+    rc = retain_set_src(&b->retain, m, src);
 out:
+    retain_src_free(src);
     msg_unref(m);
     return rc;
 }
@@ -257,6 +266,7 @@ struct broker *broker_new(const struct config *cfg, struct loop *loop, char *err
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    sys_log_start(b);
     return b;
 fail:
     broker_free(b);
@@ -273,6 +283,7 @@ void broker_free(struct broker *b)
 {
     if (!b)
         return;
+    sys_log_stop(b);
     sys_stop(b);
     if (b->kick)
         loop_timer_cancel(b->loop, b->kick);
@@ -503,7 +514,7 @@ int broker__route(struct broker *b, struct msg *m)
         goto out;
     for (size_t i = 0; i < b->hits.n; i++) {
         struct session *s = b->hits.v[i].sub;
-        uint8_t qos = b->hits.v[i].qos < m->qos ? b->hits.v[i].qos : m->qos;
+        uint8_t qos = broker__delivery_qos(b, m->qos, b->hits.v[i].qos);
         int q;
         if (s->detached || (s->owner && !broker__can_read(b, s, msg_topic(m))))
             continue;
@@ -538,8 +549,66 @@ out:
     return rc;
 }
 
-int broker_publish(struct broker *b, struct mqtt_str topic, struct mqtt_str payload, uint8_t qos,
-                   bool retain, bool store_retained)
+uint8_t broker__delivery_qos(const struct broker *b, uint8_t qos, uint8_t sub_qos)
+{
+    /* upgrade_outgoing_qos: Mosquitto's non-standard option, the subscription's QoS always */
+    if (b->cfg->upgrade_outgoing_qos)
+        return sub_qos;
+    return sub_qos < qos ? sub_qos : qos;
+}
+
+bool broker__retain_allowed(struct broker *b, const struct msg *m)
+{
+    const struct retain_src *src;
+    int li;
+
+    if (!b->cfg->check_retain_source || !(src = retain_source(&b->retain, msg_topic(m))))
+        return true; /* the broker's own ($SYS), or not checked */
+    li = src->listener;
+    /* a listener gone since a restart: the rules are the same for all unless per listener */
+    if (li < 0 || (size_t)li >= b->cfg->n_listeners)
+        li = b->cfg->per_listener_settings || li < 0 ? -1 : 0;
+    return auth_can_write(b->auth, li, src->id, src->username, m->topic, m->topic_len);
+}
+
+/* The retained copy of a message: in the tree with its source, and in the store. */
+static int broker__retain(struct broker *b, struct msg *rm, bool store, const struct client *from)
+{
+    struct mqtt_str topic = msg_topic(rm), payload = msg_payload(rm);
+    struct retain_src *src = NULL;
+    uint8_t *enc = NULL;
+    size_t n = 0;
+    int rc = -ENOMEM;
+
+    if (from && payload.len) {
+        /* a will published at a takeover has lost its session: client_id() still knows */
+        src = retain_src_new(from->listener, client_id(from), strlen(client_id(from)),
+                             from->username);
+        n = src ? retain_src_encode(src, NULL, 0) : 0;
+        if (!src || (n && !(enc = malloc(n))))
+            goto out;
+        if (n)
+            retain_src_encode(src, enc, n);
+    }
+    if (retain_set_src(&b->retain, rm, src) < 0)
+        goto out;
+    if (b->store && store) {
+        if (payload.len == 0) {
+            persist_retain_del(b->store, topic);
+        } else {
+            struct persist_msg pm = {rm->id, topic, payload, rm->qos, true, {enc, n}};
+            persist_retain_put(b->store, &pm);
+        }
+    }
+    rc = 0;
+out:
+    free(enc);
+    retain_src_free(src);
+    return rc;
+}
+
+int broker__publish_from(struct broker *b, struct mqtt_str topic, struct mqtt_str payload,
+                         uint8_t qos, bool retain, bool store_retained, const struct client *from)
 {
     struct msg *m = NULL, *rm = NULL;
     int rc = -ENOMEM;
@@ -550,22 +619,20 @@ int broker_publish(struct broker *b, struct mqtt_str topic, struct mqtt_str payl
     if (retain && b->cfg->retain_available) {
         /* the retained copy is sent with RETAIN=1 to new subscribers [MQTT-3.3.1-8] */
         rm = msg_new(broker__msg_id(b), topic.p, topic.len, payload.p, payload.len, qos, true);
-        if (!rm || retain_set(&b->retain, rm) < 0)
+        if (!rm || broker__retain(b, rm, store_retained, from) < 0)
             goto out;
-        if (b->store && store_retained) {
-            if (payload.len == 0) {
-                persist_retain_del(b->store, topic);
-            } else {
-                struct persist_msg pm = {rm->id, topic, payload, qos, true};
-                persist_retain_put(b->store, &pm);
-            }
-        }
     }
     rc = broker__route(b, m);
 out:
     msg_unref(rm);
     msg_unref(m);
     return rc;
+}
+
+int broker_publish(struct broker *b, struct mqtt_str topic, struct mqtt_str payload, uint8_t qos,
+                   bool retain, bool store_retained)
+{
+    return broker__publish_from(b, topic, payload, qos, retain, store_retained, NULL);
 }
 
 void broker__publish_will(struct broker *b, struct client *cl)
@@ -577,7 +644,7 @@ void broker__publish_will(struct broker *b, struct client *cl)
     cl->will = NULL;
     log_write(CAIRN_LOG_DEBUG, "client %s %s: publishing will on %s", client_peer(cl),
               client_id(cl), w->topic);
-    if (broker_publish(b, msg_topic(w), msg_payload(w), w->qos, w->retain, true) < 0)
+    if (broker__publish_from(b, msg_topic(w), msg_payload(w), w->qos, w->retain, true, cl) < 0)
         log_write(CAIRN_LOG_ERR, "client %s: will dropped: out of memory", client_id(cl));
     msg_unref(w);
 }
@@ -854,6 +921,7 @@ void broker_on_iteration_end(struct broker *b)
     struct client *cl;
     bool ok = true, durable = true; /* durable: nothing recorded is left uncommitted */
 
+    sys_log_flush(b); /* log_dest topic: its deliveries join this batch */
     while ((s = b->dirty_sessions)) {
         b->dirty_sessions = s->dirty_next;
         s->dirty = false;
@@ -945,4 +1013,9 @@ size_t broker_subscription_count(const struct broker *b)
 size_t broker_retained_count(const struct broker *b)
 {
     return retain_count(&b->retain);
+}
+
+const char *broker_store_dir(const struct broker *b)
+{
+    return b->store ? persist_path(b->store) : NULL;
 }

@@ -98,6 +98,8 @@ const struct broker_stats *broker_stats(const struct broker *b);
 size_t broker_session_count(const struct broker *b);
 size_t broker_subscription_count(const struct broker *b);
 size_t broker_retained_count(const struct broker *b);
+/* The store's own directory (persist.h), NULL with persistence false. Borrowed. */
+const char *broker_store_dir(const struct broker *b);
 
 /*
  * Publish a message from the broker itself ($SYS, wills): routed like a client's PUBLISH.

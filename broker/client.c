@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "conn.h"
 #include "metrics.h"
 
@@ -43,6 +44,71 @@ const char *client_peer(const struct client *cl)
 const char *client_id(const struct client *cl)
 {
     return cl->session ? cl->session->id : conn_name(cl->conn);
+}
+
+const struct config_listener *client_listener(const struct client *cl)
+{
+    return &cl->b->cfg->listeners[cl->listener];
+}
+
+int client_mount(const struct client *cl, struct mqtt_str in, bool filter, struct mqtt_str *out,
+                 uint8_t **buf)
+{
+    const char *mp = client_listener(cl)->mount_point;
+    size_t ml = mp ? strlen(mp) : 0;
+    int rc = 0;
+
+    *out = in;
+    *buf = NULL;
+    if (!mp || (filter && in.len >= 4 && memcmp(in.p, "$SYS", 4) == 0))
+        goto out;
+    if (ml + in.len > 65535) {
+        rc = -EINVAL;
+        goto out;
+    }
+    *buf = malloc(ml + in.len + 1);
+    if (!*buf) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    memcpy(*buf, mp, ml);
+    if (in.len)
+        memcpy(*buf + ml, in.p, in.len);
+    out->p = *buf;
+    out->len = ml + in.len;
+out:
+    return rc;
+}
+
+/*
+ * A PUBLISH to a client whose listener has a mount point: the topic without it, so the header
+ * is built for this client (the shared one carries the long topic); the payload is shared.
+ */
+static int client__send_mounted(struct client *cl, struct msg *m, size_t ml, uint8_t qos,
+                                uint16_t pid, bool dup)
+{
+    struct mqtt_str t = {(const uint8_t *)m->topic + ml, m->topic_len - ml};
+    uint8_t small[256], *hdr = small;
+    size_t off = 0,
+           need = mqtt_encode_publish_header(NULL, 0, t, qos, m->retain, m->payload_len, &off);
+    int rc = -ENOMEM;
+
+    if (need == 0 || (need > sizeof(small) && !(hdr = malloc(need))))
+        goto out;
+    mqtt_encode_publish_header(hdr, need, t, qos, m->retain, m->payload_len, &off);
+    if (dup)
+        hdr[0] |= 0x08;
+    if (qos > 0) {
+        hdr[off] = (uint8_t)(pid >> 8);
+        hdr[off + 1] = (uint8_t)pid;
+    }
+    rc = conn_write(cl->conn, hdr, need);
+    if (rc == 0 && m->payload_len)
+        rc = conn_write_ref(cl->conn, m->payload, m->payload_len, msg_release, msg_ref(m));
+out:
+    if (hdr != small)
+        free(hdr);
+    return rc;
 }
 
 static int client__held_slot(struct client *cl, struct client_held **out)
@@ -167,13 +233,17 @@ out:
 
 int client_send_publish(struct client *cl, struct msg *m, uint8_t qos, uint16_t pid, bool dup)
 {
-    size_t hlen;
-    const uint8_t *hdr = msg_header(m, qos, &hlen);
+    const char *mp = client_listener(cl)->mount_point;
+    size_t hlen, ml = mp ? strlen(mp) : 0;
+    const uint8_t *hdr = NULL;
     int rc = -ENOMEM;
 
-    if (!hdr)
+    /* a topic under the mount point loses it; others ($SYS) go as they are */
+    if (ml && m->topic_len > ml && memcmp(m->topic, mp, ml) == 0)
+        rc = client__send_mounted(cl, m, ml, qos, pid, dup);
+    else if (!(hdr = msg_header(m, qos, &hlen)))
         goto out;
-    if (hlen + m->payload_len <= CLIENT_COPY_MAX) {
+    else if (hlen + m->payload_len <= CLIENT_COPY_MAX) {
         uint8_t pkt[CLIENT_COPY_MAX];
         memcpy(pkt, hdr, hlen);
         if (dup)

@@ -105,6 +105,7 @@ struct broker {
     uint64_t start_ms;
     bool shutting_down;
     struct broker_stats stats;
+    uint64_t memory_refusals; /* PUBLISHes refused by memory_limit */
 };
 
 /* ---- client.c ----------------------------------------------------------------------------- */
@@ -131,6 +132,19 @@ int client_send_publish(struct client *cl, struct msg *m, uint8_t qos, uint16_t 
 /* "ADDR ID" for logs. */
 const char *client_peer(const struct client *cl);
 const char *client_id(const struct client *cl);
+/* The config of the client's listener (borrowed from b->cfg). */
+const struct config_listener *client_listener(const struct client *cl);
+/*
+ * mount_point (config.h), as Mosquitto: a client of a listener with one has it prefixed to every
+ * topic it publishes (its will too) and every filter it subscribes to or unsubscribes from, so
+ * ACLs, routing and the store see the long form; and removed from every topic sent to it
+ * (client_send_publish). Filters beginning with "$SYS" are left alone, so such clients still
+ * read the broker's statistics (Mosquitto 2.0 prefixes them too, hiding $SYS from them).
+ * *out: in itself, or the prefixed copy in *buf (malloc'd, the caller frees; NULL when none
+ * was needed). 0, -ENOMEM, or -EINVAL when the result would be over 65535 bytes.
+ */
+int client_mount(const struct client *cl, struct mqtt_str in, bool filter, struct mqtt_str *out,
+                 uint8_t **buf);
 
 /* ---- broker.c (shared by the handlers) ---------------------------------------------------- */
 /* Put cl on the list of clients whose held output is written at iteration end. */
@@ -168,5 +182,15 @@ void handle_subscribe_cancel(struct client *cl);
 int handle_ack(struct broker *b, struct client *cl, enum mqtt_type type, uint16_t pid);
 int handle_pingreq(struct broker *b, struct client *cl);
 int handle_disconnect(struct broker *b, struct client *cl);
+
+/* ---- broker.c, for the handlers (continued) ------------------------------------------------ */
+/* broker_publish() on behalf of a client: a retained message keeps it as its source
+ * (check_retain_source, retain.h). from NULL: the broker's own. */
+int broker__publish_from(struct broker *b, struct mqtt_str topic, struct mqtt_str payload,
+                         uint8_t qos, bool retain, bool store_retained, const struct client *from);
+/* May the publisher of the retained message m still write its topic (check_retain_source)? */
+bool broker__retain_allowed(struct broker *b, const struct msg *m);
+/* The QoS a message published at qos goes to a subscription of sub_qos with. */
+uint8_t broker__delivery_qos(const struct broker *b, uint8_t qos, uint8_t sub_qos);
 
 #endif

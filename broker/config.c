@@ -7,6 +7,10 @@
  * per_listener_settings was set earlier in the file, as in Mosquitto, where the option is
  * order-sensitive too). After the last line, a file without listeners gets 127.0.0.1:1883 and
  * every listener's auth settings are resolved, so tls.c and auth.c read one struct per listener.
+ *
+ * A name this table lacks is looked up in config_mosquitto.c's (the rest of Mosquitto's
+ * options: implemented, ignored with a reason, or refused naming the missing feature), and
+ * include_dir reads more files through config_include.c; config_internal.h is what they share.
  */
 #include "config.h"
 
@@ -17,35 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config_internal.h"
 #include "log.h"
 
 #define CONFIG_PROTOCOL_MAX 268435455u
-
-enum config_kind { K_BOOL, K_U16, K_U32, K_U64, K_DURATION, K_STR, K_WARN, K_SPECIAL };
-enum config_where { W_GLOBAL, W_TLS, W_AUTH };
-
-struct config_option {
-    const char *name;
-    enum config_kind kind;
-    enum config_where where;
-    size_t offset;    /* into struct config (W_GLOBAL) or config_security (W_TLS, W_AUTH) */
-    uint64_t max;     /* numbers: largest accepted value */
-    const char *note; /* K_WARN: why Cairn ignores it */
-    size_t line_off;  /* W_TLS, W_AUTH: where its line goes (config_security.line) */
-};
-
-/* Parser state for one file. */
-struct config_parser {
-    const char *name;
-    unsigned line;
-    struct config *c;
-    struct config_listener *cur; /* inside a listener block, else NULL */
-    long default_index; /* the listener "port"/"bind_address"/outside TLS options made, or -1 */
-    bool log_dest_seen;
-    bool log_type_seen;
-    char *err;
-    size_t errlen;
-};
 
 #define G(field) offsetof(struct config, field)
 #define S(field) offsetof(struct config_security, field)
@@ -110,15 +89,12 @@ static const struct config_option config_options[] = {
     {"set_tcp_nodelay", K_WARN, W_GLOBAL, 0, 0, "Cairn always sets TCP_NODELAY", 0},
 };
 
-static int config_fail(struct config_parser *p, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int config_fail(struct config_parser *p, const char *fmt, ...)
+int config_fail(struct config_parser *p, const char *fmt, ...)
 {
     va_list ap;
     int n;
 
-    n = snprintf(p->err, p->errlen, "%s:%u: ", p->name, p->line);
+    n = snprintf(p->err, p->errlen, "%s:%u: ", p->name, p->fline);
     if (n >= 0 && (size_t)n < p->errlen) {
         va_start(ap, fmt);
         vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
@@ -140,8 +116,11 @@ static void config_security_cleanup(struct config_security *s)
     free(s->tls_version);
     free(s->ciphers);
     free(s->psk_hint);
+    free(s->dhparamfile);
+    free(s->auto_id_prefix);
     memset(s, 0, sizeof(*s));
     s->allow_anonymous = -1;
+    s->allow_zero_length_clientid = -1;
 }
 
 void config_defaults(struct config *c)
@@ -162,6 +141,7 @@ void config_defaults(struct config *c)
     c->log_type = CAIRN_LOG_MASK_DEFAULT;
     c->log_timestamp = true;
     c->persistence = true;
+    config_mosquitto_defaults(c);
 }
 
 void config_cleanup(struct config *c)
@@ -170,6 +150,7 @@ void config_cleanup(struct config *c)
         free(c->listeners[i].bind_address);
         free(c->listeners[i].http_dir);
         config_security_cleanup(&c->listeners[i].sec);
+        config_mosquitto_listener_cleanup(&c->listeners[i]);
     }
     free(c->listeners);
     config_security_cleanup(&c->sec);
@@ -177,6 +158,7 @@ void config_cleanup(struct config *c)
     free(c->log_file);
     free(c->pid_file);
     free(c->persistence_location);
+    config_mosquitto_cleanup(c);
     config_defaults(c);
 }
 
@@ -203,6 +185,8 @@ static struct config_listener *config_new_listener(struct config *c, uint16_t po
     l->port = port;
     l->max_connections = -1;
     l->sec.allow_anonymous = -1;
+    l->sec.allow_zero_length_clientid = -1;
+    config_mosquitto_listener_defaults(l);
     if (addr) {
         l->bind_address = strdup(addr);
         if (!l->bind_address) {
@@ -228,7 +212,7 @@ int config_add_default_listener(struct config *c)
 
 /* ---- value parsers ---------------------------------------------------------------------- */
 
-static int config_parse_bool(const char *v, bool *out)
+int config_parse_bool(const char *v, bool *out)
 {
     if (strcmp(v, "true") == 0)
         *out = true;
@@ -239,7 +223,7 @@ static int config_parse_bool(const char *v, bool *out)
     return 0;
 }
 
-static int config_parse_u64(const char *v, uint64_t max, uint64_t *out)
+int config_parse_u64(const char *v, uint64_t max, uint64_t *out)
 {
     char *end;
     unsigned long long n;
@@ -285,7 +269,7 @@ out:
     return rc;
 }
 
-static int config_set_str(struct config_parser *p, char **slot, const char *v)
+int config_set_str(struct config_parser *p, char **slot, const char *v)
 {
     char *s = strdup(v);
 
@@ -298,8 +282,7 @@ static int config_set_str(struct config_parser *p, char **slot, const char *v)
 
 /* ---- options with their own syntax ------------------------------------------------------ */
 
-/* Split "A B" in place: returns B (NULL when there is none); A is NUL-terminated. */
-static char *config_split(char *s)
+char *config_split(char *s)
 {
     char *sp = strpbrk(s, " \t");
 
@@ -325,15 +308,16 @@ static int config_port(struct config_parser *p, const char *opt, const char *v, 
  * The listener that "port", "bind_address" and TLS options outside any block configure, made
  * on first use (Mosquitto's default listener: every address unless bind_address says).
  */
-static struct config_listener *config_default_listener(struct config_parser *p)
+struct config_listener *config_default_listener(struct config_parser *p)
 {
+    struct config_parser *t = p->top; /* one default listener for every file */
     struct config_listener *l;
 
-    if (p->default_index >= 0)
-        return &p->c->listeners[p->default_index];
+    if (t->default_index >= 0)
+        return &p->c->listeners[t->default_index];
     l = config_new_listener(p->c, CAIRN_DEFAULT_PORT, NULL);
     if (l) {
-        p->default_index = (long)(p->c->n_listeners - 1);
+        t->default_index = (long)(p->c->n_listeners - 1);
         l->line = p->line;
     }
     return l;
@@ -366,9 +350,9 @@ static int config_log_dest(struct config_parser *p, char *v)
     char *arg = config_split(v);
     unsigned bit = 0;
 
-    if (!p->log_dest_seen) {
+    if (!p->top->log_dest_seen) {
         p->c->log_dest = 0;
-        p->log_dest_seen = true;
+        p->top->log_dest_seen = true;
     }
     if (strcmp(v, "stdout") == 0)
         bit = CAIRN_LOG_DEST_STDOUT;
@@ -385,13 +369,15 @@ static int config_log_dest(struct config_parser *p, char *v)
         if (config_set_str(p, &p->c->log_file, arg) < 0)
             return -EINVAL;
         arg = NULL;
-    } else if (strcmp(v, "topic") == 0 || strcmp(v, "dlt") == 0) {
+    } else if (strcmp(v, "topic") == 0) {
+        bit = CAIRN_LOG_DEST_TOPIC;
+    } else if (strcmp(v, "dlt") == 0) {
         log_write(CAIRN_LOG_WARNING, "%s:%u: log_dest %s is not supported by Cairn; ignored",
-                  p->name, p->line, v);
+                  p->name, p->fline, v);
     } else {
         return config_fail(p,
                            "log_dest: unknown destination '%s' (stdout, stderr, file PATH, "
-                           "syslog, none)",
+                           "syslog, topic, none)",
                            v);
     }
     if (arg)
@@ -417,11 +403,12 @@ static int config_log_type(struct config_parser *p, const char *v)
         {"subscribe", CAIRN_LOG_MASK(CAIRN_LOG_INFO)},
         {"unsubscribe", CAIRN_LOG_MASK(CAIRN_LOG_INFO)},
         {"websockets", 0},
+        {"internal", 0},
     };
 
-    if (!p->log_type_seen) {
+    if (!p->top->log_type_seen) {
         p->c->log_type = 0;
-        p->log_type_seen = true;
+        p->top->log_type_seen = true;
     }
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         if (strcmp(v, types[i].name) == 0) {
@@ -512,6 +499,8 @@ static int config_special(struct config_parser *p, const char *opt, char *v)
             c->allow_anonymous = b;
             c->sec.line.allow_anonymous = p->line;
         }
+    } else {
+        rc = config_mosquitto_special(p, opt, v);
     }
 out:
     return rc;
@@ -524,7 +513,7 @@ static const struct config_option *config_find(const char *name)
     for (size_t i = 0; i < sizeof(config_options) / sizeof(config_options[0]); i++)
         if (strcmp(config_options[i].name, name) == 0)
             return &config_options[i];
-    return NULL;
+    return config_mosquitto_find(name);
 }
 
 /* Where a table option's value goes. TLS options outside a block go to the default listener. */
@@ -545,6 +534,10 @@ static void *config_target(struct config_parser *p, const struct config_option *
         if (!l)
             return NULL;
         return (char *)&l->sec + o->offset;
+    case W_LISTENER:
+        if (!l)
+            l = config_default_listener(p);
+        return l ? (char *)l + o->offset : NULL;
     }
     return NULL;
 }
@@ -569,12 +562,16 @@ static int config_line(struct config_parser *p, char *s)
         rc = config_fail(p, "unknown option '%s'", s);
         goto out;
     }
+    if (o->kind == K_REFUSE || o->kind == K_NOTYET) {
+        rc = config_mosquitto_refuse(p, o, s);
+        goto out;
+    }
     if (!v) {
         rc = config_fail(p, "option '%s' needs a value", s);
         goto out;
     }
     if (o->kind == K_WARN) {
-        log_write(CAIRN_LOG_WARNING, "%s:%u: %s ignored: %s", p->name, p->line, s, o->note);
+        log_write(CAIRN_LOG_WARNING, "%s:%u: %s ignored: %s", p->name, p->fline, s, o->note);
         goto out;
     }
     if (o->kind == K_SPECIAL) {
@@ -595,6 +592,7 @@ static int config_line(struct config_parser *p, char *s)
         if (config_parse_bool(v, dst) < 0)
             rc = config_fail(p, "%s: expected true or false, got '%s'", s, v);
         break;
+    case K_U8:
     case K_U16:
     case K_U32:
     case K_U64:
@@ -603,7 +601,9 @@ static int config_line(struct config_parser *p, char *s)
                              v);
             break;
         }
-        if (o->kind == K_U16)
+        if (o->kind == K_U8)
+            *(uint8_t *)dst = (uint8_t)n;
+        else if (o->kind == K_U16)
             *(uint16_t *)dst = (uint16_t)n;
         else if (o->kind == K_U32)
             *(uint32_t *)dst = (uint32_t)n;
@@ -622,9 +622,11 @@ static int config_line(struct config_parser *p, char *s)
         break;
     case K_WARN:
     case K_SPECIAL:
+    case K_REFUSE:
+    case K_NOTYET:
         break;
     }
-    if (rc == 0 && o->where != W_GLOBAL)
+    if (rc == 0 && (o->where == W_TLS || o->where == W_AUTH))
         *(unsigned *)((char *)dst - o->offset + o->line_off) = p->line;
 out:
     return rc;
@@ -685,37 +687,75 @@ static int config_finish(struct config_parser *p)
         if (rc == 0)
             rc = config_dup_opt(&s->psk_file, &s->line.psk_file, g->psk_file, g->line.psk_file);
     }
+    if (rc == 0)
+        rc = config_mosquitto_finish(c);
     if (rc < 0)
         rc = config_fail(p, "out of memory");
+    return rc;
+}
+
+int config_span_open(struct config_parser *p)
+{
+    struct config *c = p->c;
+    struct config_span *v = realloc(c->spans, (c->n_spans + 1) * sizeof(*v));
+    int rc = 0;
+
+    if (!v) {
+        rc = config_fail(p, "out of memory");
+        goto out;
+    }
+    c->spans = v;
+    v += c->n_spans;
+    v->file = strdup(p->name);
+    if (!v->file) {
+        rc = config_fail(p, "out of memory");
+        goto out;
+    }
+    v->first_pos = *p->pos + 1;
+    v->first_line = p->fline + 1;
+    c->n_spans++;
+out:
+    return rc;
+}
+
+int config_parse_text(struct config_parser *p, const char *text)
+{
+    char *copy = strdup(text);
+    char *line;
+    char *next;
+    int rc = 0;
+
+    if (!copy) {
+        rc = config_fail(p, "out of memory");
+        goto out;
+    }
+    rc = config_span_open(p);
+    for (line = copy; line && rc == 0; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        p->line = ++*p->pos;
+        p->fline++;
+        rc = config_line(p, line);
+    }
+out:
+    free(copy);
     return rc;
 }
 
 int config_parse(const char *name, const char *text, struct config *out, char *err, size_t errlen)
 {
     struct config c;
+    unsigned pos = 0;
     struct config_parser p = {
-        .name = name, .c = &c, .default_index = -1, .err = err, .errlen = errlen};
-    char *copy = strdup(text);
-    char *line;
-    char *next;
-    int rc = 0;
+        .name = name, .c = &c, .default_index = -1, .err = err, .errlen = errlen, .pos = &pos};
+    int rc;
 
+    p.top = &p;
     config_defaults(&c);
-    if (!copy) {
-        rc = config_fail(&p, "out of memory");
-        goto out;
-    }
-    for (line = copy; line && rc == 0; line = next) {
-        next = strchr(line, '\n');
-        if (next)
-            *next++ = '\0';
-        p.line++;
-        rc = config_line(&p, line);
-    }
+    rc = config_parse_text(&p, text);
     if (rc == 0)
         rc = config_finish(&p);
-out:
-    free(copy);
     if (rc < 0) {
         config_cleanup(&c);
     } else {
@@ -725,7 +765,7 @@ out:
 }
 
 /* Whole file in memory; config files are small. */
-static int config_read_file(const char *path, char **out)
+int config_read_file(const char *path, char **out)
 {
     FILE *f = fopen(path, "r");
     char *buf = NULL;
@@ -798,6 +838,20 @@ out:
 const struct config_security *config_security_for(const struct config *c, size_t i)
 {
     return i < c->n_listeners ? &c->listeners[i].sec : &c->sec;
+}
+
+const char *config_where(const struct config *c, unsigned pos, char *buf, size_t len)
+{
+    const struct config_span *sp = NULL;
+
+    for (size_t i = 0; pos && i < c->n_spans; i++)
+        if (c->spans[i].first_pos <= pos)
+            sp = &c->spans[i];
+    if (sp)
+        snprintf(buf, len, "%s:%u", sp->file, sp->first_line + (pos - sp->first_pos));
+    else
+        snprintf(buf, len, "%s", c->path ? c->path : c->n_spans ? c->spans[0].file : "config");
+    return buf;
 }
 
 bool config_allow_anonymous(const struct config *c, size_t i)

@@ -9,7 +9,12 @@
  *
  * An unknown option or a bad value is an error "FILE:LINE: reason" and the broker does not
  * start. Mosquitto options whose meaning Cairn fulfils otherwise (autosave_interval, ...) are
- * accepted with a warning logged.
+ * accepted with a warning logged. Every other option of Mosquitto 2.0 either works with its
+ * meaning or, where it belongs to a feature Cairn lacks (bridges, WebSockets, plugins), is
+ * refused with a sentence naming that feature (config_mosquitto.c).
+ *
+ * "include_dir DIR" reads every *.conf file in DIR, in Mosquitto's order (config_include.c); an
+ * error in one of them names that file and its line. Each file starts outside any listener block.
  *
  * Ownership: struct config owns every string it holds (malloc'd; config_cleanup frees them).
  * Strings are NULL when the option was not given. config_load() and config_parse() fill *out
@@ -46,6 +51,7 @@ struct config_lines {
     unsigned require_certificate;
     unsigned use_identity_as_username;
     unsigned use_subject_as_username;
+    unsigned dhparamfile;
 };
 
 /* TLS and auth settings. Kept as strings for auth.c / tls.c to interpret. */
@@ -66,6 +72,10 @@ struct config_security {
     bool use_identity_as_username;
     bool use_subject_as_username;
     struct config_lines line;
+    /* Mosquitto's, config_mosquitto.c */
+    char *dhparamfile;              /* TLS: Diffie-Hellman parameters (PEM) for DHE suites */
+    int allow_zero_length_clientid; /* -1 unset (listeners: the global one), 0, 1 (default) */
+    char *auto_id_prefix;           /* NULL: "auto-" */
 };
 
 /* What a listener speaks (Mosquitto's "protocol"; http_metrics is Cairn's own). */
@@ -81,6 +91,19 @@ struct config_listener {
     /* Its "listener" line (for the default listener: the first option that made it); 0 for
      * the listener added when the file names none. */
     unsigned line;
+    /* Mosquitto's per-listener options (config_mosquitto.c) */
+    char *mount_point;             /* NULL: none; else prefixed to every topic its clients use */
+    uint8_t max_qos;               /* 2; a PUBLISH above it closes the connection */
+    bool use_username_as_clientid; /* false; true: the username is the client id */
+    int socket_domain;             /* 0: IPv4 and IPv6; AF_INET or AF_INET6 only */
+    char *bind_interface;          /* NULL: any; else only that interface's addresses */
+};
+
+/* One file's run of positions (config_internal.h): lines from first_pos on are file's. */
+struct config_span {
+    unsigned first_pos;
+    unsigned first_line;
+    char *file;
 };
 
 struct config {
@@ -129,6 +152,23 @@ struct config {
     bool persistence;           /* true: Cairn keeps data unless told not to */
     char *persistence_location; /* "./cairn-data" (set by config_load/_add_default_listener) */
     bool persistence_sync;      /* false: write to the kernel; true: fsync each batch */
+
+    /* Mosquitto options config_mosquitto.c reads */
+    char *clientid_prefixes;     /* NULL: any client id; else ids must start with it */
+    uint64_t max_inflight_bytes; /* 0: no limit; QoS 1/2 payload bytes in flight per client */
+    uint32_t max_packet_size;    /* 0: no limit; a larger packet from a client closes it */
+    uint64_t memory_limit;       /* 0: no limit; msg.h / README say what is counted */
+    bool upgrade_outgoing_qos;   /* false; true: deliver at the subscription's QoS */
+    bool check_retain_source;    /* true: retained messages re-checked against the ACL of
+                                    their publisher when sent to a new subscriber */
+    char *user;                  /* NULL: "mosquitto" when Cairn starts as root and it exists */
+    unsigned user_line;          /* its position, for errors */
+    int log_facility;            /* syslog facility (LOG_DAEMON; log_facility N: LOG_LOCALN) */
+    char *log_timestamp_format;  /* NULL: ISO 8601 UTC; else strftime() in local time */
+
+    /* Where the lines came from (include_dir): config_where() reads these. */
+    struct config_span *spans;
+    size_t n_spans;
 };
 
 /* Defaults without a listener: config_add_default_listener() adds 127.0.0.1:1883 (config_load
@@ -158,6 +198,13 @@ const struct config_security *config_security_for(const struct config *c, size_t
 
 /* allow_anonymous as it applies to listener i. */
 bool config_allow_anonymous(const struct config *c, size_t i);
+
+/*
+ * "FILE:LINE" of position pos (a struct config_lines value, a listener's line, user_line) into
+ * buf, in whatever file it was read from (include_dir). "FILE" alone when pos is 0 or unknown,
+ * "config" when the config was not read from a file. Returns buf.
+ */
+const char *config_where(const struct config *c, unsigned pos, char *buf, size_t len);
 
 /* "1h", "2d", "1w", "1m", "1y" or bare seconds -> seconds. 0 or -EINVAL. */
 int config_parse_duration(const char *s, uint64_t *out);

@@ -393,6 +393,11 @@ static const char *conn_reason_text(const struct conn *c, char *buf, size_t len)
     } else if (c->reason == -MQTT_ETOOLARGE && c->over == CONN_OVER_CONNECT) {
         snprintf(buf, len, "CONNECT announcing %zu bytes, more than the %zu a CONNECT may have",
                  c->over_size, conn__decode_max(limit, MQTT_CONNECT << 4));
+    } else if (c->reason == -MQTT_ETOOLARGE && c->over == CONN_OVER_PACKET && c->over_size) {
+        snprintf(buf, len, "packet of %zu bytes over max_packet_size %u", c->over_size,
+                 c->pool->cfg->max_packet_size);
+    } else if (c->reason == -MQTT_ETOOLARGE && c->over == CONN_OVER_PACKET) {
+        snprintf(buf, len, "packet over max_packet_size %u", c->pool->cfg->max_packet_size);
     } else if (c->reason == -MQTT_ETOOLARGE && c->over == CONN_OVER_HEADER && c->over_size) {
         snprintf(buf, len, "packet announcing %zu bytes, more than message_size_limit %u allows",
                  c->over_size, limit);

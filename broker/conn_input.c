@@ -100,6 +100,22 @@ size_t conn__decode_max(uint32_t limit, uint8_t first)
     return max;
 }
 
+/*
+ * max_packet_size (Mosquitto's, 0: none): the largest packet from a client, fixed header
+ * included; a larger one closes the connection — it is a limit on what a client may send, not
+ * the message_size_limit drop. The decoder gets the remaining length that leaves room for the
+ * smallest fixed header (two bytes), so a peer announcing more is refused from the header; a
+ * packet that fits it but whose longer length field takes it over is refused once decoded.
+ * Mosquitto 2.0.11 compares remaining length + 1, letting a packet be up to three bytes longer.
+ */
+static size_t conn_packet_max(const struct conn *c, size_t max, bool *by_packet)
+{
+    uint32_t pm = c->pool->cfg->max_packet_size;
+
+    *by_packet = pm && (max == 0 || pm - 2 < max);
+    return *by_packet ? pm - 2 : max;
+}
+
 /* A PUBLISH over message_size_limit: the handler answers it; false when c is to close. */
 static bool conn_oversize(struct conn *c, const struct mqtt_publish *head, size_t payload_len)
 {
@@ -151,6 +167,7 @@ static size_t conn_decode(struct conn *c, const uint8_t *buf, size_t len)
 
     while (!c->closing && !c->paused && used < len) {
         struct mqtt_packet pkt;
+        bool by_packet = false;
         int n;
         int rc;
 
@@ -168,10 +185,12 @@ static size_t conn_decode(struct conn *c, const uint8_t *buf, size_t len)
             conn__queue_close(c, -EPROTO, false);
             break;
         }
-        n = mqtt_decode(buf + used, len - used, conn__decode_max(limit, buf[used]), &pkt);
+        n = mqtt_decode(buf + used, len - used,
+                        conn_packet_max(c, conn__decode_max(limit, buf[used]), &by_packet), &pkt);
         if (n == -MQTT_EPARTIAL)
             break;
-        if (n == -MQTT_ETOOLARGE && limit && c->connected && (buf[used] >> 4) == MQTT_PUBLISH) {
+        if (n == -MQTT_ETOOLARGE && limit && !by_packet && c->connected &&
+            (buf[used] >> 4) == MQTT_PUBLISH) {
             int s = conn_skip_publish(c, buf + used, len - used);
             if (s <= 0)
                 break;
@@ -182,9 +201,14 @@ static size_t conn_decode(struct conn *c, const uint8_t *buf, size_t len)
         if (n == -MQTT_ETOOLARGE) {
             uint8_t type, flags;
 
-            c->over = (buf[used] >> 4) == MQTT_CONNECT ? CONN_OVER_CONNECT : CONN_OVER_HEADER;
+            if (by_packet)
+                c->over = CONN_OVER_PACKET;
+            else
+                c->over = (buf[used] >> 4) == MQTT_CONNECT ? CONN_OVER_CONNECT : CONN_OVER_HEADER;
             if (mqtt_decode_fixed_header(buf + used, len - used, &type, &flags, &c->over_size) < 0)
                 c->over_size = 0;
+            else if (by_packet)
+                c->over_size += 1 + mqtt_remaining_length_size(c->over_size);
         }
         if (n < 0) {
             if (n == -MQTT_EPROTO_LEVEL && !c->got_packet && h->on_bad_connect) {
@@ -198,6 +222,12 @@ static size_t conn_decode(struct conn *c, const uint8_t *buf, size_t len)
         c->got_packet = true;
         used += (size_t)n;
         conn__counters.packets_received++;
+        if (c->pool->cfg->max_packet_size && (size_t)n > c->pool->cfg->max_packet_size) {
+            c->over = CONN_OVER_PACKET;
+            c->over_size = (size_t)n;
+            conn__queue_close(c, -MQTT_ETOOLARGE, true);
+            break;
+        }
         c->last_rx = loop_now_ms(c->pool->loop);
         if (limit && pkt.type == MQTT_PUBLISH && pkt.u.publish.payload.len > limit) {
             struct mqtt_publish head = pkt.u.publish;

@@ -23,6 +23,7 @@ enum conn_over {
     CONN_OVER_CONNECT,    /* a CONNECT announcing more than conn_decode_max allows */
     CONN_NOT_CONNECT,     /* -EPROTO: the first packet's first byte is not CONNECT's */
     CONN_OVER_PRECONNECT, /* -ENOBUFS: input before CONNECT over connect_memory_limit */
+    CONN_OVER_PACKET,     /* max_packet_size: the whole packet (over_size: its bytes, 0 unknown) */
 };
 
 struct conn {

@@ -2,12 +2,20 @@
  * handle_connect.c — CONNECT: identifier and keepalive checks, authentication, the will,
  * session lookup / ownership / takeover / clean start, and the CONNACK (held until the batch
  * holding the session record is durable).
+ *
+ * Mosquitto's options, with its answers (checked against its handle_connect.c, 2.0.11): an
+ * empty client id gets auto_id_prefix and a random rest unless allow_zero_length_clientid is
+ * false (CONNACK 2); a client id not starting with clientid_prefixes gets CONNACK 5; with
+ * use_username_as_clientid the username is the client id (no username: CONNACK 5); a will above
+ * the listener's max_qos closes the connection without a CONNACK; a will topic gets the
+ * listener's mount_point.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "auth.h"
 #include "client.h"
@@ -98,12 +106,18 @@ static char *connect__strdup(struct mqtt_str s)
     return p;
 }
 
-/* "auto-" and 32 hex digits, unique for this broker's lifetime and unlikely to collide. */
-static void connect__gen_id(struct broker *b, char *out, size_t len)
+/*
+ * auto_id_prefix ("auto-") and 32 hex digits: 64 random bits, so ids do not repeat across
+ * restarts, and a counter, so they never repeat within one run.
+ */
+static void connect__gen_id(struct broker *b, const char *prefix, char *out, size_t len)
 {
-    uint64_t r = ((uint64_t)rand() << 32) ^ (uint64_t)rand() ^ (uint64_t)broker__now();
+    uint64_t r = 0;
 
-    snprintf(out, len, "auto-%016" PRIx64 "%016" PRIx64, r, ++b->next_auto_id);
+    if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+        r = ((uint64_t)rand() << 32) ^ (uint64_t)rand() ^ (uint64_t)broker__now();
+    snprintf(out, len, "%s%016" PRIx64 "%016" PRIx64, prefix ? prefix : "auto-", r,
+             ++b->next_auto_id);
 }
 
 /*
@@ -133,9 +147,11 @@ static void connect__takeover(struct broker *b, struct session *s, bool new_clea
 int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connect *p)
 {
     const struct config *cfg = b->cfg;
-    char gen[64], *user = NULL;
+    const struct config_listener *l = client_listener(cl);
+    char gen[1100], *user = NULL;
     const char *user_out = NULL;
-    struct mqtt_str id = p->client_id;
+    struct mqtt_str id = p->client_id, will_topic = p->will_topic;
+    uint8_t *mounted = NULL;
     struct session *s;
     bool present = false;
     uint8_t buf[4];
@@ -144,15 +160,32 @@ int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connec
     cl->protocol_level = p->protocol_level;
     if (id.len == 0) {
         /* [MQTT-3.1.3-7/8]; MQTT 3.1 has no empty ids */
-        if (!p->clean_session || p->protocol_level == 3) {
-            rc = connect__refuse(cl, MQTT_CONNACK_ID_REJECTED, "empty client id");
+        if (!p->clean_session || p->protocol_level == 3 || !l->sec.allow_zero_length_clientid) {
+            rc = connect__refuse(cl, MQTT_CONNACK_ID_REJECTED,
+                                 l->sec.allow_zero_length_clientid
+                                     ? "empty client id"
+                                     : "empty client id (allow_zero_length_clientid false)");
             goto out;
         }
-        connect__gen_id(b, gen, sizeof(gen));
+        connect__gen_id(b, l->sec.auto_id_prefix, gen, sizeof(gen));
         id.p = (const uint8_t *)gen;
         id.len = strlen(gen);
     } else if (p->protocol_level == 3 && id.len > 23) {
         rc = connect__refuse(cl, MQTT_CONNACK_ID_REJECTED, "MQTT 3.1 client id over 23 bytes");
+        goto out;
+    }
+    if (cfg->clientid_prefixes &&
+        (id.len < strlen(cfg->clientid_prefixes) ||
+         memcmp(id.p, cfg->clientid_prefixes, strlen(cfg->clientid_prefixes)) != 0)) {
+        rc = connect__refuse(cl, MQTT_CONNACK_NOT_AUTHORIZED,
+                             "client id does not start with clientid_prefixes");
+        goto out;
+    }
+    if (p->will_flag && p->will_qos > l->max_qos) {
+        /* Mosquitto closes without a CONNACK: a 3.1.1 client cannot be told why */
+        log_write(CAIRN_LOG_NOTICE, "client %s: will at QoS %u over its listener's max_qos %u",
+                  client_peer(cl), p->will_qos, l->max_qos);
+        rc = -EPROTO;
         goto out;
     }
     /*
@@ -177,6 +210,15 @@ int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connec
         rc = -ENOMEM;
         goto out;
     }
+    if (l->use_username_as_clientid) {
+        if (!cl->username) {
+            rc = connect__refuse(cl, MQTT_CONNACK_NOT_AUTHORIZED,
+                                 "no username, and use_username_as_clientid is true");
+            goto out;
+        }
+        id.p = (const uint8_t *)cl->username;
+        id.len = strlen(cl->username);
+    }
     if (p->will_flag && cfg->message_size_limit && p->will_payload.len > cfg->message_size_limit) {
         /* as Mosquitto 2.0 refuses it (CONNACK 5 for MQTT 3.1.1) */
         char why[96];
@@ -192,15 +234,16 @@ int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connec
                   client_peer(cl), (int)p->will_topic.len, (const char *)p->will_topic.p);
     } else if (p->will_flag) {
         char *cid = connect__strdup(id);
-        bool ok = cid && auth_can_write(b->auth, cl->listener, cid, cl->username,
-                                        (const char *)p->will_topic.p, p->will_topic.len);
+        bool ok = cid && client_mount(cl, p->will_topic, false, &will_topic, &mounted) == 0 &&
+                  auth_can_write(b->auth, cl->listener, cid, cl->username,
+                                 (const char *)will_topic.p, will_topic.len);
         free(cid);
         if (!ok) {
             rc = connect__refuse(cl, MQTT_CONNACK_NOT_AUTHORIZED, "will topic not allowed");
             goto out;
         }
-        cl->will = msg_new(0, p->will_topic.p, p->will_topic.len, p->will_payload.p,
-                           p->will_payload.len, p->will_qos, p->will_retain);
+        cl->will = msg_new(0, will_topic.p, will_topic.len, p->will_payload.p, p->will_payload.len,
+                           p->will_qos, p->will_retain);
         if (!cl->will) {
             rc = -ENOMEM;
             goto out;
@@ -251,6 +294,7 @@ int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connec
                   cl->username ? ", u'" : "", cl->username ? cl->username : "",
                   cl->username ? "'" : "");
 out:
+    free(mounted);
     free(user);
     return rc;
 }

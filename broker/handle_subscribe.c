@@ -24,6 +24,11 @@
  * While the input is paused, messages published by others to a filter already served may
  * reach the client before the SUBACK (MQTT allows it [MQTT-3.8.4]), and, for a sliced
  * SUBSCRIBE only, before a retained message of the same topic not yet queued.
+ *
+ * Mosquitto's listener options: the granted QoS is at most max_qos; the filters (both packets)
+ * get the mount_point (client.h). Retained messages go at broker__delivery_qos()
+ * (upgrade_outgoing_qos), and only those whose publisher may still write their topic
+ * (check_retain_source).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -68,9 +73,9 @@ struct subscribe__retained {
 static int subscribe__retained_cb(void *ctx, struct msg *m)
 {
     struct subscribe__retained *r = ctx;
-    uint8_t qos = m->qos < r->qos ? m->qos : r->qos;
+    uint8_t qos = broker__delivery_qos(r->b, m->qos, r->qos);
 
-    if (!broker__can_read(r->b, r->s, msg_topic(m)))
+    if (!broker__can_read(r->b, r->s, msg_topic(m)) || !broker__retain_allowed(r->b, m))
         return 0;
     r->j->work++;
     if (session_enqueue(r->s, m, qos) == SESSION_QUEUED)
@@ -93,10 +98,14 @@ static uint8_t subscribe__one(struct broker *b, struct client *cl, struct subscr
 {
     struct session *s = cl->session;
     uint32_t max = b->cfg->max_subscriptions;
-    uint8_t code = qos;
+    uint8_t max_qos = client_listener(cl)->max_qos, code, *mounted = NULL;
     int rc;
 
-    if (!auth_can_subscribe(b->auth, cl->listener, s->id, cl->username, (const char *)f.p, f.len)) {
+    code = qos = qos < max_qos ? qos : max_qos;
+    if (client_mount(cl, f, true, &f, &mounted) < 0) {
+        code = MQTT_SUBACK_FAILURE;
+    } else if (!auth_can_subscribe(b->auth, cl->listener, s->id, cl->username, (const char *)f.p,
+                                   f.len)) {
         code = MQTT_SUBACK_FAILURE;
     } else if (max && session_sub_count(s) >= max && !session_sub_has(s, f)) {
         code = MQTT_SUBACK_FAILURE;
@@ -110,6 +119,7 @@ static uint8_t subscribe__one(struct broker *b, struct client *cl, struct subscr
     }
     log_write(CAIRN_LOG_DEBUG, "client %s %s: subscribe %.*s qos %u -> %u", client_peer(cl), s->id,
               (int)f.len, (const char *)f.p, qos, code);
+    free(mounted);
     return code;
 }
 
@@ -119,7 +129,7 @@ static void subscribe__serve(struct broker *b, struct client *cl, struct subscri
 {
     struct session *s = cl->session;
     struct mqtt_str f;
-    uint8_t qos;
+    uint8_t qos, *mounted = NULL;
 
     for (; j->served < j->count && j->work < budget; j->served++, j->work++) {
         if (!mqtt_topics_next(&j->it, &f, &qos)) {
@@ -129,11 +139,15 @@ static void subscribe__serve(struct broker *b, struct client *cl, struct subscri
             j->served = j->count;
             break;
         }
-        if (!j->unsubscribe)
+        if (!j->unsubscribe) {
             j->codes[j->served] = subscribe__one(b, cl, j, f, qos);
-        else if (route_unsubscribe(&b->route, f, s) == 0)
+            continue;
+        }
+        free(mounted);
+        if (client_mount(cl, f, true, &f, &mounted) == 0 && route_unsubscribe(&b->route, f, s) == 0)
             session_sub_del(s, f);
     }
+    free(mounted);
 }
 
 /* Hold the SUBACK or UNSUBACK. 0 or -ENOMEM. */
@@ -171,7 +185,7 @@ static void subscribe__retain(struct broker *b, struct client *cl, struct subscr
                               size_t budget)
 {
     struct mqtt_str f;
-    uint8_t qos;
+    uint8_t qos, *mounted = NULL;
 
     for (; j->retained < j->count && j->work < budget; j->retained++, j->work++) {
         struct subscribe__retained r = {b, cl->session, j, j->codes[j->retained]};
@@ -179,9 +193,11 @@ static void subscribe__retain(struct broker *b, struct client *cl, struct subscr
             j->retained = j->count; /* cannot happen, as above */
             break;
         }
-        if (r.qos != MQTT_SUBACK_FAILURE)
+        free(mounted);
+        if (r.qos != MQTT_SUBACK_FAILURE && client_mount(cl, f, true, &f, &mounted) == 0)
             retain_match(&b->retain, f, subscribe__retained_cb, &r);
     }
+    free(mounted);
 }
 
 /* One slice of at most budget units: 1 when the job is done, 0 when more is left, < 0 error. */

@@ -7,12 +7,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -263,6 +265,94 @@ out:
     return rc;
 }
 
+/* Is a the address of sa (same family and address, port aside)? */
+static bool listener_same_addr(const struct sockaddr *a, const struct sockaddr *b)
+{
+    if (a->sa_family != b->sa_family)
+        return false;
+    if (a->sa_family == AF_INET)
+        return ((const struct sockaddr_in *)(const void *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)(const void *)b)->sin_addr.s_addr;
+    return memcmp(&((const struct sockaddr_in6 *)(const void *)a)->sin6_addr,
+                  &((const struct sockaddr_in6 *)(const void *)b)->sin6_addr,
+                  sizeof(struct in6_addr)) == 0;
+}
+
+/*
+ * bind_interface, as Mosquitto 2.0 does it (net.c): not SO_BINDTODEVICE but the interface's
+ * own addresses — its first IPv4 and first IPv6 one (socket_domain may keep one family), each
+ * bound on the listener's port. With a listener ADDRESS too, only those of its addresses that
+ * are the interface's. bind NULL: only count them. Returns how many (or were) bound, or -errno.
+ */
+static int listener_bind_interface(struct listeners *ls, int index,
+                                   const struct config_listener *cl, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    struct ifaddrs *ifs = NULL;
+    bool seen4 = false, seen6 = false;
+    const char *what = "";
+    int rc, n = 0;
+
+    if (getifaddrs(&ifs) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "listener %d: bind_interface %s: %s", index, cl->bind_interface,
+                 strerror(errno));
+        goto out;
+    }
+    hints.ai_family = cl->socket_domain;
+    if (cl->bind_address && (rc = getaddrinfo(cl->bind_address, NULL, &hints, &res)) != 0) {
+        snprintf(err, errlen, "listener %d (%s): %s", index, cl->bind_address, gai_strerror(rc));
+        rc = -EINVAL;
+        goto out;
+    }
+    rc = 0;
+    for (struct ifaddrs *i = ifs; i && rc == 0; i = i->ifa_next) {
+        struct sockaddr_storage ss;
+        int fam = i->ifa_addr ? i->ifa_addr->sa_family : AF_UNSPEC;
+        bool *seen = fam == AF_INET ? &seen4 : &seen6;
+        bool mine = !cl->bind_address;
+
+        if ((fam != AF_INET && fam != AF_INET6) || strcasecmp(i->ifa_name, cl->bind_interface))
+            continue;
+        if ((cl->socket_domain && fam != cl->socket_domain) || *seen)
+            continue;
+        for (struct addrinfo *ai = res; ai && !mine; ai = ai->ai_next)
+            mine = listener_same_addr(ai->ai_addr, i->ifa_addr);
+        if (!mine)
+            continue;
+        *seen = true;
+        n++;
+        if (!ls)
+            continue;
+        memset(&ss, 0, sizeof(ss));
+        memcpy(&ss, i->ifa_addr,
+               fam == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+        if (fam == AF_INET)
+            ((struct sockaddr_in *)&ss)->sin_port = htons(cl->port);
+        else
+            ((struct sockaddr_in6 *)&ss)->sin6_port = htons(cl->port);
+        rc = listener_bind_one(
+            ls, index, (struct sockaddr *)&ss,
+            fam == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6), true, &what);
+        if (rc < 0)
+            snprintf(err, errlen, "listener %d (interface %s): %s: %s", index, cl->bind_interface,
+                     what, strerror(-rc));
+    }
+    if (rc == 0 && n == 0) {
+        rc = -EADDRNOTAVAIL;
+        snprintf(err, errlen, "listener %d: bind_interface %s: %s", index, cl->bind_interface,
+                 cl->bind_address ? "the listener's address is not one of this interface's"
+                                  : "no such interface, or no address of the socket_domain on it");
+    }
+out:
+    if (res)
+        freeaddrinfo(res);
+    if (ifs)
+        freeifaddrs(ifs);
+    return rc < 0 ? rc : n;
+}
+
 static int listener_bind(struct listeners *ls, int index, const struct config_listener *cl,
                          char *err, size_t errlen)
 {
@@ -273,20 +363,30 @@ static int listener_bind(struct listeners *ls, int index, const struct config_li
     int rc;
 
     snprintf(port, sizeof(port), "%u", cl->port);
+    if (cl->bind_interface) {
+        rc = listener_bind_interface(ls, index, cl, err, errlen);
+        goto out;
+    }
     if (!cl->bind_address) {
-        /* every address: one dual-stack socket, or IPv4 alone without IPv6 */
+        /* every address: one dual-stack socket, or IPv4 alone without IPv6; socket_domain
+         * keeps one family (an IPv6-only socket then) */
         struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons(cl->port)};
         struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons(cl->port)};
         a6.sin6_addr = in6addr_any;
         a4.sin_addr.s_addr = htonl(INADDR_ANY);
-        rc = listener_bind_one(ls, index, (struct sockaddr *)&a6, sizeof(a6), false, &what);
-        if (rc == -EAFNOSUPPORT || (rc < 0 && strcmp(what, "socket") == 0))
+        rc = -EAFNOSUPPORT;
+        if (cl->socket_domain != AF_INET)
+            rc = listener_bind_one(ls, index, (struct sockaddr *)&a6, sizeof(a6),
+                                   cl->socket_domain == AF_INET6, &what);
+        if (cl->socket_domain != AF_INET6 &&
+            (rc == -EAFNOSUPPORT || (rc < 0 && strcmp(what, "socket") == 0)))
             rc = listener_bind_one(ls, index, (struct sockaddr *)&a4, sizeof(a4), false, &what);
         if (rc < 0)
             snprintf(err, errlen, "listener %d (port %s): %s: %s", index, port, what,
                      strerror(-rc));
         goto out;
     }
+    hints.ai_family = cl->socket_domain; /* 0: both */
     rc = getaddrinfo(cl->bind_address, port, &hints, &res);
     if (rc != 0) {
         snprintf(err, errlen, "listener %d (%s port %s): %s", index, cl->bind_address, port,
@@ -306,7 +406,31 @@ static int listener_bind(struct listeners *ls, int index, const struct config_li
 out:
     if (res)
         freeaddrinfo(res);
-    return rc;
+    return rc < 0 ? rc : 0;
+}
+
+int listener_check(const struct config *cfg, char *err, size_t errlen)
+{
+    char why[512], at[320];
+    int rc = 0;
+
+    for (size_t i = 0; i < cfg->n_listeners && rc >= 0; i++) {
+        const struct config_listener *l = &cfg->listeners[i];
+        if (l->port == 0 && l->bind_address && l->bind_address[0] == '/') {
+            /* Mosquitto 2.0's "listener 0 PATH" */
+            snprintf(err, errlen,
+                     "%s: listener 0 %s: Unix socket listeners are not in this Cairn yet",
+                     config_where(cfg, l->line, at, sizeof(at)), l->bind_address);
+            rc = -EINVAL;
+            continue;
+        }
+        if (!l->bind_interface)
+            continue;
+        rc = listener_bind_interface(NULL, (int)i, l, why, sizeof(why));
+        if (rc < 0) /* a config error: where the listener is */
+            snprintf(err, errlen, "%s: %s", config_where(cfg, l->line, at, sizeof(at)), why);
+    }
+    return rc < 0 ? rc : 0;
 }
 
 /*
@@ -341,12 +465,13 @@ static int listener_listen(struct listeners *ls, char *err, size_t errlen)
 }
 
 struct listeners *listener_open(struct loop *l, struct conn_pool *pool, const struct config *cfg,
-                                char *err, size_t errlen)
+                                struct tls_set *tls, char *err, size_t errlen)
 {
     struct listeners *ls = calloc(1, sizeof(*ls));
     int rc = 0;
 
     if (!ls) {
+        tls_set_free(tls);
         snprintf(err, errlen, "out of memory");
         goto out;
     }
@@ -354,21 +479,24 @@ struct listeners *listener_open(struct loop *l, struct conn_pool *pool, const st
     ls->pool = pool;
     ls->cfg = cfg;
     ls->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    ls->tls = tls_set_new(cfg, err, errlen);
+    ls->tls = tls ? tls : tls_set_new(cfg, err, errlen);
     if (!ls->tls)
         rc = -EINVAL;
     if (rc == 0 && !(ls->http = httpd_new(l, pool, cfg, err, errlen)))
         rc = -EINVAL;
     for (size_t i = 0; i < cfg->n_listeners && rc == 0; i++)
         rc = listener_bind(ls, (int)i, &cfg->listeners[i], err, errlen);
-    if (rc == 0)
-        rc = listener_listen(ls, err, errlen);
     if (rc < 0) {
         listener_free(ls);
         ls = NULL;
     }
 out:
     return ls;
+}
+
+int listener_start(struct listeners *ls, char *err, size_t errlen)
+{
+    return listener_listen(ls, err, errlen);
 }
 
 void listener_stop(struct listeners *ls)

@@ -3,8 +3,11 @@
  *
  * "listener PORT" without an address listens on every address, IPv4 and IPv6 (one dual-stack
  * socket, or 0.0.0.0 where IPv6 is missing); with an address (or host name) it binds each
- * address the name resolves to. Port 0 binds an ephemeral port; every socket logs
- * "listening on ADDR:PORT" with the port it got.
+ * address the name resolves to. socket_domain ipv4 / ipv6 keeps one family (Mosquitto's
+ * option); bind_interface binds the interface's own addresses instead (as Mosquitto 2.0 does,
+ * its first IPv4 and first IPv6 address; with a listener address, that address if it is the
+ * interface's). Port 0 binds an ephemeral port; every socket logs "listening on ADDR:PORT"
+ * with the port it got.
  *
  * Accepting: non-blocking accept4 in a bounded loop per readable event; max_connections (global
  * and per listener) refuse past the limit by closing at once; running out of descriptors
@@ -32,10 +35,22 @@ struct listeners;
 struct loop;
 struct conn_pool;
 struct config;
+struct tls_set;
 
-/* Open every listener of cfg. NULL with "listener N (ADDR:PORT): reason" in err. */
+/*
+ * Bind every listener of cfg, with the TLS contexts of tls (taken: freed with the set, or on
+ * failure; NULL: built from cfg here). Nothing listens yet (listener_start): the server binds
+ * as root and listens once it is what it will serve as (user.h). NULL with "listener N
+ * (ADDR:PORT): reason" in err.
+ */
 struct listeners *listener_open(struct loop *l, struct conn_pool *pool, const struct config *cfg,
-                                char *err, size_t errlen);
+                                struct tls_set *tls, char *err, size_t errlen);
+/* Listen on every socket and watch it on the loop. 0, or negative with the reason in err. */
+int listener_start(struct listeners *ls, char *err, size_t errlen);
+/* What listener_open would refuse short of binding: a bind_interface without the addresses it
+ * needs, a Unix socket path (Mosquitto's "listener 0 PATH"). 0, or negative with the reason in
+ * err ("FILE:LINE: ..."). */
+int listener_check(const struct config *cfg, char *err, size_t errlen);
 /* Stop accepting (shutdown): the sockets are closed; connections are not touched. */
 void listener_stop(struct listeners *ls);
 void listener_free(struct listeners *ls);

@@ -24,7 +24,22 @@ static struct {
     unsigned mask;
     int fd; /* the log file, -1 when none */
     char *path;
-} log_state = {CAIRN_LOG_DEST_STDERR, CAIRN_LOG_MASK_DEFAULT, -1, NULL};
+    bool no_timestamp;
+    char *ts_fmt; /* NULL: ISO 8601 UTC */
+    int facility;
+    bool syslog_open;
+    void (*sink)(void *arg, int level, const char *line, size_t len);
+    void *sink_arg;
+} log_state = {CAIRN_LOG_DEST_STDERR,
+               CAIRN_LOG_MASK_DEFAULT,
+               -1,
+               NULL,
+               false,
+               NULL,
+               LOG_DAEMON,
+               false,
+               NULL,
+               NULL};
 
 static const char *const log_names[] = {"ERROR", "WARNING", "NOTICE", "INFO", "DEBUG"};
 
@@ -67,20 +82,44 @@ static int log_syslog_priority(int level)
     return prio[level];
 }
 
+/* The timestamp and its space into line (cap bytes): its length. */
+static size_t log_stamp(char *line, size_t cap)
+{
+    struct timespec ts;
+    struct tm tm;
+    size_t n = 0;
+
+    if (log_state.no_timestamp)
+        goto out;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (log_state.ts_fmt) {
+        localtime_r(&ts.tv_sec, &tm);
+        /* the user's format, as Mosquitto's log_timestamp_format */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+        n = strftime(line, cap - 1, log_state.ts_fmt, &tm);
+#pragma GCC diagnostic pop
+        if (n == 0) /* too long, or a format that prints nothing: as Mosquitto */
+            n = (size_t)snprintf(line, cap - 1, "Time error");
+    } else {
+        gmtime_r(&ts.tv_sec, &tm);
+        n = strftime(line, cap - 1, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    }
+    line[n++] = ' ';
+out:
+    return n;
+}
+
 void log_vwrite(int level, const char *fmt, va_list ap)
 {
     char line[LOG_LINE_MAX];
-    struct timespec ts;
-    struct tm tm;
     size_t head;
     size_t len;
     int n;
 
     if (!log_enabled(level))
         return;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    head = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ ", &tm);
+    head = log_stamp(line, sizeof(line) / 2);
     head += (size_t)snprintf(line + head, sizeof(line) - head, "%s ", log_level_name(level));
     n = vsnprintf(line + head, sizeof(line) - head, fmt, ap);
     if (n < 0)
@@ -98,6 +137,8 @@ void log_vwrite(int level, const char *fmt, va_list ap)
         log_put(log_state.fd, line, len);
     if (log_state.dest & CAIRN_LOG_DEST_SYSLOG)
         syslog(log_syslog_priority(level), "%s", line + head);
+    if ((log_state.dest & CAIRN_LOG_DEST_TOPIC) && log_state.sink && level != CAIRN_LOG_DEBUG)
+        log_state.sink(log_state.sink_arg, level, line, len - 1);
 }
 
 void log_write(int level, const char *fmt, ...)
@@ -138,14 +179,49 @@ int log_open(unsigned dest, const char *file, unsigned type_mask)
     if (log_state.fd >= 0)
         close(log_state.fd);
     free(log_state.path);
-    if ((dest & CAIRN_LOG_DEST_SYSLOG) && !(log_state.dest & CAIRN_LOG_DEST_SYSLOG))
-        openlog("cairn", LOG_PID, LOG_DAEMON);
+    if (dest & CAIRN_LOG_DEST_SYSLOG) {
+        /* again on every open: a reload may have changed the facility */
+        openlog("cairn", LOG_PID, log_state.facility);
+        log_state.syslog_open = true;
+    }
     log_state.fd = fd;
     log_state.path = path;
     log_state.dest = dest;
     log_state.mask = type_mask;
 out:
     return rc;
+}
+
+int log_set_format(bool timestamp, const char *fmt)
+{
+    char *f = NULL;
+    int rc = 0;
+
+    if (fmt && !(f = strdup(fmt))) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    free(log_state.ts_fmt);
+    log_state.ts_fmt = f;
+    log_state.no_timestamp = !timestamp;
+out:
+    return rc;
+}
+
+void log_set_facility(int facility)
+{
+    log_state.facility = facility;
+}
+
+void log_set_sink(void (*fn)(void *arg, int level, const char *line, size_t len), void *arg)
+{
+    log_state.sink = fn;
+    log_state.sink_arg = arg;
+}
+
+int log_file_fd(void)
+{
+    return log_state.fd;
 }
 
 int log_reopen(void)
@@ -172,10 +248,17 @@ void log_close(void)
     if (log_state.fd >= 0)
         close(log_state.fd);
     free(log_state.path);
-    if (log_state.dest & CAIRN_LOG_DEST_SYSLOG)
+    free(log_state.ts_fmt);
+    if (log_state.syslog_open)
         closelog();
     log_state.fd = -1;
     log_state.path = NULL;
+    log_state.ts_fmt = NULL;
+    log_state.no_timestamp = false;
+    log_state.facility = LOG_DAEMON;
+    log_state.syslog_open = false;
+    log_state.sink = NULL;
+    log_state.sink_arg = NULL;
     log_state.dest = CAIRN_LOG_DEST_STDERR;
     log_state.mask = CAIRN_LOG_MASK_DEFAULT;
 }

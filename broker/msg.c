@@ -15,6 +15,7 @@ struct msg_table {
 };
 
 static size_t msg_live;
+static size_t msg_live_mem; /* bytes of live messages and their cached headers (memory_limit) */
 
 static void msg__table_remove(struct msg_table *t, struct msg *m);
 
@@ -42,6 +43,7 @@ struct msg *msg_new(uint64_t id, const uint8_t *topic, size_t topic_len, const u
     if (payload_len)
         memcpy((uint8_t *)m->topic + topic_len + 1, payload, payload_len);
     msg_live++;
+    msg_live_mem += sizeof(*m) + topic_len + 1 + payload_len;
 out:
     return m;
 }
@@ -62,9 +64,12 @@ void msg_unref(struct msg *m)
         goto out;
     if (m->table)
         msg__table_remove(m->table, m);
-    for (int q = 0; q < 3; q++)
+    for (int q = 0; q < 3; q++) {
         free(m->hdr[q]);
+        msg_live_mem -= m->hdr_len[q];
+    }
     msg_live--;
+    msg_live_mem -= sizeof(*m) + m->topic_len + 1 + m->payload_len;
     free(m);
 out:
     return;
@@ -95,6 +100,7 @@ const uint8_t *msg_header(struct msg *m, uint8_t qos, size_t *len)
                                    &pid_off);
         m->hdr[qos] = buf;
         m->hdr_len[qos] = (uint32_t)need;
+        msg_live_mem += need;
     }
     h = m->hdr[qos];
     *len = m->hdr_len[qos];
@@ -105,6 +111,11 @@ out:
 size_t msg_live_count(void)
 {
     return msg_live;
+}
+
+size_t msg_live_bytes(void)
+{
+    return msg_live_mem;
 }
 
 /* ---- the id index ------------------------------------------------------------------------ */

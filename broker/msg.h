@@ -92,5 +92,8 @@ size_t msg_table_count(const struct msg_table *t);
 
 /* Number of messages alive in the process (for tests and $SYS-like checks). */
 size_t msg_live_count(void);
+/* Their bytes: struct, topic, payload and cached headers, once per message however many
+ * queues hold it. What memory_limit counts, with the queue entries (session.h). */
+size_t msg_live_bytes(void);
 
 #endif

@@ -11,8 +11,9 @@
 #include "tree.h"
 
 struct retain_node {
-    struct tree_node t; /* first: children, parent, level */
-    struct msg *msg;    /* one reference, or NULL */
+    struct tree_node t;     /* first: children, parent, level */
+    struct msg *msg;        /* one reference, or NULL */
+    struct retain_src *src; /* owned, or NULL */
 };
 
 static inline struct retain_node *retain__kid(const struct retain_node *n, size_t i)
@@ -32,6 +33,7 @@ static void retain__node_free(struct retain_node *n)
     for (size_t i = 0; i < n->t.nkids; i++)
         retain__node_free(retain__kid(n, i));
     msg_unref(n->msg);
+    retain_src_free(n->src);
     tree_node_free(&n->t);
 }
 
@@ -92,14 +94,90 @@ static struct retain_node *retain__walk(struct retain *r, struct mqtt_str topic,
     return n;
 }
 
-int retain_set(struct retain *r, struct msg *m)
+struct retain_src *retain_src_new(int listener, const char *id, size_t id_len, const char *username)
+{
+    size_t ul = username ? strlen(username) + 1 : 0;
+    struct retain_src *s = malloc(sizeof(*s) + id_len + 1 + ul);
+
+    if (!s)
+        goto out;
+    s->listener = listener;
+    s->id = (char *)(s + 1);
+    memcpy(s->id, id, id_len);
+    s->id[id_len] = '\0';
+    s->username = username ? memcpy(s->id + id_len + 1, username, ul) : NULL;
+out:
+    return s;
+}
+
+void retain_src_free(struct retain_src *s)
+{
+    free(s);
+}
+
+/* listener:2 | idlen:2 | id | has user:1 [| userlen:2 | user], big-endian. */
+size_t retain_src_encode(const struct retain_src *src, uint8_t *out, size_t cap)
+{
+    size_t il = strlen(src->id), ul = src->username ? strlen(src->username) : 0;
+    size_t need = 2 + 2 + il + 1 + (src->username ? 2 + ul : 0);
+
+    if (il > 65535 || ul > 65535 || src->listener < 0 || src->listener > 65535)
+        return 0;
+    if (need <= cap) {
+        out[0] = (uint8_t)(src->listener >> 8);
+        out[1] = (uint8_t)src->listener;
+        out[2] = (uint8_t)(il >> 8);
+        out[3] = (uint8_t)il;
+        memcpy(out + 4, src->id, il);
+        out[4 + il] = src->username ? 1 : 0;
+        if (src->username) {
+            out[5 + il] = (uint8_t)(ul >> 8);
+            out[6 + il] = (uint8_t)ul;
+            memcpy(out + 7 + il, src->username, ul);
+        }
+    }
+    return need;
+}
+
+struct retain_src *retain_src_decode(const uint8_t *p, size_t len)
+{
+    struct retain_src *s = NULL;
+    char *user = NULL;
+    size_t il, ul = 0;
+
+    if (len < 5 || (il = (size_t)p[2] << 8 | p[3]) > len - 5 || p[4 + il] > 1)
+        goto out;
+    if (p[4 + il] == 1) {
+        if (len < 7 + il || (ul = (size_t)p[5 + il] << 8 | p[6 + il]) != len - 7 - il)
+            goto out;
+        if (!(user = malloc(ul + 1)))
+            goto out;
+        memcpy(user, p + 7 + il, ul);
+        user[ul] = '\0';
+    } else if (len != 5 + il) {
+        goto out;
+    }
+    s = retain_src_new((int)p[0] << 8 | p[1], (const char *)p + 4, il, user);
+out:
+    free(user);
+    return s;
+}
+
+int retain_set_src(struct retain *r, struct msg *m, const struct retain_src *src)
 {
     bool del = m->payload_len == 0;
     struct retain_node *n = retain__walk(r, msg_topic(m), !del);
+    struct retain_src *copy = NULL;
     int rc = 0;
 
     if (!n) {
         rc = del ? 0 : -ENOMEM;
+        goto out;
+    }
+    if (!del && src &&
+        !(copy = retain_src_new(src->listener, src->id, strlen(src->id), src->username))) {
+        rc = -ENOMEM;
+        retain__prune(r, n);
         goto out;
     }
     if (n->msg) {
@@ -107,6 +185,8 @@ int retain_set(struct retain *r, struct msg *m)
         n->msg = NULL;
         r->count--;
     }
+    retain_src_free(n->src);
+    n->src = copy;
     if (del) {
         retain__prune(r, n);
         goto out;
@@ -115,6 +195,18 @@ int retain_set(struct retain *r, struct msg *m)
     r->count++;
 out:
     return rc;
+}
+
+int retain_set(struct retain *r, struct msg *m)
+{
+    return retain_set_src(r, m, NULL);
+}
+
+const struct retain_src *retain_source(const struct retain *r, struct mqtt_str topic)
+{
+    struct retain_node *n = retain__walk((struct retain *)r, topic, false);
+
+    return n && n->msg ? n->src : NULL;
 }
 
 struct msg *retain_get(const struct retain *r, struct mqtt_str topic)

@@ -13,8 +13,15 @@
  * client was told retain is unavailable; a 3.1.1 client cannot be told, so Cairn forwards the
  * message and keeps nothing).
  *
- * Ownership: the store holds one reference to each retained message (msg.h); messages passed
- * to callbacks are borrowed for the call (take msg_ref() to keep one).
+ * check_retain_source (config.h): a retained message a client published keeps its source —
+ * the client id, username and listener it came from — so that before it is sent to a new
+ * subscriber the broker can ask whether that publisher may still write the topic (Mosquitto's
+ * rule). Messages the broker made ($SYS) have none. The source is stored with the retained
+ * record (retain_src_encode), so a restart keeps the check.
+ *
+ * Ownership: the store holds one reference to each retained message (msg.h) and its own copy of
+ * each source; messages passed to callbacks are borrowed for the call (take msg_ref() to keep
+ * one), sources returned by retain_source() until the topic's message changes.
  */
 #ifndef CAIRN_RETAIN_H
 #define CAIRN_RETAIN_H
@@ -24,6 +31,23 @@
 #include "msg.h"
 
 struct retain_node;
+
+/* Who published a retained message. One allocation (retain_src_new); id and username point
+ * into it; username NULL when the client had none. */
+struct retain_src {
+    int listener;
+    char *id;
+    char *username;
+};
+
+/* A new source (copies); NULL on ENOMEM. retain_src_free(NULL) does nothing. */
+struct retain_src *retain_src_new(int listener, const char *id, size_t id_len,
+                                  const char *username);
+void retain_src_free(struct retain_src *s);
+/* Bytes of src for the store (persist_msg.src): the size needed; out written when cap allows. */
+size_t retain_src_encode(const struct retain_src *src, uint8_t *out, size_t cap);
+/* Back from those bytes: a new source, or NULL (ENOMEM, or not a valid encoding). */
+struct retain_src *retain_src_decode(const uint8_t *p, size_t len);
 
 struct retain {
     struct retain_node *root;
@@ -38,6 +62,11 @@ void retain_cleanup(struct retain *r);
  * empty payload, delete the topic's message instead. 0, or -ENOMEM (nothing changed).
  */
 int retain_set(struct retain *r, struct msg *m) __attribute__((warn_unused_result));
+/* The same, recording src as its source (copied; NULL: none). */
+int retain_set_src(struct retain *r, struct msg *m, const struct retain_src *src)
+    __attribute__((warn_unused_result));
+/* The source of the message retained on topic, or NULL (none, or no message). Borrowed. */
+const struct retain_src *retain_source(const struct retain *r, struct mqtt_str topic);
 /* The message retained on topic (borrowed), or NULL. */
 struct msg *retain_get(const struct retain *r, struct mqtt_str topic);
 

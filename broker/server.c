@@ -22,6 +22,7 @@
 #include "metrics.h"
 #include "service.h"
 #include "tls.h"
+#include "user.h"
 
 #define SERVER_ROUNDS      4     /* reap / commit / flush rounds per iteration end */
 #define SERVER_SHUTDOWN_MS 3000u /* how long shutdown waits for queues to drain */
@@ -120,8 +121,12 @@ static void server_iteration_end(void *arg)
 
 static int server_apply_log(const struct config *cfg)
 {
-    int rc = log_open(cfg->log_dest, cfg->log_file, cfg->log_type);
+    int rc;
 
+    log_set_facility(cfg->log_facility);
+    rc = log_set_format(cfg->log_timestamp, cfg->log_timestamp_format);
+    if (rc == 0)
+        rc = log_open(cfg->log_dest, cfg->log_file, cfg->log_type);
     if (rc < 0)
         log_write(CAIRN_LOG_ERR, "log file %s: %s", cfg->log_file ? cfg->log_file : "?",
                   strerror(-rc));
@@ -190,17 +195,23 @@ out:
 
 /* ---- reload and shutdown ---------------------------------------------------------------- */
 
+static bool server_same_str(const char *x, const char *y)
+{
+    return (x == NULL) == (y == NULL) && (!x || strcmp(x, y) == 0);
+}
+
+/* What binding made, and mount_point (its clients' subscriptions carry it), cannot change. */
 static bool server_same_listeners(const struct config *a, const struct config *b)
 {
     if (a->n_listeners != b->n_listeners)
         return false;
     for (size_t i = 0; i < a->n_listeners; i++) {
-        const char *x = a->listeners[i].bind_address;
-        const char *y = b->listeners[i].bind_address;
-        if (a->listeners[i].port != b->listeners[i].port ||
-            a->listeners[i].protocol != b->listeners[i].protocol)
-            return false;
-        if ((x == NULL) != (y == NULL) || (x && strcmp(x, y) != 0))
+        const struct config_listener *x = &a->listeners[i], *y = &b->listeners[i];
+        if (x->port != y->port || x->protocol != y->protocol ||
+            x->socket_domain != y->socket_domain ||
+            !server_same_str(x->bind_address, y->bind_address) ||
+            !server_same_str(x->bind_interface, y->bind_interface) ||
+            !server_same_str(x->mount_point, y->mount_point))
             return false;
     }
     return true;
@@ -341,6 +352,37 @@ static void server_signals_cleanup(void)
 
 /* ---- run ------------------------------------------------------------------------------- */
 
+/*
+ * Everything in the configuration that start-up would refuse, found before anything is done
+ * (a log file made, the store opened or locked, a pid file written, a socket bound): TLS
+ * listeners (certificates, keys, DH parameters, PSK files), the password and ACL files, the
+ * interfaces bind_interface names, and the user to become. The TLS contexts built here are
+ * the ones the listeners use (*tls, the caller's); the rest is only checked.
+ */
+static int server_validate(const struct config *cfg, struct tls_set **tls, struct user_plan *plan,
+                           char *err, size_t errlen)
+{
+    struct auth *auth = NULL;
+    int rc = -EINVAL;
+
+    *tls = tls_set_new(cfg, err, errlen);
+    if (!*tls)
+        goto out;
+    auth = auth_new(cfg, err, errlen);
+    if (!auth)
+        goto out;
+    rc = listener_check(cfg, err, errlen);
+    if (rc == 0)
+        rc = user_resolve(cfg, plan, err, errlen);
+out:
+    auth_free(auth);
+    if (rc < 0) {
+        tls_set_free(*tls);
+        *tls = NULL;
+    }
+    return rc;
+}
+
 static int server_start(struct server *s, char *err, size_t errlen)
 {
     static const struct conn_handler handler_template = {
@@ -352,10 +394,15 @@ static int server_start(struct server *s, char *err, size_t errlen)
         .on_writable = server_on_writable,
     };
     struct conn_handler h = handler_template;
+    struct tls_set *tls = NULL;
+    struct user_plan plan;
+    bool made_location = false;
     int rc = -1;
 
     s->cfg = server_load(s->path, err, errlen);
     if (!s->cfg)
+        goto out;
+    if (server_validate(s->cfg, &tls, &plan, err, errlen) < 0)
         goto out;
     if (server_apply_log(s->cfg) < 0) {
         snprintf(err, errlen, "cannot open log file %s", s->cfg->log_file);
@@ -372,6 +419,7 @@ static int server_start(struct server *s, char *err, size_t errlen)
         goto out;
     }
     rc = -1;
+    made_location = s->cfg->persistence && access(s->cfg->persistence_location, F_OK) != 0;
     s->broker = broker_new(s->cfg, s->loop, err, errlen);
     if (!s->broker)
         goto out;
@@ -386,14 +434,25 @@ static int server_start(struct server *s, char *err, size_t errlen)
         snprintf(err, errlen, "cannot write pid_file %s", s->cfg->pid_file);
         goto out;
     }
-    s->listeners = listener_open(s->loop, s->pool, s->cfg, err, errlen);
+    s->listeners = listener_open(s->loop, s->pool, s->cfg, tls, err, errlen);
+    tls = NULL;
     if (!s->listeners)
         goto out;
+    /* bound as root; listening only as the user it serves as (user.h) */
+    rc = user_hand_over(&plan, broker_store_dir(s->broker), s->cfg->persistence_location,
+                        made_location, s->pid_written ? s->cfg->pid_file : NULL, err, errlen);
+    if (rc == 0)
+        rc = user_drop(&plan, broker_store_dir(s->broker), err, errlen);
+    if (rc < 0)
+        goto out;
     listener_set_metrics(s->listeners, metrics_render_broker, s->broker);
+    if ((rc = listener_start(s->listeners, err, errlen)) < 0)
+        goto out;
     loop_set_iteration_end(s->loop, server_iteration_end, s);
     /* last: it tells the service manager the broker is ready, and its signals need the broker */
     rc = service_start(s->loop, s->broker, err, errlen);
 out:
+    tls_set_free(tls);
     return rc;
 }
 
@@ -409,8 +468,10 @@ static void server_stop(struct server *s)
     }
     conn_pool_free(s->pool);
     broker_free(s->broker);
-    if (s->pid_written)
-        unlink(s->cfg->pid_file);
+    /* after dropping root the pid file's directory may not let us remove it: never stale */
+    if (s->pid_written && unlink(s->cfg->pid_file) < 0 && truncate(s->cfg->pid_file, 0) < 0)
+        log_write(CAIRN_LOG_WARNING, "pid_file %s: cannot remove it: %s", s->cfg->pid_file,
+                  strerror(errno));
     server_signals_cleanup();
     loop_free(s->loop);
     server_free_config(s->cfg);
@@ -442,15 +503,12 @@ out:
     return status;
 }
 
-/*
- * Everything start-up would refuse short of binding and opening the store: the file itself,
- * then the TLS listeners (certificates, keys) and the auth files they name.
- */
+/* Everything start-up would refuse short of binding and opening the store: server_validate. */
 int server_check_config(const char *config_path)
 {
     struct config cfg;
     struct tls_set *tls = NULL;
-    struct auth *auth = NULL;
+    struct user_plan plan;
     char err[512];
     int status = 1;
 
@@ -458,15 +516,12 @@ int server_check_config(const char *config_path)
         fprintf(stderr, "%s\n", err);
         goto out;
     }
-    tls = tls_set_new(&cfg, err, sizeof(err));
-    if (tls)
-        auth = auth_new(&cfg, err, sizeof(err));
-    if (!tls || !auth)
+    if (server_validate(&cfg, &tls, &plan, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
-    else
+    } else {
         printf("%s: configuration OK\n", config_path);
-    status = tls && auth ? 0 : 1;
-    auth_free(auth);
+        status = 0;
+    }
     tls_set_free(tls);
     config_cleanup(&cfg);
 out:

@@ -9,6 +9,11 @@
  * (or that changes the listeners, which needs a restart) leaves the running config in place
  * and logs why. SIGPIPE is ignored. SIGUSR1 (a backup of the store) and SIGUSR2 (reopen the log
  * file), and the readiness message to a service manager, are service.h's.
+ *
+ * Start-up order: the config is loaded and checked whole first (TLS contexts, password and ACL
+ * files, interfaces, the user to become: server_validate, what `cairn -t` runs), so a bad file
+ * is refused before anything is done; then the log, the store, the pid file; the listeners are
+ * bound as root, the user (user.h) takes over, and only then do they listen.
  */
 #ifndef CAIRN_SERVER_H
 #define CAIRN_SERVER_H

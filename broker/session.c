@@ -38,6 +38,7 @@ static void sentry__push(struct sentry_list *l, struct sentry *e)
         l->head = e;
     l->tail = e;
     l->n++;
+    l->bytes += msg_bytes(e->m);
 }
 
 static void sentry__unlink(struct sentry_list *l, struct sentry *e)
@@ -52,6 +53,7 @@ static void sentry__unlink(struct sentry_list *l, struct sentry *e)
         l->tail = e->prev;
     e->next = e->prev = NULL;
     l->n--;
+    l->bytes -= msg_bytes(e->m);
 }
 
 static struct sentry *sentry__shift(struct sentry_list *l)
@@ -63,12 +65,29 @@ static struct sentry *sentry__shift(struct sentry_list *l)
     return e;
 }
 
+static size_t sentry_live; /* entries in memory, for memory_limit (session_entry_bytes) */
+
+static struct sentry *sentry__new(void)
+{
+    struct sentry *e = calloc(1, sizeof(*e));
+
+    if (e)
+        sentry_live++;
+    return e;
+}
+
 void sentry_free(struct sentry *e)
 {
     if (!e)
         return;
     msg_unref(e->m);
     free(e);
+    sentry_live--;
+}
+
+size_t session_entry_bytes(void)
+{
+    return sentry_live * sizeof(struct sentry);
 }
 
 static void sentry__list_free(struct sentry_list *l)
@@ -474,7 +493,7 @@ int session_enqueue(struct session *s, struct msg *m, uint8_t qos)
         rc = SESSION_DROPPED_LIMIT;
         goto out;
     }
-    e = calloc(1, sizeof(*e));
+    e = sentry__new();
     if (!e) {
         rc = -ENOMEM;
         goto out;
@@ -578,7 +597,14 @@ bool session_can_pop(const struct session *s)
 
     if (!e)
         return false;
-    return e->qos == 0 || s->inflight.n < session__max_inflight(s->table);
+    if (e->qos == 0)
+        return true;
+    /* max_inflight_bytes, as Mosquitto: more may leave until the bytes in flight reach the
+     * limit, so one message over it still goes, alone */
+    if (s->table->limits.max_inflight_bytes && s->inflight.n &&
+        s->inflight.bytes >= s->table->limits.max_inflight_bytes)
+        return false;
+    return s->inflight.n < session__max_inflight(s->table);
 }
 
 struct sentry *session_pop(struct session *s)
@@ -653,7 +679,7 @@ static int session__refill_cb(void *ctx, const struct persist_qentry *q,
             goto out;
         }
     }
-    e = calloc(1, sizeof(*e));
+    e = sentry__new();
     if (!e) {
         rc = -ENOMEM;
         goto out;

@@ -15,8 +15,9 @@
  *                                                                      WAIT_PUBCOMP  (PUBREL sent)
  *
  * - The in-flight window holds at most max_inflight entries (QoS 1/2 sent, not yet finished),
- *   in the order they were sent; each has a packet id unique among them. Ids are allocated
- *   per session, increasing, wrapping past 65535 and skipping 0 and ids still in flight.
+ *   in the order they were sent; each has a packet id unique among them. With
+ *   max_inflight_bytes, no more enter once their payload bytes reach it (one always may). Ids are
+ * allocated per session, increasing, wrapping past 65535 and skipping 0 and ids still in flight.
  * - Packet ids across a restart or a reconnect: an in-flight entry keeps its id for life, and
  *   is resent under it (DUP=1, or PUBREL) — under a new id the client would take it for a second
  *   message. Pop takes the queue's head, so in-flight entries precede every queued entry in seq
@@ -70,11 +71,12 @@
 struct timer;
 
 struct session_limits {
-    uint32_t max_inflight;     /* 0: unlimited (65535) */
-    uint32_t max_queued;       /* 0: unlimited */
-    uint64_t max_queued_bytes; /* 0: unlimited */
-    bool queue_qos0;           /* queue QoS 0 for offline sessions */
-    uint32_t window;           /* queued entries in memory for a durable online session */
+    uint32_t max_inflight;       /* 0: unlimited (65535) */
+    uint32_t max_queued;         /* 0: unlimited */
+    uint64_t max_queued_bytes;   /* 0: unlimited */
+    bool queue_qos0;             /* queue QoS 0 for offline sessions */
+    uint32_t window;             /* queued entries in memory for a durable online session */
+    uint64_t max_inflight_bytes; /* 0: unlimited; payload bytes in flight (QoS 1/2) */
 };
 
 struct sentry {
@@ -94,6 +96,7 @@ struct sentry_list {
     struct sentry *head;
     struct sentry *tail;
     size_t n;
+    uint64_t bytes; /* msg_bytes() of the entries */
 };
 
 struct session_table;
@@ -245,6 +248,8 @@ bool session_can_pop(const struct session *s);
  */
 struct sentry *session_pop(struct session *s);
 void sentry_free(struct sentry *e);
+/* Bytes of the entries in memory in every session of the process (memory_limit). */
+size_t session_entry_bytes(void);
 
 /* Read the next part of the on-disk queue into memory when the window runs low. Returns the
  * number of entries read, or a negative code. */

@@ -5,11 +5,13 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "client.h"
 #include "config.h"
 #include "conn.h"
+#include "log.h"
 #include "loop.h"
 #include "metrics.h"
 
@@ -18,6 +20,22 @@ bool sys_topic(struct mqtt_str topic)
     return topic.len >= 4 && memcmp(topic.p, "$SYS", 4) == 0 &&
            (topic.len == 4 || topic.p[4] == '/');
 }
+
+#define SYS_LOG_MAX 512 /* log lines waiting to be published; more are dropped (counted) */
+
+struct sys_log_line {
+    int level;
+    size_t len;
+    char *text;
+};
+
+/* One broker per process, as the log itself. */
+static struct {
+    struct broker *b;
+    struct sys_log_line v[SYS_LOG_MAX];
+    size_t n;
+    uint64_t dropped;
+} sys_log;
 
 static void sys__put(struct broker *b, const char *topic, unsigned long long v, const char *unit)
 {
@@ -98,5 +116,68 @@ void sys_stop(struct broker *b)
     if (b->sys_timer) {
         loop_timer_cancel(b->loop, b->sys_timer);
         b->sys_timer = NULL;
+    }
+}
+
+/* ---- log_dest topic ------------------------------------------------------------------------ */
+
+/* The log's sink: keep a copy (nothing here may log). */
+static void sys__log_sink(void *arg, int level, const char *line, size_t len)
+{
+    struct sys_log_line *l = &sys_log.v[sys_log.n];
+
+    if (sys_log.n == SYS_LOG_MAX || !(l->text = malloc(len))) {
+        sys_log.dropped++;
+        return;
+    }
+    memcpy(l->text, line, len);
+    l->len = len;
+    l->level = level;
+    sys_log.n++;
+    broker__kick(arg);
+}
+
+static void sys__log_clear(void)
+{
+    for (size_t i = 0; i < sys_log.n; i++)
+        free(sys_log.v[i].text);
+    sys_log.n = 0;
+}
+
+void sys_log_start(struct broker *b)
+{
+    sys_log.b = b;
+    log_set_sink(sys__log_sink, b);
+}
+
+void sys_log_stop(struct broker *b)
+{
+    if (sys_log.b != b)
+        return;
+    log_set_sink(NULL, NULL);
+    sys__log_clear();
+    sys_log.b = NULL;
+}
+
+void sys_log_flush(struct broker *b)
+{
+    static const char *const topics[] = {"$SYS/broker/log/E", "$SYS/broker/log/W",
+                                         "$SYS/broker/log/N", "$SYS/broker/log/I"};
+    struct sys_log_line v[SYS_LOG_MAX];
+    size_t n = sys_log.n;
+
+    if (n == 0)
+        return;
+    /* lines logged while these are published wait for the next flush */
+    memcpy(v, sys_log.v, n * sizeof(v[0]));
+    sys_log.n = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *t = topics[v[i].level < 4 ? v[i].level : 0];
+        struct mqtt_str topic = {(const uint8_t *)t, strlen(t)};
+        struct mqtt_str payload = {(const uint8_t *)v[i].text, v[i].len};
+
+        if (broker_publish(b, topic, payload, 2, false, false) < 0)
+            sys_log.dropped++;
+        free(v[i].text);
     }
 }

@@ -10,6 +10,12 @@
  * $SYS belongs to the broker: no client may write there (PUBLISH or will), whatever the ACL,
  * as in Mosquitto — a retained "$SYS/broker/version" from a client would be believed by
  * every subscriber.
+ *
+ * log_dest topic (Mosquitto's): each log line but debug ones is published, not retained, at
+ * QoS 2 as Mosquitto does, on $SYS/broker/log/E, /W, /N or /I by its level, the line as the log
+ * file has it. A line can be logged in the middle of routing, so lines wait in a bounded list
+ * (the loop is kicked) and are published at the start of the next iteration end, where their
+ * deliveries join that iteration's batch; past the bound they are counted and dropped.
  */
 #ifndef CAIRN_SYS_H
 #define CAIRN_SYS_H
@@ -29,5 +35,11 @@ int sys_start(struct broker *b);
 void sys_stop(struct broker *b);
 /* Publish every $SYS topic now. */
 void sys_publish(struct broker *b);
+
+/* Take log lines for log_dest topic (log_set_sink) / stop taking them and drop those waiting. */
+void sys_log_start(struct broker *b);
+void sys_log_stop(struct broker *b);
+/* Publish the lines waiting (broker_on_iteration_end). */
+void sys_log_flush(struct broker *b);
 
 #endif

@@ -68,14 +68,15 @@ mbedtls_ctr_drbg_context *tls__drbg(char *err, size_t errlen)
  */
 static void tls_where(const struct config *cfg, size_t i, unsigned line, char *buf, size_t len)
 {
-    const char *file = cfg->path ? cfg->path : "config";
+    char at[320];
 
     if (line == 0)
         line = cfg->listeners[i].line;
+    /* the line may be in a file include_dir read: config_where() knows which */
     if (line)
-        snprintf(buf, len, "%s:%u: ", file, line);
+        snprintf(buf, len, "%s: ", config_where(cfg, line, at, sizeof(at)));
     else
-        snprintf(buf, len, "%s: listener %zu: ", file, i);
+        snprintf(buf, len, "%s: listener %zu: ", config_where(cfg, 0, at, sizeof(at)), i);
 }
 
 /* The first line that made listener i a TLS listener (0: none recorded). */
@@ -91,7 +92,8 @@ static unsigned tls_first_line(const struct config_lines *l)
                           l->psk_hint,
                           l->require_certificate,
                           l->use_identity_as_username,
-                          l->use_subject_as_username};
+                          l->use_subject_as_username,
+                          l->dhparamfile};
     unsigned first = 0;
 
     for (size_t k = 0; k < sizeof(v) / sizeof(v[0]); k++)
@@ -122,7 +124,7 @@ bool tls_wanted(const struct config_security *sec)
 {
     return sec->certfile || sec->keyfile || sec->cafile || sec->capath || sec->crlfile ||
            sec->tls_version || sec->ciphers || sec->psk_hint || sec->require_certificate ||
-           sec->use_identity_as_username || sec->use_subject_as_username;
+           sec->use_identity_as_username || sec->use_subject_as_username || sec->dhparamfile;
 }
 
 /* Combinations that cannot make a working TLS listener. */
@@ -274,6 +276,15 @@ static int tls_load_files(struct tls_ctx *ctx, const struct config *cfg, size_t 
             goto out;
         }
     }
+    if (s->dhparamfile) {
+        /* PEM "DH PARAMETERS", as openssl dhparam writes them (Mosquitto's format) */
+        ret = mbedtls_dhm_parse_dhmfile(&ctx->dhm, s->dhparamfile);
+        if (ret != 0) {
+            rc = tls_fail(cfg, i, s->line.dhparamfile, ret, err, errlen, "cannot load dhparamfile");
+            goto out;
+        }
+        ctx->dhm_set = true;
+    }
 out:
     return rc;
 }
@@ -297,6 +308,10 @@ static int tls_conf(struct tls_ctx *ctx, const struct config_security *s,
     }
     if (s->cafile || s->capath)
         mbedtls_ssl_conf_ca_chain(c, &ctx->ca, s->crlfile ? &ctx->crl : NULL);
+    /* without dhparamfile the DHE suites use mbedTLS's default group (RFC 3526, 2048 bits);
+     * the ECDHE suites clients prefer need no parameters at all */
+    if (ctx->dhm_set && (ret = mbedtls_ssl_conf_dh_param_ctx(c, &ctx->dhm)) != 0)
+        goto out;
     mbedtls_ssl_conf_authmode(c, s->require_certificate ? MBEDTLS_SSL_VERIFY_REQUIRED
                                                         : MBEDTLS_SSL_VERIFY_NONE);
     if (ctx->psk)
@@ -352,6 +367,7 @@ int tls_ctx_new(const struct config *cfg, size_t i, struct tls_ctx **out, char *
     mbedtls_x509_crt_init(&ctx->ca);
     mbedtls_x509_crl_init(&ctx->crl);
     mbedtls_ssl_ticket_init(&ctx->ticket);
+    mbedtls_dhm_init(&ctx->dhm);
     rc = tls_load_files(ctx, cfg, i, err, errlen);
     if (rc == 0)
         rc = tls_ciphers(ctx, cfg, i, err, errlen);
@@ -397,6 +413,7 @@ void tls_ctx_unref(struct tls_ctx *ctx)
     mbedtls_x509_crt_free(&ctx->ca);
     mbedtls_x509_crl_free(&ctx->crl);
     mbedtls_ssl_ticket_free(&ctx->ticket);
+    mbedtls_dhm_free(&ctx->dhm);
     tls__psk_free(ctx->psk);
     free(ctx->ciphers);
     free(ctx);

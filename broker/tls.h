@@ -4,14 +4,17 @@
  * runs one connection's TLS inside the non-blocking loop.
  *
  * A listener is a TLS listener when any of certfile, keyfile, cafile, capath, crlfile,
- * tls_version, ciphers, psk_hint, require_certificate, use_identity_as_username or
- * use_subject_as_username is set. Such a listener must come up with TLS or not at all: a
+ * tls_version, ciphers, psk_hint, require_certificate, use_identity_as_username,
+ * use_subject_as_username or dhparamfile is set. Such a listener must come up with TLS or not at all: a
  * certfile without keyfile (or the reverse), a key that does not match the certificate, an
  * unreadable or unparsable file, require_certificate without cafile/capath, an unknown
  * tls_version or cipher is a config error "FILE:LINE: reason" (Mosquitto 2.0.11 serves plaintext
  * on some of these; Cairn never does). PSK (psk_hint + psk_file with "identity:hexkey" lines) may
  * stand alone or beside a certificate. (mbedTLS's server sends no identity hint; psk_hint is
  * what turns PSK on, as in Mosquitto.)
+ *
+ * dhparamfile (Mosquitto's) gives the DHE suites their group (PEM "DH PARAMETERS"); without it
+ * they use mbedTLS's default 2048-bit group, and the ECDHE suites need none.
  *
  * Versions: TLS 1.2 is the floor and, with mbedTLS 2.28, also the ceiling: "tls_version
  * tlsv1.2" is accepted, older values are raised to 1.2 with a warning, "tlsv1.3" is refused.

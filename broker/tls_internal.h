@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include <mbedtls/ctr_drbg.h>
+#include <mbedtls/dhm.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/ssl_ticket.h>
@@ -35,6 +36,8 @@ struct tls_ctx {
     enum tls_id id;
     bool tickets; /* session tickets on (see tls.h) */
     mbedtls_ssl_ticket_context ticket;
+    mbedtls_dhm_context dhm; /* dhparamfile, when dhm_set */
+    bool dhm_set;
 };
 
 /* The process-wide DRBG, seeded on first call. NULL with err set when seeding fails. */

@@ -51,6 +51,37 @@ static int tls_psk_hex(char c)
     return -1;
 }
 
+/*
+ * The key bytes of hex digits, as Mosquitto 2.0 turns them into a key (mosquitto__hex2bin, on
+ * both the broker's and mosquitto_pub's side: OpenSSL's BN_hex2bn, then BN_bn2bin): one zero
+ * byte for each leading "00" pair, then the number the digits spell in as few bytes as it
+ * takes. So an odd count of digits is a key too ("12345" of Debian's pskfile.example is
+ * 01 23 45), and "0abc" is 0a bc. For an even count without a lone leading '0' digit this is
+ * plain hex. 0, or -EINVAL when the key has no byte or more than the table holds.
+ */
+static int tls_psk_key(const char *hex, size_t n, uint8_t *key, size_t *keylen)
+{
+    size_t z = 0, d = 0, k = 0;
+    int rc = -EINVAL;
+
+    while (2 * z + 1 < n && hex[2 * z] == '0' && hex[2 * z + 1] == '0')
+        z++;
+    while (d < n && hex[d] == '0')
+        d++; /* the number's first significant digit */
+    if (z + (n - d + 1) / 2 == 0 || z + (n - d + 1) / 2 > MBEDTLS_PSK_MAX_LEN)
+        goto out;
+    memset(key, 0, z);
+    k = z;
+    if ((n - d) % 2)
+        key[k++] = (uint8_t)tls_psk_hex(hex[d++]);
+    for (; d < n; d += 2)
+        key[k++] = (uint8_t)(tls_psk_hex(hex[d]) << 4 | tls_psk_hex(hex[d + 1]));
+    *keylen = k;
+    rc = 0;
+out:
+    return rc;
+}
+
 /* One line into e. 0 or -EINVAL with *why. */
 static int tls_psk_parse_line(const char *s, size_t n, struct tls_psk *e, const char **why)
 {
@@ -63,17 +94,12 @@ static int tls_psk_parse_line(const char *s, size_t n, struct tls_psk *e, const 
         goto out;
     hex = colon + 1;
     hexlen = (size_t)(s + n - hex);
-    *why = "key must be hex digit pairs, at most " TLS_PSK_XSTR(MBEDTLS_PSK_MAX_LEN) " bytes";
-    if (hexlen == 0 || hexlen % 2 || hexlen / 2 > MBEDTLS_PSK_MAX_LEN)
-        goto out;
-    for (size_t i = 0; i < hexlen; i += 2) {
-        int hi = tls_psk_hex(hex[i]), lo = tls_psk_hex(hex[i + 1]);
-
-        if (hi < 0 || lo < 0)
+    *why = "key must be hex digits making 1 to " TLS_PSK_XSTR(MBEDTLS_PSK_MAX_LEN) " bytes";
+    for (size_t i = 0; i < hexlen; i++)
+        if (tls_psk_hex(hex[i]) < 0)
             goto out;
-        e->key[i / 2] = (uint8_t)(hi << 4 | lo);
-    }
-    e->keylen = hexlen / 2;
+    if (tls_psk_key(hex, hexlen, e->key, &e->keylen) < 0)
+        goto out;
     e->idlen = (size_t)(colon - s);
     rc = 0;
 out:

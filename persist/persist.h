@@ -55,6 +55,9 @@ struct persist_msg {
     struct mqtt_str payload;
     uint8_t qos;
     bool retain;
+    /* Retained records only: who published it, as the broker encodes that (check_retain_source);
+     * opaque here, at most 65535 bytes; empty: nobody (the broker's own, or an older store). */
+    struct mqtt_str src;
 };
 
 struct persist_qentry {

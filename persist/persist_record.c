@@ -460,22 +460,38 @@ size_t persist_rec_retain(uint8_t *out, size_t cap, const struct persist_msg *m)
 {
     struct wr w = {out, cap, 0};
     uint8_t flags;
-    if (!flags_encode(m->qos, m->retain, &flags) || m->payload.len > UINT32_MAX)
+    if (!flags_encode(m->qos, m->retain, &flags) || m->payload.len > UINT32_MAX ||
+        m->src.len > 65535)
         return 0;
-    wr_u8(&w, PERSIST_REC_VERSION);
+    wr_u8(&w, m->src.len ? PERSIST_REC_RETAIN_SRC : PERSIST_REC_VERSION);
     wr_be(&w, m->id, 8);
     wr_u8(&w, flags);
     wr_be(&w, m->payload.len, 4);
     wr_bytes(&w, m->payload.p, m->payload.len);
+    if (m->src.len) {
+        wr_be(&w, m->src.len, 2);
+        wr_bytes(&w, m->src.p, m->src.len);
+    }
     return wr_done(&w);
 }
 
 int persist_rec_retain_decode(const uint8_t *b, size_t n, struct persist_msg *out)
 {
     struct rd r = {b, n, 0, 0};
-    rd_version(&r);
+    bool src = n > 0 && b[0] == PERSIST_REC_RETAIN_SRC;
+
+    if (src)
+        r.off = 1; /* the version byte of a retained message with a source */
+    else
+        rd_version(&r);
     out->id = rd_be(&r, 8);
     flags_decode(&r, &out->qos, &out->retain);
     out->payload = rd_bytes(&r, rd_be(&r, 4));
+    out->src.p = NULL;
+    out->src.len = 0;
+    if (src) {
+        out->src = rd_bytes(&r, rd_be(&r, 2));
+        rd_field_ok(&r, out->src.len > 0); /* one encoding: no source is version 1 */
+    }
     return rd_end(&r);
 }

@@ -31,6 +31,7 @@
  *   sub      qos:1
  *   inbound  (nothing)
  *   retain   msg id:8 | flags:1 | payloadlen:4 | payload
+ *            version 2 (a retained message with a source): the same, then srclen:2 | src
  * flags: bits 0-1 QoS, bit 2 retain, other bits zero. Every record has exactly one encoding, so
  * decode followed by encode gives back the same bytes.
  *
@@ -39,7 +40,8 @@
  * 2 (a user, whose name follows). Those written before owners were stored (version 1, ending
  * after last_seen) still load, as PERSIST_OWNER_UNKNOWN, which is encoded that way too: one
  * encoding per record, no store format change, and a Cairn from before refuses the new records
- * as "unknown record version" rather than misreading them.
+ * as "unknown record version" rather than misreading them. Retain records do the same with
+ * their publisher (check_retain_source): version 1 without, PERSIST_REC_RETAIN_SRC with it.
  */
 #ifndef CAIRN_PERSIST_RECORD_H
 #define CAIRN_PERSIST_RECORD_H
@@ -53,6 +55,7 @@
 #define PERSIST_FORMAT            1u /* layout of the whole store; stored under the meta key */
 #define PERSIST_REC_VERSION       1u /* first byte of every record */
 #define PERSIST_REC_SESSION_OWNER 2u /* ... but a session record's with an owner */
+#define PERSIST_REC_RETAIN_SRC    2u /* ... and a retain record's with its publisher */
 #define PERSIST_CID_MAX           65535u
 
 enum persist_rec_kind {

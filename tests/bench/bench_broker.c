@@ -225,6 +225,8 @@ static int bench_broker_start(struct bench_broker *bb)
     fprintf(f, "persistence_location %s/%s\n%s\n", bb->dir, bb->mosquitto ? "" : "data", bb->extra);
     if (bb->mosquitto)
         fprintf(f, "user root\nlog_type error\n");
+    else /* run by root, Cairn would become mosquitto, which cannot reach the temp dir */
+        fprintf(f, "user root\n");
     fclose(f);
     bb->pid = fork();
     if (bb->pid < 0)

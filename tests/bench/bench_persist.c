@@ -150,8 +150,12 @@ static void group_commit(const char *base, double seconds)
                 for (size_t i = 0; i < batches[b]; i++) {
                     id++;
                     fill_random(payload, sizeof payload, id);
-                    struct persist_msg m = {
-                        id, {(const uint8_t *)"bench/t", 7}, {payload, sizeof payload}, 1, false};
+                    struct persist_msg m = {id,
+                                            {(const uint8_t *)"bench/t", 7},
+                                            {payload, sizeof payload},
+                                            1,
+                                            false,
+                                            {NULL, 0}};
                     struct persist_qentry e = {id, id, 0, 1, PERSIST_Q_QUEUED};
                     persist_enqueue(p, cid, &e, &m);
                 }
@@ -249,7 +253,7 @@ static void restart(const char *self, const char *base, unsigned long msgs, unsi
         struct mqtt_str cid = cid_of(cbuf, sizeof cbuf, (unsigned)(id % sessions));
         fill_random(payload, sizeof payload, id);
         struct persist_msg m = {
-            id, {(const uint8_t *)"bench/t", 7}, {payload, sizeof payload}, 1, false};
+            id, {(const uint8_t *)"bench/t", 7}, {payload, sizeof payload}, 1, false, {NULL, 0}};
         struct persist_qentry e = {id, id, 0, 1, PERSIST_Q_QUEUED};
         persist_enqueue(p, cid, &e, &m);
         if (id % 1024 == 0)

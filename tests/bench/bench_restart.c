@@ -229,7 +229,10 @@ static int bench_write_conf(struct bench_broker *b)
     fprintf(f, "listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n", b->port);
     fprintf(f, "max_inflight_messages 1000\npersistence true\npersistence_location %s/data%s\n",
             b->dir, b->mosquitto ? "/" : "");
-    fprintf(f, b->mosquitto ? "log_dest none\n" : "log_dest none\nconnection_messages false\n");
+    /* Cairn run by root stays root here: the temp dir is root's (Mosquitto's data dir is
+     * made for its dropped user above) */
+    fprintf(f, b->mosquitto ? "log_dest none\n"
+                            : "log_dest none\nconnection_messages false\nuser root\n");
     fclose(f);
     rc = 0;
 out:

@@ -96,7 +96,9 @@ static int bench_start(struct bench_broker *b, const char *bin, bool mosquitto, 
         fprintf(f, "persistence false\n");
     if (sync)
         fprintf(f, "persistence_sync true\n");
-    fprintf(f, mosquitto ? "log_dest none\n" : "log_dest none\nconnection_messages false\n");
+    /* run by root, Cairn stays root: the temp dir is root's */
+    fprintf(f, mosquitto ? "log_dest none\n"
+                         : "log_dest none\nconnection_messages false\nuser root\n");
     fclose(f);
     b->pid = fork();
     if (b->pid < 0)

@@ -271,7 +271,9 @@ static int bench_write_conf(struct bench_broker *b)
                 b->mosquitto ? "/" : "");
     else
         fprintf(f, "persistence false\n");
-    fprintf(f, b->mosquitto ? "log_dest none\n" : "log_dest none\nconnection_messages false\n");
+    /* run by root, Cairn stays root: the temp dir is root's */
+    fprintf(f, b->mosquitto ? "log_dest none\n"
+                            : "log_dest none\nconnection_messages false\nuser root\n");
     fclose(f);
     rc = 0;
 out:

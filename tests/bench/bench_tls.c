@@ -108,12 +108,13 @@ static int brk_start(struct brk *b, const char *bin, bool mosquitto, const char 
     fprintf(f, "listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages %d\n", b->port,
             MSGS);
     fprintf(f, "certfile %s/server-%s.crt\nkeyfile %s/server-%s.key\n", dir, key, dir, key);
+    /* both stay root when run by root: the temp dir is root's */
     if (mosquitto)
         fprintf(f, "user root\nmax_inflight_messages 20\nlog_dest stderr\n");
     else if (cairn_no_persistence)
-        fprintf(f, "persistence false\n");
+        fprintf(f, "user root\npersistence false\n");
     else
-        fprintf(f, "persistence_location %s\n", data);
+        fprintf(f, "user root\npersistence_location %s\n", data);
     fclose(f);
     b->pid = fork();
     if (b->pid == 0) {

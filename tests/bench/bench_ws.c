@@ -176,7 +176,8 @@ static int bb_start(struct bb *b, const char *bin, bool mosquitto)
             b->ws_port);
     fprintf(f, "allow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 1000\n");
     fprintf(f, "persistence false\n%s",
-            mosquitto ? "log_dest none\n" : "log_dest none\nconnection_messages false\n");
+            mosquitto ? "log_dest none\n"
+                      : "log_dest none\nconnection_messages false\nuser root\n");
     fclose(f);
     b->pid = fork();
     if (b->pid < 0)

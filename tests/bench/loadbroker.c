@@ -35,7 +35,8 @@ static int load_broker_conf(const struct load_broker *b, const char *path)
     case LOAD_CAIRN:
         fprintf(f, "listener %d 127.0.0.1\nallow_anonymous true\n", b->port);
         fprintf(f, "max_inflight_messages 0\nmax_queued_messages 0\nsys_interval 0\n");
-        fprintf(f, "log_dest none\nconnection_messages false\n");
+        /* run by root, Cairn stays root: the temp dir is root's */
+        fprintf(f, "log_dest none\nconnection_messages false\nuser root\n");
         if (b->persistence)
             fprintf(f, "persistence true\npersistence_location %s/data\n", b->dir);
         else

@@ -180,6 +180,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (persist_rec_retain_decode(in, size, &r) == 0) {
         CHECK(r.qos <= 2);
         str_inside(r.payload, in, size);
+        str_inside(r.src, in, size);
         same(in, size, out, persist_rec_retain(NULL, 0, &r),
              persist_rec_retain(out, size + 16, &r));
     }

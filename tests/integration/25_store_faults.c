@@ -26,7 +26,7 @@ static int write_conf(const char *path, int port, const char *data)
         return -1;
     fprintf(f,
             "listener %d 127.0.0.1\nallow_anonymous true\npersistence true\n"
-            "persistence_location %s\n",
+            "persistence_location %s\nuser root\n",
             port, data);
     return fclose(f) == 0 ? 0 : -1;
 }

@@ -117,8 +117,11 @@ static int broker_write_conf(struct broker *b, const struct broker_opts *o)
         /* Mosquitto appends the file name to the location as given: it needs the slash. */
         fprintf(f, "persistence_location %s%s\n", b->data, harness_mosq ? "/" : "");
     }
+    /* run by root (CI), both brokers would become the mosquitto user, which cannot reach the
+     * temp dir; 46_debian_conf tests dropping with its own config */
+    fprintf(f, "user root\n");
     if (harness_mosq)
-        fprintf(f, "user root\nlog_dest stderr\n");
+        fprintf(f, "log_dest stderr\n");
     if (o->config)
         fprintf(f, "%s\n", o->config);
     if (!harness_mosq && o->cairn_config)

@@ -3,10 +3,11 @@
  * per-listener settings, durations, every error path and its "FILE:LINE: reason" text,
  * config_load on real files, and every allocation failure.
  *
- * Fault injection (SQLite's test_malloc.c idea): broker/config.c is compiled into this test
- * with realloc and strdup (its allocators) renamed to fault_* wrappers that fail the Nth call; the
- * test loops N from 1 until a run needs no failure, and ASan reports any leak on those error paths.
- * config.o from cairn_broker is then not linked (every symbol it defines is defined here). A
+ * Fault injection (SQLite's test_malloc.c idea): broker/config.c, config_include.c and
+ * config_mosquitto.c are compiled into this test with realloc and strdup (their allocators)
+ * renamed to fault_* wrappers that fail the Nth call; the test loops N from 1 until a run needs
+ * no failure, and ASan reports any leak on those error paths. Their objects from cairn_broker are
+ * then not linked (every symbol they define is defined here). A
  * -Wl,--wrap=malloc on this executable would do the same without the #include, but
  * tests/unit/broker/CMakeLists.txt is not this file's owner's to change.
  */
@@ -60,6 +61,8 @@ static char *fault_strdup(const char *s)
 #define realloc(p, n) fault_realloc(p, n)
 #define strdup(s)     fault_strdup(s)
 #include "../../../broker/config.c"
+#include "../../../broker/config_include.c"
+#include "../../../broker/config_mosquitto.c"
 #undef realloc
 #undef strdup
 
@@ -463,9 +466,9 @@ static void test_log_options(void **state)
 
     parse_ok("log_dest stderr\nlog_type none\nlog_type warning\nlog_type notice\n"
              "log_type information\nlog_type subscribe\nlog_type unsubscribe\n"
-             "log_type websockets\nlog_dest topic\n",
+             "log_type websockets\nlog_dest topic\nlog_type internal\n",
              &c);
-    assert_int_equal(c.log_dest, CAIRN_LOG_DEST_STDERR);
+    assert_int_equal(c.log_dest, CAIRN_LOG_DEST_STDERR | CAIRN_LOG_DEST_TOPIC);
     assert_int_equal(c.log_type, CAIRN_LOG_MASK(CAIRN_LOG_WARNING) |
                                      CAIRN_LOG_MASK(CAIRN_LOG_NOTICE) |
                                      CAIRN_LOG_MASK(CAIRN_LOG_INFO));
@@ -535,7 +538,7 @@ static void test_errors(void **state)
               "followed by h, d, w, m or y), got '3x'");
     parse_err("log_dest file\n", "t.conf:1: log_dest file: needs a path");
     parse_err("log_dest printer\n", "t.conf:1: log_dest: unknown destination 'printer' "
-                                    "(stdout, stderr, file PATH, syslog, none)");
+                                    "(stdout, stderr, file PATH, syslog, topic, none)");
     parse_err("log_dest stdout now\n", "t.conf:1: log_dest stdout: unexpected 'now'");
     parse_err("log_type loud\n", "t.conf:1: log_type: unknown type 'loud' (error, warning, "
                                  "notice, information, debug, all, none)");
@@ -701,6 +704,54 @@ static void test_alloc_faults(void **state)
     log_close();
 }
 
+/* The same with include_dir and the options of the second table (config_mosquitto.c). */
+static void test_alloc_faults_include(void **state)
+{
+    char dir[] = "/tmp/test_config_faults_inc.XXXXXX", path[256], text[512];
+    unsigned long n;
+    bool fired = true;
+    FILE *f;
+
+    (void)state;
+    log_open(0, NULL, 0);
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/a.conf", dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("listener 1\nmount_point m/\nbind_interface lo\ncertfile /c\nkeyfile /k\n"
+          "dhparamfile /dh\n",
+          f);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/b.conf", dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("user nobody\nclientid_prefixes p-\nauto_id_prefix x-\nlog_timestamp_format %F\n", f);
+    fclose(f);
+    snprintf(text, sizeof(text), "listener 2\ninclude_dir %s\nlistener 3\n", dir);
+    for (n = 1; fired; n++) {
+        struct config c;
+        int rc;
+
+        fault_arm(n);
+        rc = config_parse("t.conf", text, &c, err, sizeof(err));
+        fired = fault_fired;
+        fault_arm(0);
+        if (fired) {
+            assert_int_equal(rc, -EINVAL);
+            assert_non_null(strstr(err, "out of memory"));
+        } else {
+            assert_int_equal(rc, 0);
+            assert_int_equal(c.n_listeners, 3);
+            assert_string_equal(c.listeners[2].sec.auto_id_prefix, "x-");
+            config_cleanup(&c);
+        }
+    }
+    assert_true(n > 20);
+    snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+    assert_int_equal(system(path), 0);
+    log_close();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -721,6 +772,7 @@ int main(void)
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_add_default_listener),
         cmocka_unit_test(test_alloc_faults),
+        cmocka_unit_test(test_alloc_faults_include),
     };
 
     log_open(0, NULL, 0); /* the warnings about ignored options are not under test here */

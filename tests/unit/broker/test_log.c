@@ -1,6 +1,7 @@
 /*
  * test_log.c — log lines: the "YYYY-MM-DDTHH:MM:SSZ LEVEL text" shape, filtering by log_type,
- * the file destination, reopening after rotation, long lines.
+ * the file destination, reopening after rotation, long lines, log_timestamp(_format), and the
+ * log_dest topic sink.
  */
 #include <errno.h>
 #include <regex.h>
@@ -160,6 +161,75 @@ static void test_long_line(void **state)
     assert_ptr_equal(strchr(text, '\n'), text + len - 1); /* one line, cut, newline kept */
 }
 
+/* log_timestamp false: no timestamp; log_timestamp_format: strftime() of it, local time. */
+static void test_timestamp_options(void **state)
+{
+    regex_t re;
+    char *text;
+
+    (void)state;
+    unlink(path);
+    assert_int_equal(log_set_format(false, NULL), 0);
+    assert_int_equal(log_open(CAIRN_LOG_DEST_FILE, path, CAIRN_LOG_MASK_ALL), 0);
+    log_write(CAIRN_LOG_NOTICE, "plain");
+    assert_int_equal(log_set_format(true, "[%Y/%m/%d %H:%M:%S]"), 0);
+    log_write(CAIRN_LOG_NOTICE, "custom");
+    assert_int_equal(log_set_format(true, "%%"), 0);
+    log_write(CAIRN_LOG_NOTICE, "percent");
+    assert_int_equal(log_set_format(true, ""), 0); /* prints nothing: Mosquitto's text */
+    log_write(CAIRN_LOG_NOTICE, "empty");
+    assert_int_equal(log_set_format(true, NULL), 0);
+    log_write(CAIRN_LOG_NOTICE, "default");
+    text = slurp(path);
+    assert_int_equal(regcomp(&re,
+                             "^NOTICE plain\n"
+                             "\\[[0-9]{4}/[0-9]{2}/[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\\] NOTICE "
+                             "custom\n"
+                             "% NOTICE percent\n"
+                             "Time error NOTICE empty\n"
+                             "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z NOTICE default\n$",
+                             REG_EXTENDED),
+                     0);
+    if (regexec(&re, text, 0, NULL, 0) != 0)
+        fail_msg("log: %s", text);
+    regfree(&re);
+}
+
+static char sunk[4096];
+static int sunk_lines;
+
+static void sink(void *arg, int level, const char *line, size_t len)
+{
+    size_t n = strlen(sunk);
+
+    assert_ptr_equal(arg, sunk);
+    snprintf(sunk + n, sizeof(sunk) - n, "%d|%.*s\n", level, (int)len, line);
+    sunk_lines++;
+}
+
+/* log_dest topic: every line but debug goes to the sink, as written to files, no newline. */
+static void test_topic_sink(void **state)
+{
+    (void)state;
+    sunk[0] = '\0';
+    sunk_lines = 0;
+    log_set_sink(sink, sunk);
+    assert_int_equal(log_set_format(false, NULL), 0);
+    assert_int_equal(log_open(CAIRN_LOG_DEST_TOPIC, NULL, CAIRN_LOG_MASK_ALL), 0);
+    assert_true(log_enabled(CAIRN_LOG_DEBUG));
+    log_write(CAIRN_LOG_ERR, "e %d", 1);
+    log_write(CAIRN_LOG_WARNING, "w");
+    log_write(CAIRN_LOG_DEBUG, "d");
+    log_write(CAIRN_LOG_INFO, "i");
+    assert_int_equal(sunk_lines, 3);
+    assert_string_equal(sunk, "0|ERROR e 1\n1|WARNING w\n3|INFO i\n");
+    /* without the topic destination the sink hears nothing */
+    assert_int_equal(log_open(CAIRN_LOG_DEST_FILE, path, CAIRN_LOG_MASK_ALL), 0);
+    log_write(CAIRN_LOG_ERR, "file only");
+    assert_int_equal(sunk_lines, 3);
+    log_set_sink(NULL, NULL);
+}
+
 static void test_level_names(void **state)
 {
     (void)state;
@@ -180,6 +250,8 @@ int main(void)
         cmocka_unit_test(test_open_failure_keeps_old),
         cmocka_unit_test(test_long_line),
         cmocka_unit_test(test_level_names),
+        cmocka_unit_test(test_timestamp_options),
+        cmocka_unit_test(test_topic_sink),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

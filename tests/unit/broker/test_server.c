@@ -47,7 +47,7 @@ static void write_conf(struct child *c, const char *extra)
     fprintf(f,
             "listener 0 127.0.0.1\nallow_anonymous true\nlog_dest file %s\nlog_type all\n"
             "pid_file %s\n"
-            "persistence_location %s/data\n%s",
+            "persistence_location %s/data\nuser root\n%s",
             c->log, c->pid, c->dir, extra ? extra : "");
     fclose(f);
 }
@@ -216,7 +216,7 @@ static void test_reload(void **state)
     write_conf(&c, "max_keepalive 30\nno_such_option 1\n");
     kill(c.child, SIGHUP);
     assert_non_null(wait_log(&c, "reload failed, keeping the running config: ", 1));
-    assert_non_null(wait_log(&c, "cairn.conf:8: unknown option 'no_such_option'", 1));
+    assert_non_null(wait_log(&c, "cairn.conf:9: unknown option 'no_such_option'", 1));
     fd = tcp_connect(c.port);
     assert_int_equal(mqtt_hello(fd), 0);
     /* a good file: applied, the connected client stays */

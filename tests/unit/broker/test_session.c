@@ -36,7 +36,7 @@ static int dummy_owner;
 
 static struct session_limits lim(uint32_t inflight, uint32_t queued, uint64_t bytes, bool q0)
 {
-    struct session_limits l = {inflight, queued, bytes, q0, 50};
+    struct session_limits l = {inflight, queued, bytes, q0, 50, 0};
     return l;
 }
 
@@ -173,6 +173,57 @@ static void test_window_and_qos0(void **state)
     assert_int_equal(session_ack(s, MQTT_PUBREC, e->pid), 0); /* repeated: PUBREL again */
     assert_int_equal(session_ack(s, MQTT_PUBCOMP, 3), 0);
     assert_int_equal(session_inflight(s), 1);
+    session_table_free(t);
+}
+
+/* max_inflight_bytes: entries enter the window while the bytes in flight are under the limit;
+ * one bigger than it still goes when nothing is in flight (Mosquitto's rule). */
+static void test_inflight_bytes(void **state)
+{
+    struct session_limits l = lim(10, 0, 0, false);
+    struct session_table *t;
+    struct session *s;
+    struct msg *m;
+    struct sentry *a, *b;
+
+    (void)state;
+    l.max_inflight_bytes = 10;
+    t = session_table_new(NULL, NULL, &l);
+    s = session_new(t, S("c1"), true, 0);
+    session_online(s, &dummy_owner);
+    m = mk("123456", 1); /* 6 bytes */
+    assert_int_equal(session_enqueue(s, m, 1), SESSION_QUEUED);
+    assert_int_equal(session_enqueue(s, m, 1), SESSION_QUEUED);
+    assert_int_equal(session_enqueue(s, m, 1), SESSION_QUEUED);
+    msg_unref(m);
+    m = mk("a longer payload than ten", 1);
+    assert_int_equal(session_enqueue(s, m, 1), SESSION_QUEUED);
+    msg_unref(m);
+    enqueue_n(s, 1, 0); /* QoS 0 never waits for the window */
+    a = session_pop(s);
+    b = session_pop(s); /* 6 < 10: a second one may go */
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(s->inflight.bytes, 12);
+    assert_null(session_pop(s)); /* 12 >= 10 */
+    assert_int_equal(session_ack(s, MQTT_PUBACK, a->pid), 0);
+    assert_int_equal(s->inflight.bytes, 6);
+    a = session_pop(s);
+    assert_non_null(a);
+    assert_null(session_pop(s));
+    assert_int_equal(session_ack(s, MQTT_PUBACK, a->pid), 0);
+    assert_int_equal(session_ack(s, MQTT_PUBACK, b->pid), 0);
+    assert_int_equal(s->inflight.bytes, 0);
+    a = session_pop(s); /* 25 bytes: over the limit, but alone */
+    assert_non_null(a);
+    assert_int_equal(s->inflight.bytes, 25);
+    b = session_pop(s); /* the QoS 0 entry is not held back */
+    assert_non_null(b);
+    assert_int_equal(b->qos, 0);
+    sentry_free(b);
+    assert_int_equal(session_ack(s, MQTT_PUBACK, a->pid), 0);
+    assert_int_equal(s->inflight.bytes, 0);
+    assert_int_equal(s->queue.bytes, 0);
     session_table_free(t);
 }
 
@@ -659,6 +710,7 @@ int main(void)
         cmocka_unit_test(test_pid_not_reused_long_run),
         cmocka_unit_test(test_pids_full_window),
         cmocka_unit_test(test_window_and_qos0),
+        cmocka_unit_test(test_inflight_bytes),
         cmocka_unit_test(test_queue_limits),
         cmocka_unit_test(test_inbound_and_subs),
         cmocka_unit_test(test_durable_queue_window_and_restore),

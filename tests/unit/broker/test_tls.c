@@ -730,6 +730,68 @@ static void test_psk_parse(void **state)
     assert_non_null(strstr(err, "p:2: key must be hex"));
     assert_null(tls__psk_parse("p", "x:00\nx:11\n", 10, err, sizeof(err)));
     assert_string_equal(err, "p:2: duplicate identity");
+    assert_null(tls__psk_parse("p", "x:12g4\n", 7, err, sizeof(err)));
+    assert_non_null(strstr(err, "p:1: key must be hex"));
+}
+
+/*
+ * Keys as Mosquitto 2.0 reads them (mosquitto__hex2bin: a zero byte per leading "00" pair, then
+ * the number in as few bytes as it takes): Debian's pskfile.example has "easy:12345".
+ */
+static void test_psk_mosquitto_keys(void **state)
+{
+    static const struct {
+        const char *line;
+        const char *key;
+        size_t len;
+    } cases[] = {
+        {"easy:12345", "\x01\x23\x45", 3},
+        {"k:0abc", "\x0a\xbc", 2},
+        {"k:0ab", "\xab", 1},
+        {"k:00123", "\x00\x01\x23", 3},
+        {"k:0000", "\x00\x00", 2},
+        {"k:000", "\x00", 1},
+        {"k:00", "\x00", 1},
+        {"k:deadbeef", "\xde\xad\xbe\xef", 4},
+        {"k:f", "\x0f", 1},
+    };
+    char err[256], big[80];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct tls_psk_table *t =
+            tls__psk_parse("p", cases[i].line, strlen(cases[i].line), err, sizeof(err));
+        const char *id = cases[i].line;
+        size_t idlen = (size_t)(strchr(id, ':') - id), keylen = 0;
+        const uint8_t *key;
+
+        if (!t)
+            fail_msg("%s: %s", cases[i].line, err);
+        key = tls__psk_find(t, (const unsigned char *)id, idlen, &keylen);
+        assert_non_null(key);
+        assert_int_equal(keylen, cases[i].len);
+        assert_memory_equal(key, cases[i].key, cases[i].len);
+        tls__psk_free(t);
+    }
+    /* 32 bytes is the most; leading "00" pairs count, a lone leading 0 does not */
+    snprintf(big, sizeof(big), "k:%064d", 1);
+    assert_int_equal(strlen(big), 66);
+    big[2] = '1';
+    {
+        struct tls_psk_table *t = tls__psk_parse("p", big, strlen(big), err, sizeof(err));
+        assert_non_null(t);
+        tls__psk_free(t);
+    }
+    snprintf(big, sizeof(big), "k:1%064d", 1);
+    assert_null(tls__psk_parse("p", big, strlen(big), err, sizeof(err)));
+    snprintf(big, sizeof(big), "k:0%064d", 1);
+    big[3] = '1';
+    {
+        struct tls_psk_table *t = tls__psk_parse("p", big, strlen(big), err, sizeof(err));
+        assert_non_null(t); /* 65 digits, the first a 0: 32 bytes */
+        tls__psk_free(t);
+    }
+    assert_null(tls__psk_parse("p", "k:0", 3, err, sizeof(err)));
 }
 
 static void test_plain_and_good_listeners(void **state)
@@ -796,6 +858,7 @@ int main(void)
         cmocka_unit_test(test_garbage_after_handshake),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_psk_parse),
+        cmocka_unit_test(test_psk_mosquitto_keys),
         cmocka_unit_test(test_plain_and_good_listeners),
         cmocka_unit_test(test_reload),
     };

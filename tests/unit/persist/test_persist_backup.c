@@ -95,7 +95,8 @@ static void queue_msgs(struct persist *p, const char *cid, uint64_t from, int n,
     persist_session_put(p, str(cid), &s);
     for (int i = 0; i < n; i++) {
         uint64_t id = from + (uint64_t)i;
-        struct persist_msg m = {id, str("t"), {(const uint8_t *)payload, size}, 1, false};
+        struct persist_msg m = {id, str("t"), {(const uint8_t *)payload, size},
+                                1,  false,    {NULL, 0}};
         struct persist_qentry e = {id, id, 0, 1, PERSIST_Q_QUEUED};
         persist_enqueue(p, str(cid), &e, &m);
     }
@@ -284,7 +285,8 @@ static void test_reopen_while_copying(void **state)
         rl.rlim_cur = 256 * 1024;
         if (setrlimit(RLIMIT_FSIZE, &rl))
             _exit(11);
-        struct persist_msg m = {5000, str("t"), {(const uint8_t *)big, sizeof big}, 1, false};
+        struct persist_msg m = {5000, str("t"), {(const uint8_t *)big, sizeof big},
+                                1,    false,    {NULL, 0}};
         struct persist_qentry e = {5000, 5000, 0, 1, 0};
         persist_enqueue(p, str("a"), &e, &m);
         if (persist_commit(p, err, sizeof err) != -EIO)

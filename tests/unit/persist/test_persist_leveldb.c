@@ -191,7 +191,7 @@ static void commit_ok(struct fx *f)
 
 static struct persist_msg msg(uint64_t id, const char *topic, const char *payload, uint8_t qos)
 {
-    return (struct persist_msg){id, str(topic), str(payload), qos, false};
+    return (struct persist_msg){id, str(topic), str(payload), qos, false, {NULL, 0}};
 }
 
 static void enq(struct fx *f, const char *cid, uint64_t seq, const struct persist_msg *m,
@@ -276,7 +276,7 @@ static void test_round_trip_all_kinds(void **state)
 
     struct persist_msg m1 = msg(10, "a/x", "one", 1);
     struct persist_msg m2 = msg(11, "a/y", "two2", 2);
-    struct persist_msg rm = {12, S("a/r"), S("ret"), 1, true};
+    struct persist_msg rm = {12, S("a/r"), S("ret"), 1, true, {NULL, 0}};
     session(f, "dev1", 1000);
     session(f, "dev2", 2000);
     persist_sub_put(f->p, S("dev1"), S("a/#"), 1);
@@ -1007,7 +1007,7 @@ static void test_leveldb_write_failure(void **state)
         rl.rlim_cur = 256 * 1024;
         if (setrlimit(RLIMIT_FSIZE, &rl))
             _exit(11);
-        struct persist_msg m = {1, S("t"), {(const uint8_t *)big, sizeof big}, 1, false};
+        struct persist_msg m = {1, S("t"), {(const uint8_t *)big, sizeof big}, 1, false, {NULL, 0}};
         struct persist_qentry e = {1, 1, 0, 1, 0};
         persist_enqueue(p, S("a"), &e, &m);
         int rc = persist_commit(p, err, sizeof err);

@@ -330,6 +330,28 @@ static void test_records_round_trip(void **state)
     assert_int_equal(persist_rec_retain(again, sizeof again, &m2), n);
     assert_memory_equal(again, r, n);
     check_damage(r, n, dec_retain);
+
+    /* with its publisher (check_retain_source): version 2, the source after the payload */
+    rm.src = S("\x00\x01\x00\x02id\x00");
+    n = persist_rec_retain(r, sizeof r, &rm);
+    assert_int_equal(r[0], PERSIST_REC_RETAIN_SRC);
+    assert_int_equal(persist_rec_retain_decode(r, n, &m2), 0);
+    assert_true(str_eq(m2.src, rm.src));
+    assert_true(str_eq(m2.payload, rm.payload));
+    m2.topic = rm.topic;
+    assert_int_equal(persist_rec_retain(again, sizeof again, &m2), n);
+    assert_memory_equal(again, r, n);
+    check_damage(r, n, dec_retain);
+    /* one encoding: version 2 with an empty source is refused */
+    r[n - 9] = 0;
+    r[n - 8] = 0;
+    assert_int_equal(persist_rec_retain_decode(r, n - 7, &m2), -PERSIST_REC_EFIELD);
+    /* and version 1 has no source: decoded with none */
+    rm.src.len = 0;
+    n = persist_rec_retain(r, sizeof r, &rm);
+    assert_int_equal(r[0], PERSIST_REC_VERSION);
+    assert_int_equal(persist_rec_retain_decode(r, n, &m2), 0);
+    assert_int_equal(m2.src.len, 0);
 }
 
 /*

@@ -125,6 +125,13 @@ static int decode_connect(const uint8_t *p, size_t n, struct mqtt_packet *out)
         goto out;
     }
     c->protocol_level = *r.p++;
+    /* Not in the standard: a bridge between brokers sets the level's top bit (Mosquitto's
+     * try_private). A server that does not know it answers CONNACK 1, and the bridge retries
+     * without it. */
+    if (c->protocol_level == 0x84 || c->protocol_level == 0x83) {
+        c->bridge = true;
+        c->protocol_level &= 0x7f;
+    }
     /* MQTT 3.1.1 is "MQTT" level 4; MQTT 3.1 is "MQIsdp" level 3 */
     if (str_is(c->protocol_name, "MQTT", 4)) {
         if (c->protocol_level != 4)

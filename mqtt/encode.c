@@ -81,7 +81,7 @@ size_t mqtt_encode_connect(uint8_t *buf, size_t cap, const struct mqtt_connect *
         return total;
     p = put_header(buf, MQTT_CONNECT << 4, rem);
     p = mqtt__put_str(p, name);
-    *p++ = level;
+    *p++ = c->bridge ? (uint8_t)(level | 0x80) : level;
     *p++ = flags;
     p = mqtt__put16(p, c->keepalive);
     p = mqtt__put_str(p, c->client_id);

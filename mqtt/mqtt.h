@@ -102,6 +102,9 @@ struct mqtt_str {
 struct mqtt_connect {
     struct mqtt_str protocol_name; /* "MQTT" or "MQIsdp" */
     uint8_t protocol_level;        /* 4 (3.1.1) or 3 (3.1) */
+    /* The level had its top bit set (0x84, 0x83): a broker's bridge that asks not to get back
+     * what it publishes (Mosquitto's try_private); protocol_level is the level without it. */
+    bool bridge;
     bool clean_session;
     bool will_flag;
     uint8_t will_qos;

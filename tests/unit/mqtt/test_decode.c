@@ -329,6 +329,25 @@ static void MQTT_3_1_2_2_protocol_level(void **state)
     assert_int_equal(connect_simple("MQIsdp", 4, 0x02, "c"), -MQTT_EPROTO_LEVEL);
     assert_int_equal(connect_simple("MQTT", 4, 0x02, "c"), 15);
     assert_int_equal(connect_simple("MQIsdp", 3, 0x02, "c"), 17);
+    /* a bridge's level (try_private): the top bit on the level its name allows, nothing else */
+    assert_int_equal(connect_simple("MQTT", 0x84, 0x02, "c"), 15);
+    assert_int_equal(connect_simple("MQIsdp", 0x83, 0x02, "c"), 17);
+    assert_int_equal(connect_simple("MQTT", 0x83, 0x02, "c"), -MQTT_EPROTO_LEVEL);
+    assert_int_equal(connect_simple("MQTT", 0x85, 0x02, "c"), -MQTT_EPROTO_LEVEL);
+    assert_int_equal(connect_simple("MQIsdp", 0x84, 0x02, "c"), -MQTT_EPROTO_LEVEL);
+}
+
+/* The bridge bit is reported apart from the level. */
+static void connect_bridge_bit(void **state)
+{
+    struct mqtt_packet pkt;
+
+    (void)state;
+    assert_int_equal(connect_raw(&pkt, "MQTT", 0x84, 0x02, "edge", NULL), 18);
+    assert_true(pkt.u.connect.bridge);
+    assert_int_equal(pkt.u.connect.protocol_level, 4);
+    assert_int_equal(connect_raw(&pkt, "MQTT", 4, 0x02, "edge", NULL), 18);
+    assert_false(pkt.u.connect.bridge);
 }
 
 /* [MQTT-3.1.2-3] the CONNECT reserved flag must be 0 */
@@ -860,6 +879,7 @@ int main(void)
         cmocka_unit_test(MQTT_3_3_1_4_publish_qos3),
         cmocka_unit_test(MQTT_3_1_2_1_protocol_name),
         cmocka_unit_test(MQTT_3_1_2_2_protocol_level),
+        cmocka_unit_test(connect_bridge_bit),
         cmocka_unit_test(MQTT_3_1_2_3_connect_reserved_flag),
         cmocka_unit_test(MQTT_3_1_2_11_will_fields_without_will_flag),
         cmocka_unit_test(MQTT_3_1_2_13_will_qos_without_will_flag),

@@ -58,6 +58,9 @@ static void roundtrip_connect(void **state)
          .has_password = true,
          .password = S("\x00\xff secret")},
         {.has_username = true, .username = S(""), .client_id = S("x")},
+        /* a bridge's CONNECT (try_private): level 0x84, and 0x83 for MQTT 3.1 */
+        {.bridge = true, .client_id = S("host.edge")},
+        {.protocol_name = S("MQIsdp"), .protocol_level = 3, .bridge = true, .client_id = S("b")},
     };
     uint8_t buf[512];
     struct mqtt_packet pkt;
@@ -73,6 +76,8 @@ static void roundtrip_connect(void **state)
         else
             assert_str_eq(d->protocol_name, S("MQTT"));
         assert_int_equal(d->protocol_level, c->protocol_level ? c->protocol_level : 4);
+        assert_int_equal(d->bridge, c->bridge);
+        assert_int_equal(buf[2 + 2 + d->protocol_name.len] & 0x80, c->bridge ? 0x80 : 0);
         assert_int_equal(d->clean_session, c->clean_session);
         assert_int_equal(d->will_flag, c->will_flag);
         assert_int_equal(d->will_qos, c->will_qos);

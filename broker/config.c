@@ -691,6 +691,8 @@ static int config_finish(struct config_parser *p)
         rc = config_mosquitto_finish(c);
     if (rc < 0)
         rc = config_fail(p, "out of memory");
+    if (rc == 0)
+        rc = config_bridge_finish(p);
     return rc;
 }
 

@@ -10,8 +10,9 @@
  * An unknown option or a bad value is an error "FILE:LINE: reason" and the broker does not
  * start. Mosquitto options whose meaning Cairn fulfils otherwise (autosave_interval, ...) are
  * accepted with a warning logged. Every other option of Mosquitto 2.0 either works with its
- * meaning or, where it belongs to a feature Cairn lacks (bridges, WebSockets, plugins), is
- * refused with a sentence naming that feature (config_mosquitto.c).
+ * meaning or, where it belongs to a feature Cairn lacks (plugins, OpenSSL engines), is
+ * refused with a sentence naming that feature (config_mosquitto.c). "connection NAME" starts a
+ * bridge block (config_bridge.c).
  *
  * "include_dir DIR" reads every *.conf file in DIR, in Mosquitto's order (config_include.c); an
  * error in one of them names that file and its line. Each file starts outside any listener block.
@@ -99,6 +100,81 @@ struct config_listener {
     char *bind_interface;          /* NULL: any; else only that interface's addresses */
 };
 
+/*
+ * Bridges (config_bridge.c; bridge.h runs them): "connection NAME" starts a block, and the bridge
+ * options that follow in the same file belong to it, with Mosquitto 2.0's names and meaning.
+ */
+enum config_bridge_dir { CONFIG_BRIDGE_OUT = 1, CONFIG_BRIDGE_IN = 2, CONFIG_BRIDGE_BOTH = 3 };
+enum config_bridge_start { CONFIG_BRIDGE_AUTOMATIC, CONFIG_BRIDGE_LAZY, CONFIG_BRIDGE_ONCE };
+
+/* "topic PATTERN [out|in|both] [QOS] [LOCAL-PREFIX] [REMOTE-PREFIX]" */
+struct config_bridge_topic {
+    char *pattern;       /* "" for Mosquitto's "" (the prefixes alone are the topic) */
+    unsigned dir;        /* CONFIG_BRIDGE_OUT and/or _IN bits; out when not given */
+    uint8_t qos;         /* 0 */
+    char *local_prefix;  /* NULL: none */
+    char *remote_prefix; /* NULL: none */
+    char *local;         /* local_prefix + pattern: the filter on this broker */
+    char *remote;        /* remote_prefix + pattern: the filter on the remote */
+    unsigned line;
+};
+
+struct config_bridge_address {
+    char *host; /* a name or an address ("[::1]:1883" gives "::1") */
+    uint16_t port;
+};
+
+/* Where the bridge's TLS options were given (for "FILE:LINE: reason" from tls_client.c). */
+struct config_bridge_lines {
+    unsigned cafile, capath, certfile, keyfile, psk, identity, alpn, tls_version, bind_address;
+};
+
+struct config_bridge {
+    char *name;
+    unsigned line; /* its "connection" line */
+    struct config_bridge_address *addresses;
+    size_t n_addresses;
+    bool round_robin; /* false: fall back to the first address whenever it answers */
+    struct config_bridge_topic *topics;
+    size_t n_topics;
+    char *remote_clientid;    /* default HOSTNAME.NAME */
+    char *local_clientid;     /* the local session's id; default $bridge/NAME (see README) */
+    char *remote_username;    /* NULL: none */
+    char *remote_password;    /* NULL: none */
+    bool cleansession;        /* false: the remote keeps our subscriptions and in-flight state */
+    int local_cleansession;   /* -1: as cleansession; 1: the local queue lives only while up */
+    uint16_t keepalive;       /* keepalive_interval, 60 (5 at least) */
+    uint32_t idle_timeout;    /* lazy: seconds without a PUBLISH before the link is closed, 60 */
+    uint32_t restart_timeout; /* backoff_cap 0: the constant wait before a reconnect */
+    uint32_t backoff_base;    /* 5 */
+    uint32_t backoff_cap;     /* 30; 0: restart_timeout is constant */
+    enum config_bridge_start start_type; /* automatic */
+    uint32_t threshold;                  /* lazy: messages queued that start the link, 10 */
+    bool notifications;                  /* true */
+    bool notifications_local_only;       /* false */
+    char *notification_topic;            /* NULL: $SYS/broker/connection/REMOTE_CLIENTID/state */
+    bool try_private;                    /* true: protocol level 0x84 */
+    uint8_t protocol_version;            /* 4 (mqttv311) or 3 (mqttv31) */
+    bool attempt_unsubscribe;            /* true */
+    bool outgoing_retain;                /* true */
+    uint32_t max_packet_size;            /* 0: no limit on what is sent to the remote */
+    char *bind_address;                  /* NULL: any */
+    /* TLS to the remote: on with cafile, capath or psk */
+    char *cafile;
+    char *capath;
+    char *certfile;
+    char *keyfile;
+    bool insecure; /* do not check the remote's name against its certificate */
+    char *psk;     /* hex */
+    char *identity;
+    char *alpn;
+    char *tls_version;
+    struct config_bridge_lines lines;
+    /* Cairn's own: bounds of the local queue; -1: the global max_queued_messages/_bytes */
+    int64_t max_queued_messages;
+    int64_t max_queued_bytes;
+};
+
 /* One file's run of positions (config_internal.h): lines from first_pos on are file's. */
 struct config_span {
     unsigned first_pos;
@@ -166,6 +242,10 @@ struct config {
     int log_facility;            /* syslog facility (LOG_DAEMON; log_facility N: LOG_LOCALN) */
     char *log_timestamp_format;  /* NULL: ISO 8601 UTC; else strftime() in local time */
 
+    /* Bridges, in the order of their "connection" lines (config_bridge.c). */
+    struct config_bridge *bridges;
+    size_t n_bridges;
+
     /* Where the lines came from (include_dir): config_where() reads these. */
     struct config_span *spans;
     size_t n_spans;
@@ -205,6 +285,12 @@ bool config_allow_anonymous(const struct config *c, size_t i);
  * "config" when the config was not read from a file. Returns buf.
  */
 const char *config_where(const struct config *c, unsigned pos, char *buf, size_t len);
+
+/* Are two bridge blocks the same (every option; lines aside)? A reload restarts the bridges
+ * whose block changed and leaves the others connected. */
+bool config_bridge_equal(const struct config_bridge *a, const struct config_bridge *b);
+/* The notification topic of b (its own, or the default). Borrowed from b, or from buf. */
+const char *config_bridge_notification_topic(const struct config_bridge *b, char *buf, size_t len);
 
 /* "1h", "2d", "1w", "1m", "1y" or bare seconds -> seconds. 0 or -EINVAL. */
 int config_parse_duration(const char *s, uint64_t *out);

@@ -56,6 +56,7 @@ struct config_parser {
     unsigned fline; /* its line number in this file: what errors say */
     struct config *c;
     struct config_listener *cur; /* inside a listener block, else NULL */
+    size_t bridge;      /* 1 + the index of the bridge block ("connection") being read; 0: none */
     long default_index; /* the listener "port"/"bind_address"/outside TLS options made, or -1 */
     bool log_dest_seen;
     bool log_type_seen;
@@ -98,6 +99,15 @@ void config_mosquitto_listener_cleanup(struct config_listener *l);
 void config_mosquitto_cleanup(struct config *c);
 /* After the last line: per-listener resolution of what the second table added. 0 or -ENOMEM. */
 int config_mosquitto_finish(struct config *c);
+
+/* ---- config_bridge.c ---------------------------------------------------------------------- */
+/* A bridge option (connection, address, topic, bridge_*, ...). 0, or -EINVAL with p->err set
+ * ("unknown option" for a name that is none). */
+int config_bridge_option(struct config_parser *p, const char *opt, char *v);
+/* After the last line: defaults that depend on the whole block (client ids) and the checks
+ * Mosquitto makes (an address and a topic each; local client ids unique). 0 or -EINVAL. */
+int config_bridge_finish(struct config_parser *p);
+void config_bridge_cleanup(struct config *c);
 
 /* ---- config_include.c --------------------------------------------------------------------- */
 /* include_dir DIR: every *.conf in it, in Mosquitto's order. 0 or -EINVAL with p->err set. */

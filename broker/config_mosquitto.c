@@ -8,9 +8,11 @@
  *     K_SPECIAL handler below;
  *   - accepted with a warning saying why Cairn has no use for it (K_WARN);
  *   - refused with a sentence: K_NOTYET for an option of a feature Cairn does not have yet
- *     (bridges: when they land, their rows here become real options, as WebSockets' did),
- *     K_REFUSE for what Cairn will not do (Mosquitto plugins, OpenSSL engines), pointing to
- *     what it does.
+ *     (none today: bridges' and WebSockets' rows became real options), K_REFUSE for what Cairn
+ *     will not do (Mosquitto plugins, OpenSSL engines), pointing to what it does.
+ *
+ * The bridge options (connection, address, topic, bridge_*, ...) are K_SPECIAL rows here whose
+ * handler is config_bridge.c's.
  *
  * config.c looks here for every name its own table lacks, and hands the K_SPECIAL options it
  * does not know to config_mosquitto_special(). Kept apart so that options added to config.c's
@@ -34,9 +36,6 @@
 #define S(field)  offsetof(struct config_security, field)
 #define LN(field) offsetof(struct config_security, line.field)
 #define LS(field) offsetof(struct config_listener, field)
-
-/* The features whose options K_NOTYET refuses, as the refusal names them. */
-#define BRIDGE "bridge"
 
 static const char config_m_plugin[] =
     "Cairn loads no Mosquitto plugins; password_file and acl_file read Mosquitto's password "
@@ -91,33 +90,33 @@ static const struct config_option config_m_options[] = {
     {"tls_engine", K_REFUSE, W_GLOBAL, 0, 0, config_m_engine, 0},
     {"tls_engine_kpass_sha1", K_REFUSE, W_GLOBAL, 0, 0, config_m_engine, 0},
 
-    /* ---- refused: features not here yet (their own issues) ------------------------------- */
-    {"connection", K_NOTYET, W_GLOBAL, 0, 0, BRIDGE, 0},
-    {"address", K_NOTYET, W_GLOBAL, 0, 0, BRIDGE, 0},
-    {"addresses", K_NOTYET, W_GLOBAL, 0, 0, BRIDGE, 0},
-    {"topic", K_NOTYET, W_GLOBAL, 0, 0, BRIDGE, 0},
-    {"bridge_", K_NOTYET, W_GLOBAL, 0, 0, BRIDGE, 0}, /* a prefix: every bridge_* option */
-    {"remote_clientid", K_NOTYET, W_GLOBAL, 0, 0, BRIDGE, 0},
-    {"remote_username", K_NOTYET, W_GLOBAL, 0, 0, BRIDGE, 0},
-    {"remote_password", K_NOTYET, W_GLOBAL, 0, 0, BRIDGE, 0},
-    {"clientid", K_NOTYET, W_GLOBAL, 0, 0, BRIDGE, 0}, /* old names of the remote_* three */
-    {"username", K_NOTYET, W_GLOBAL, 0, 0, BRIDGE, 0},
-    {"password", K_NOTYET, W_GLOBAL, 0, 0, BRIDGE, 0},
-    {"local_clientid", K_NOTYET, W_GLOBAL, 0, 0, BRIDGE, 0},
-    {"local_username", K_NOTYET, W_GLOBAL, 0, 0, BRIDGE, 0},
-    {"local_password", K_NOTYET, W_GLOBAL, 0, 0, BRIDGE, 0},
-    {"local_cleansession", K_NOTYET, W_GLOBAL, 0, 0, BRIDGE, 0},
-    {"cleansession", K_NOTYET, W_GLOBAL, 0, 0, BRIDGE, 0},
-    {"notifications", K_NOTYET, W_GLOBAL, 0, 0, BRIDGE, 0},
-    {"notifications_local_only", K_NOTYET, W_GLOBAL, 0, 0, BRIDGE, 0},
-    {"notification_topic", K_NOTYET, W_GLOBAL, 0, 0, BRIDGE, 0},
-    {"start_type", K_NOTYET, W_GLOBAL, 0, 0, BRIDGE, 0},
-    {"try_private", K_NOTYET, W_GLOBAL, 0, 0, BRIDGE, 0},
-    {"round_robin", K_NOTYET, W_GLOBAL, 0, 0, BRIDGE, 0},
-    {"restart_timeout", K_NOTYET, W_GLOBAL, 0, 0, BRIDGE, 0},
-    {"idle_timeout", K_NOTYET, W_GLOBAL, 0, 0, BRIDGE, 0},
-    {"threshold", K_NOTYET, W_GLOBAL, 0, 0, BRIDGE, 0},
-    {"keepalive_interval", K_NOTYET, W_GLOBAL, 0, 0, BRIDGE, 0},
+    /* ---- bridges: config_bridge.c ------------------------------------------------------- */
+    {"connection", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"address", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"addresses", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"topic", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"bridge_", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0}, /* a prefix: every bridge_* option */
+    {"remote_clientid", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"remote_username", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"remote_password", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"clientid", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0}, /* old names of the remote_* three */
+    {"username", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"password", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"local_clientid", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"local_username", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"local_password", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"local_cleansession", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"cleansession", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"notifications", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"notifications_local_only", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"notification_topic", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"start_type", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"try_private", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"round_robin", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"restart_timeout", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"idle_timeout", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"threshold", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
+    {"keepalive_interval", K_SPECIAL, W_GLOBAL, 0, 0, NULL, 0},
 };
 
 const struct config_option *config_mosquitto_find(const char *name)
@@ -236,7 +235,7 @@ int config_mosquitto_special(struct config_parser *p, const char *opt, char *v)
     } else if (strcmp(opt, "log_facility") == 0) {
         rc = config_m_facility(p, v);
     } else {
-        rc = config_fail(p, "unknown option '%s'", opt);
+        rc = config_bridge_option(p, opt, v);
     }
     return rc;
 }
@@ -270,6 +269,7 @@ void config_mosquitto_cleanup(struct config *c)
     free(c->clientid_prefixes);
     free(c->user);
     free(c->log_timestamp_format);
+    config_bridge_cleanup(c);
 }
 
 /*

@@ -171,10 +171,14 @@ static void test_errors(void **state)
     snprintf(want, sizeof(want), "%s/d.conf", dir);
     rmdir(want);
 
-    /* refusals name the included file too */
+    /* refusals name the included file too, also those found after the last line */
+    put("b.conf", "\ntopic a\n");
+    assert_int_equal(parse_with("", "", &c), -EINVAL);
+    snprintf(want, sizeof(want), "%s/b.conf:2: 'topic' is a bridge option", dir);
+    assert_non_null(strstr(err, want));
     put("b.conf", "\nconnection br\n");
     assert_int_equal(parse_with("", "", &c), -EINVAL);
-    snprintf(want, sizeof(want), "%s/b.conf:2: 'connection' is a bridge option", dir);
+    snprintf(want, sizeof(want), "%s/b.conf:2: bridge 'br' has no address", dir);
     assert_non_null(strstr(err, want));
 }
 

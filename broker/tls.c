@@ -416,6 +416,7 @@ void tls_ctx_unref(struct tls_ctx *ctx)
     mbedtls_dhm_free(&ctx->dhm);
     tls__psk_free(ctx->psk);
     free(ctx->ciphers);
+    free(ctx->alpn);
     free(ctx);
 }
 

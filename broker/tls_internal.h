@@ -38,6 +38,7 @@ struct tls_ctx {
     mbedtls_ssl_ticket_context ticket;
     mbedtls_dhm_context dhm; /* dhparamfile, when dhm_set */
     bool dhm_set;
+    char **alpn; /* a bridge's (tls_client.c): NULL-terminated protocol list, one allocation */
 };
 
 /* The process-wide DRBG, seeded on first call. NULL with err set when seeding fails. */
@@ -62,6 +63,10 @@ const uint8_t *tls__psk_find(const struct tls_psk_table *t, const unsigned char 
 int tls__psk_cb(void *ctx, mbedtls_ssl_context *ssl, const unsigned char *id, size_t idlen);
 /* Remember a PSK identity in the transport whose BIO context this is. 0 or -ENOMEM. */
 int tls__transport_set_psk_identity(void *bio, const unsigned char *id, size_t idlen);
+
+/* The mbedTLS context of a transport tls_transport_new made (tls_client.c sets the name it
+ * checks and its verify callback before the first handshake step). */
+mbedtls_ssl_context *tls__transport_ssl(struct transport *t);
 
 /* "peer: TLS handshake failed: mbedTLS text (verify detail)" at NOTICE. */
 void tls__log_error(int fd, const char *what, int mbedtls_err, uint32_t verify_flags);

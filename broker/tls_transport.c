@@ -499,6 +499,11 @@ static const struct transport_ops tls_ops = {
     .close = tls_close,
 };
 
+mbedtls_ssl_context *tls__transport_ssl(struct transport *t)
+{
+    return &((struct tls_transport *)t)->ssl;
+}
+
 struct transport *tls_transport_new(struct tls_ctx *ctx, int fd)
 {
     struct tls_transport *t = calloc(1, sizeof(*t));

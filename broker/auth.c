@@ -260,6 +260,8 @@ static bool auth_topic(const struct auth *a, int listener, const char *client_id
 {
     const struct auth_listener *l = auth_listener_get(a, listener);
 
+    if (listener == AUTH_LISTENER_BRIDGE)
+        return true;
     if (!l)
         return false;
     if (!l->acl)

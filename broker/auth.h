@@ -37,6 +37,13 @@
 struct auth;
 struct config;
 
+/*
+ * The listener index of Cairn's own bridges (bridge.h): their link to the remote is checked
+ * against no password file or ACL — what they forward the configuration chose — as in
+ * Mosquitto. The topic checks below allow everything for it.
+ */
+#define AUTH_LISTENER_BRIDGE (-2)
+
 /* Build from cfg (its listeners must be final: config_add_default_listener done). NULL on
  * failure with "CONF:LINE: OPTION: FILE:LINE: reason" in err: the config line of the option
  * (when cfg was loaded from a file), then where in the named file. */

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "auth.h"
+#include "bridge.h"
 #include "client.h"
 #include "config.h"
 #include "conn.h"
@@ -150,7 +151,8 @@ static int broker__collect(void *ctx, struct msg *m)
 /*
  * A retained message under $SYS in the store can only have come from a client, before Cairn
  * refused client writes to $SYS (the broker's own $SYS messages are never stored): forget it,
- * in memory and in the store, rather than let subscribers believe it.
+ * in memory and in the store, rather than let subscribers believe it. A bridge's state
+ * ($SYS/broker/connection/+/state) is the one kind clients may write, and stays.
  */
 static int broker__restore_drop_sys(struct broker *b)
 {
@@ -160,8 +162,11 @@ static int broker__restore_drop_sys(struct broker *b)
 
     for (size_t i = 0; i < l.n && rc == 0; i++) {
         struct msg *m = l.v[i];
-        struct msg *none = msg_new(0, (const uint8_t *)m->topic, m->topic_len, NULL, 0, 0, true);
+        struct msg *none;
 
+        if (sys_bridge_state(msg_topic(m)))
+            continue; /* a bridge's state, which clients may write (sys.h) */
+        none = msg_new(0, (const uint8_t *)m->topic, m->topic_len, NULL, 0, 0, true);
         rc = none ? retain_set(&b->retain, none) : -ENOMEM; /* an empty payload deletes */
         msg_unref(none);
         if (rc == 0) {
@@ -471,7 +476,7 @@ void broker__session_expiry_arm(struct broker *b, struct session *s)
     uint64_t delay;
 
     broker__session_expiry_cancel(b, s);
-    if (exp == 0 || s->owner)
+    if (exp == 0 || s->owner || s->bridge)
         return;
     delay = idle >= (int64_t)exp ? 0 : (exp - (uint64_t)(idle > 0 ? idle : 0)) * 1000u;
     s->expiry_ctx = b;
@@ -506,17 +511,48 @@ static size_t broker__out_bytes(const struct client *cl)
 
 /* ---- routing ------------------------------------------------------------------------------ */
 
-int broker__route(struct broker *b, struct msg *m)
+/*
+ * What a bridge's session (or a bridging peer's, session.h no_local) gets of m: nothing when its
+ * own client published it — the loop a bridge would make — else m, or when m was published
+ * retained its retained twin (made once per routing in *twin), since bridges forward the
+ * RETAIN flag as published. NULL: skip this session.
+ */
+static struct msg *broker__no_local(struct broker *b, struct session *s, struct msg *m,
+                                    const struct session *origin, bool pub_retain,
+                                    struct msg **twin)
 {
+    struct msg *em = m;
+
+    if (s == origin)
+        return NULL;
+    if (pub_retain && !*twin) {
+        *twin = msg_new(broker__msg_id(b), (const uint8_t *)m->topic, m->topic_len, m->payload,
+                        m->payload_len, m->qos, true);
+        if (*twin && msg_table_add(b->msgs, *twin) < 0) {
+            msg_unref(*twin);
+            *twin = NULL;
+        }
+    }
+    if (pub_retain && *twin)
+        em = *twin;
+    return s->bridge && !bridge_route_ok(s->bridge, em) ? NULL : em;
+}
+
+int broker__route(struct broker *b, struct msg *m, const struct session *origin, bool pub_retain)
+{
+    struct msg *twin = NULL;
     int rc = route_match(&b->route, msg_topic(m), &b->hits);
 
     if (rc < 0)
         goto out;
     for (size_t i = 0; i < b->hits.n; i++) {
         struct session *s = b->hits.v[i].sub;
+        struct msg *em = m;
         uint8_t qos = broker__delivery_qos(b, m->qos, b->hits.v[i].qos);
         int q;
         if (s->detached || (s->owner && !broker__can_read(b, s, msg_topic(m))))
+            continue;
+        if (s->no_local && !(em = broker__no_local(b, s, m, origin, pub_retain, &twin)))
             continue;
         if (qos == 0 && s->owner && broker__out_bytes(s->owner) >= BROKER_QOS0_DROP_BYTES) {
             /* a subscriber that stops reading loses QoS 0, never the broker's memory */
@@ -527,7 +563,7 @@ int broker__route(struct broker *b, struct msg *m)
                           s->id, (unsigned long long)s->dropped_qos0);
             continue;
         }
-        q = session_enqueue(s, m, qos);
+        q = session_enqueue(s, em, qos);
         if (q == SESSION_DROPPED_QOS0)
             metrics_drop(METRICS_DROP_OFFLINE_QOS0);
         if (q == SESSION_DROPPED_LIMIT) {
@@ -546,6 +582,7 @@ int broker__route(struct broker *b, struct msg *m)
         }
     }
 out:
+    msg_unref(twin);
     return rc;
 }
 
@@ -565,6 +602,8 @@ bool broker__retain_allowed(struct broker *b, const struct msg *m)
     if (!b->cfg->check_retain_source || !(src = retain_source(&b->retain, msg_topic(m))))
         return true; /* the broker's own ($SYS), or not checked */
     li = src->listener;
+    if (li == AUTH_LISTENER_BRIDGE)
+        return true; /* a bridge brought it: no ACL applies to bridges */
     /* a listener gone since a restart: the rules are the same for all unless per listener */
     if (li < 0 || (size_t)li >= b->cfg->n_listeners)
         li = b->cfg->per_listener_settings || li < 0 ? -1 : 0;
@@ -610,6 +649,14 @@ out:
 int broker__publish_from(struct broker *b, struct mqtt_str topic, struct mqtt_str payload,
                          uint8_t qos, bool retain, bool store_retained, const struct client *from)
 {
+    return broker__publish_origin(b, topic, payload, qos, retain, store_retained, from,
+                                  from ? from->session : NULL);
+}
+
+int broker__publish_origin(struct broker *b, struct mqtt_str topic, struct mqtt_str payload,
+                           uint8_t qos, bool retain, bool store_retained, const struct client *from,
+                           const struct session *origin)
+{
     struct msg *m = NULL, *rm = NULL;
     int rc = -ENOMEM;
 
@@ -622,7 +669,7 @@ int broker__publish_from(struct broker *b, struct mqtt_str topic, struct mqtt_st
         if (!rm || broker__retain(b, rm, store_retained, from) < 0)
             goto out;
     }
-    rc = broker__route(b, m);
+    rc = broker__route(b, m, origin, retain && b->cfg->retain_available);
 out:
     msg_unref(rm);
     msg_unref(m);
@@ -689,6 +736,10 @@ int broker_on_packet(struct broker *b, struct conn *c, const struct mqtt_packet 
 
     if (!cl)
         goto out;
+    if (cl->bridge) {
+        rc = bridge_on_packet(cl->bridge, cl, pkt); /* the remote broker speaking */
+        goto out;
+    }
     if (!cl->connected && pkt->type != MQTT_CONNECT) {
         /* [MQTT-3.1.0-1] the first packet must be CONNECT */
         goto out;
@@ -751,6 +802,8 @@ void broker_on_close(struct broker *b, struct conn *c, int reason)
             b->stats.clients_connected--;
     }
     cl->session = NULL;
+    if (cl->bridge)
+        bridge_on_close(cl->bridge, cl, c);
     client_free(cl);
     broker__kick(b);
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bridge.h"
 #include "config.h"
 #include "conn.h"
 #include "metrics.h"
@@ -48,7 +49,10 @@ const char *client_id(const struct client *cl)
 
 const struct config_listener *client_listener(const struct client *cl)
 {
-    return &cl->b->cfg->listeners[cl->listener];
+    /* a bridge's link has no listener: no mount point, every QoS */
+    static const struct config_listener none = {.max_qos = 2};
+
+    return cl->listener >= 0 ? &cl->b->cfg->listeners[cl->listener] : &none;
 }
 
 int client_mount(const struct client *cl, struct mqtt_str in, bool filter, struct mqtt_str *out,
@@ -81,21 +85,21 @@ out:
 }
 
 /*
- * A PUBLISH to a client whose listener has a mount point: the topic without it, so the header
- * is built for this client (the shared one carries the long topic); the payload is shared.
+ * A PUBLISH of m under another topic or RETAIN flag than its shared header's — the topic without
+ * the listener's mount point, or a bridge's mapping (bridge.h) — so the header is built for this
+ * client; the payload is shared.
  */
-static int client__send_mounted(struct client *cl, struct msg *m, size_t ml, uint8_t qos,
-                                uint16_t pid, bool dup)
+static int client__send_as(struct client *cl, struct msg *m, struct mqtt_str t, bool retain,
+                           uint8_t qos, uint16_t pid, bool dup)
 {
-    struct mqtt_str t = {(const uint8_t *)m->topic + ml, m->topic_len - ml};
     uint8_t small[256], *hdr = small;
     size_t off = 0,
-           need = mqtt_encode_publish_header(NULL, 0, t, qos, m->retain, m->payload_len, &off);
+           need = mqtt_encode_publish_header(NULL, 0, t, qos, retain, m->payload_len, &off);
     int rc = -ENOMEM;
 
     if (need == 0 || (need > sizeof(small) && !(hdr = malloc(need))))
         goto out;
-    mqtt_encode_publish_header(hdr, need, t, qos, m->retain, m->payload_len, &off);
+    mqtt_encode_publish_header(hdr, need, t, qos, retain, m->payload_len, &off);
     if (dup)
         hdr[0] |= 0x08;
     if (qos > 0) {
@@ -236,12 +240,18 @@ int client_send_publish(struct client *cl, struct msg *m, uint8_t qos, uint16_t 
     const char *mp = client_listener(cl)->mount_point;
     size_t hlen, ml = mp ? strlen(mp) : 0;
     const uint8_t *hdr = NULL;
+    struct mqtt_str t;
+    bool retain;
     int rc = -ENOMEM;
 
-    /* a topic under the mount point loses it; others ($SYS) go as they are */
-    if (ml && m->topic_len > ml && memcmp(m->topic, mp, ml) == 0)
-        rc = client__send_mounted(cl, m, ml, qos, pid, dup);
-    else if (!(hdr = msg_header(m, qos, &hlen)))
+    if (cl->bridge && bridge_map_out(cl->bridge, m, &t, &retain)) {
+        rc = client__send_as(cl, m, t, retain, qos, pid, dup);
+    } else if (ml && m->topic_len > ml && memcmp(m->topic, mp, ml) == 0) {
+        /* a topic under the mount point loses it; others ($SYS) go as they are */
+        t.p = (const uint8_t *)m->topic + ml;
+        t.len = m->topic_len - ml;
+        rc = client__send_as(cl, m, t, m->retain, qos, pid, dup);
+    } else if (!(hdr = msg_header(m, qos, &hlen)))
         goto out;
     else if (hlen + m->payload_len <= CLIENT_COPY_MAX) {
         uint8_t pkt[CLIENT_COPY_MAX];

@@ -37,6 +37,8 @@
 #include "session.h"
 
 struct auth;
+struct bridge;
+struct bridge_set;
 struct subscribe_job;
 struct timer;
 
@@ -60,7 +62,10 @@ struct client {
     struct msg *will;  /* one reference, or NULL */
     char *username;    /* as auth settled it, or NULL */
     bool user_checked; /* a password file or certificate vouched for username */
-    int listener;
+    int listener;      /* AUTH_LISTENER_BRIDGE for a bridge's link */
+    /* The bridge whose link to its remote this connection is (bridge.h: CONNACK, SUBACK and
+     * what the remote publishes go to it; the pump sends its queue), or NULL. Borrowed. */
+    struct bridge *bridge;
 
     struct client_held *held;
     size_t n_held;
@@ -103,6 +108,7 @@ struct broker {
     struct client *jobs;     /* clients whose SUBSCRIBE/UNSUBSCRIBE is being served */
     struct timer *job_timer; /* 0 ms while jobs remain: the next slice of each */
     uint64_t start_ms;
+    struct bridge_set *bridges; /* borrowed from the server (bridge.h), for $SYS; NULL: none */
     bool shutting_down;
     struct broker_stats stats;
     uint64_t memory_refusals; /* PUBLISHes refused by memory_limit */
@@ -158,8 +164,12 @@ void broker__session_discard(struct broker *b, struct session *s);
 /* Arm (or re-arm) the expiry timer of an offline persistent session. */
 void broker__session_expiry_arm(struct broker *b, struct session *s);
 void broker__session_expiry_cancel(struct broker *b, struct session *s);
-/* Route m to every matching session (the caller keeps its reference). */
-int broker__route(struct broker *b, struct msg *m);
+/*
+ * Route m to every matching session (the caller keeps its reference). origin: the session of
+ * its publisher, or NULL; pub_retain: it was published with RETAIN set. Both matter to bridges
+ * (session.h, no_local): m does not go back to origin, and goes retained.
+ */
+int broker__route(struct broker *b, struct msg *m, const struct session *origin, bool pub_retain);
 /* A new message id. */
 uint64_t broker__msg_id(struct broker *b);
 /* Unix seconds now. */
@@ -188,6 +198,11 @@ int handle_disconnect(struct broker *b, struct client *cl);
  * (check_retain_source, retain.h). from NULL: the broker's own. */
 int broker__publish_from(struct broker *b, struct mqtt_str topic, struct mqtt_str payload,
                          uint8_t qos, bool retain, bool store_retained, const struct client *from);
+/* The same with the publisher's session given apart (broker__route's origin): a bridge's own
+ * notification comes from its session, with or without a link. */
+int broker__publish_origin(struct broker *b, struct mqtt_str topic, struct mqtt_str payload,
+                           uint8_t qos, bool retain, bool store_retained, const struct client *from,
+                           const struct session *origin);
 /* May the publisher of the retained message m still write its topic (check_retain_source)? */
 bool broker__retain_allowed(struct broker *b, const struct msg *m);
 /* The QoS a message published at qos goes to a subscription of sub_qos with. */

@@ -376,7 +376,7 @@ static void conn_destroy(struct conn *c)
  * takeover by a new connection with the same client id, -ECONNREFUSED a CONNACK refusal, -EIO a
  * failed store commit.
  */
-static const char *conn_reason_text(const struct conn *c, char *buf, size_t len)
+const char *conn_close_reason(const struct conn *c, char *buf, size_t len)
 {
     uint32_t limit = c->pool->cfg->message_size_limit;
     int e = -c->reason;
@@ -410,6 +410,8 @@ static const char *conn_reason_text(const struct conn *c, char *buf, size_t len)
                  limit);
     } else if (c->reason_mqtt) {
         snprintf(buf, len, "protocol error: %s", mqtt_strerror(c->reason));
+    } else if (c->reason == -ETIMEDOUT && c->outgoing) {
+        snprintf(buf, len, "%s", c->connected ? "no answer to PINGREQ" : "no CONNACK in time");
     } else if (c->reason == -ETIMEDOUT) {
         snprintf(buf, len, "%s", c->connected ? "keepalive timeout" : "no CONNECT in time");
     } else if (c->reason == -ECONNRESET) {
@@ -435,9 +437,9 @@ static void conn_finish(struct conn *c)
     struct conn_pool *p = c->pool;
     char why[160];
 
-    if (p->cfg->connection_messages)
+    if (p->cfg->connection_messages && !c->outgoing)
         log_write(CAIRN_LOG_NOTICE, "client %s %s closed: %s", c->peer,
-                  c->name && *c->name ? c->name : "-", conn_reason_text(c, why, sizeof(why)));
+                  c->name && *c->name ? c->name : "-", conn_close_reason(c, why, sizeof(why)));
     if (c->opened && p->h.on_close)
         p->h.on_close(p->h.arg, c, c->reason);
     c->opened = false;
@@ -492,10 +494,57 @@ bool conn_pool_pending(const struct conn_pool *p)
     return p->closing != NULL || p->dirty != NULL;
 }
 
+/* Register c (filled but for the loop and the pool's lists) and open it. 0 or negative. */
+static int conn_pool_open(struct conn_pool *p, struct conn *c, struct transport *t,
+                          const char *peer)
+{
+    uint32_t timeout = p->cfg->connect_timeout;
+    int rc;
+
+    c->pool = p;
+    c->t = t;
+    c->fd = t->fd;
+    c->handshaking = true;
+    outq_init(&c->out);
+    snprintf(c->peer, sizeof(c->peer), "%s", peer);
+    c->events = t->ops->want_events(t, CAIRN_EV_READ);
+    rc = loop_add_fd(p->loop, c->fd, c->events, conn_on_event, c);
+    if (rc < 0) {
+        t->ops->close(t);
+        free(c);
+        conn__counters.connections_refused++;
+        goto out;
+    }
+    c->next = p->all;
+    if (p->all)
+        p->all->prev = c;
+    p->all = c;
+    p->count++;
+    if (c->listener >= 0) {
+        p->per_listener[c->listener]++;
+        conn__counters.connections_accepted++;
+    }
+    conn__counters.connections_open++;
+    if (timeout)
+        c->connect_timer =
+            loop_timer_add(p->loop, (uint64_t)timeout * 1000u, conn_connect_timeout, c);
+    if (p->cfg->connection_messages && !c->outgoing)
+        log_write(CAIRN_LOG_NOTICE, "client %s new connection on listener %d", c->peer,
+                  c->listener);
+    rc = p->h.on_open ? p->h.on_open(p->h.arg, c) : 0;
+    if (rc < 0) {
+        conn_close(c, rc); /* on_close is not due: on_open failed */
+        goto out;
+    }
+    c->opened = true;
+    rc = 0;
+out:
+    return rc;
+}
+
 int conn_pool_add(struct conn_pool *p, struct transport *t, int listener_index, const char *peer)
 {
     struct conn *c = calloc(1, sizeof(*c));
-    uint32_t timeout = p->cfg->connect_timeout;
     int rc = -ENOMEM;
 
     if (!c) {
@@ -525,42 +574,28 @@ int conn_pool_add(struct conn_pool *p, struct transport *t, int listener_index, 
         p->per_listener = v;
         p->n_per_listener = n;
     }
-    c->pool = p;
-    c->t = t;
-    c->fd = t->fd;
     c->listener = listener_index;
-    c->handshaking = true;
-    outq_init(&c->out);
-    snprintf(c->peer, sizeof(c->peer), "%s", peer);
-    c->events = t->ops->want_events(t, CAIRN_EV_READ);
-    rc = loop_add_fd(p->loop, c->fd, c->events, conn_on_event, c);
-    if (rc < 0) {
+    rc = conn_pool_open(p, c, t, peer);
+out:
+    return rc;
+}
+
+int conn_pool_add_outgoing(struct conn_pool *p, struct transport *t, const char *peer,
+                           struct conn **out)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    int rc = -ENOMEM;
+
+    *out = NULL;
+    if (!c) {
         t->ops->close(t);
-        free(c);
-        conn__counters.connections_refused++;
         goto out;
     }
-    c->next = p->all;
-    if (p->all)
-        p->all->prev = c;
-    p->all = c;
-    p->count++;
-    p->per_listener[listener_index]++;
-    conn__counters.connections_open++;
-    conn__counters.connections_accepted++;
-    if (timeout)
-        c->connect_timer =
-            loop_timer_add(p->loop, (uint64_t)timeout * 1000u, conn_connect_timeout, c);
-    if (p->cfg->connection_messages)
-        log_write(CAIRN_LOG_NOTICE, "client %s new connection on listener %d", c->peer,
-                  listener_index);
-    rc = p->h.on_open ? p->h.on_open(p->h.arg, c) : 0;
-    if (rc < 0) {
-        conn_close(c, rc); /* on_close is not due: on_open failed */
-        goto out;
-    }
-    c->opened = true;
-    rc = 0;
+    c->listener = -1;
+    c->outgoing = true;
+    rc = conn_pool_open(p, c, t, peer);
+    if (rc == 0)
+        *out = c;
 out:
     return rc;
 }

@@ -43,6 +43,12 @@
  * the broker must not touch the conn), what is still queued gets a short linger to leave, then
  * the transport is closed and every conn_write_ref() reference released.
  *
+ * Outgoing connections (a bridge's, bridge.h) live in the same pool with the same input,
+ * output, handshake and close machinery; what differs: no listener (index -1), the first packet
+ * expected is the CONNACK (no CONNECT check), max_packet_size and connect_memory_limit are
+ * limits on clients and do not apply, the CONNECT timeout becomes the wait for the CONNACK, and
+ * the bridge logs their opening and closing itself (conn_close_reason).
+ *
  * Ownership: the pool owns every conn; broker code borrows conn pointers from on_open until
  * on_close returns. Strings returned by conn_peer/conn_name/conn_identity stay valid as long as
  * the conn.
@@ -162,6 +168,14 @@ void conn_pool_set_config(struct conn_pool *p, const struct config *cfg);
  * Calls on_open. 0 or a negative code (the connection is gone then).
  */
 int conn_pool_add(struct conn_pool *p, struct transport *t, int listener_index, const char *peer);
+/*
+ * Adopt an outgoing connection (a bridge's, connected): as conn_pool_add, with no listener. Its
+ * conn in *out (borrowed, as any) once on_open has run. 0 or a negative code (gone then).
+ */
+int conn_pool_add_outgoing(struct conn_pool *p, struct transport *t, const char *peer,
+                           struct conn **out);
+/* Why c closed, in words (what connection_messages logs), into buf. Returns buf. */
+const char *conn_close_reason(const struct conn *c, char *buf, size_t len);
 /* Open connections (all, or of one listener). */
 size_t conn_pool_count(const struct conn_pool *p);
 size_t conn_pool_count_listener(const struct conn_pool *p, int listener_index);

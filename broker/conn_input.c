@@ -49,7 +49,7 @@
  */
 void conn__account(struct conn *c)
 {
-    size_t now = c->connected || c->closing ? 0 : c->in_cap;
+    size_t now = c->connected || c->closing || c->outgoing ? 0 : c->in_cap;
 
     c->pool->preconnect_bytes = c->pool->preconnect_bytes - c->accounted + now;
     c->accounted = now;
@@ -75,7 +75,7 @@ static int conn_preconnect_grow(struct conn *c, size_t want)
     uint64_t limit = p->cfg->connect_memory_limit;
     int rc = 0;
 
-    if (c->connected || limit == 0 || want <= c->accounted)
+    if (c->connected || c->outgoing || limit == 0 || want <= c->accounted)
         goto out;
     if (p->preconnect_bytes - c->accounted + want > limit) {
         c->over = CONN_OVER_PRECONNECT;
@@ -110,7 +110,7 @@ size_t conn__decode_max(uint32_t limit, uint8_t first)
  */
 static size_t conn_packet_max(const struct conn *c, size_t max, bool *by_packet)
 {
-    uint32_t pm = c->pool->cfg->max_packet_size;
+    uint32_t pm = c->outgoing ? 0 : c->pool->cfg->max_packet_size;
 
     *by_packet = pm && (max == 0 || pm - 2 < max);
     return *by_packet ? pm - 2 : max;
@@ -177,7 +177,7 @@ static size_t conn_decode(struct conn *c, const uint8_t *buf, size_t len)
             used += d;
             continue;
         }
-        if (!c->connected && (buf[used] >> 4) != MQTT_CONNECT) {
+        if (!c->connected && !c->outgoing && (buf[used] >> 4) != MQTT_CONNECT) {
             /* [MQTT-3.1.0-1]: refused from its first byte, before a body it may announce
              * (hundreds of megabytes) is buffered */
             c->over = CONN_NOT_CONNECT;
@@ -222,7 +222,8 @@ static size_t conn_decode(struct conn *c, const uint8_t *buf, size_t len)
         c->got_packet = true;
         used += (size_t)n;
         conn__counters.packets_received++;
-        if (c->pool->cfg->max_packet_size && (size_t)n > c->pool->cfg->max_packet_size) {
+        if (c->pool->cfg->max_packet_size && !c->outgoing &&
+            (size_t)n > c->pool->cfg->max_packet_size) {
             c->over = CONN_OVER_PACKET;
             c->over_size = (size_t)n;
             conn__queue_close(c, -MQTT_ETOOLARGE, true);

@@ -38,6 +38,7 @@ struct conn {
     struct conn *close_next; /* pool->closing */
     bool dirty;
     bool handshaking;
+    bool outgoing;   /* a bridge's connection to its remote: we are the client (conn.h) */
     bool opened;     /* on_open succeeded: on_close is due */
     bool connected;  /* CONNECT accepted */
     bool got_packet; /* a first packet arrived */

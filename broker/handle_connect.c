@@ -9,6 +9,10 @@
  * use_username_as_clientid the username is the client id (no username: CONNACK 5); a will above
  * the listener's max_qos closes the connection without a CONNACK; a will topic gets the
  * listener's mount_point.
+ *
+ * Bridges: a CONNECT with the bridge bit (try_private, protocol level 0x84) marks its session
+ * no_local (session.h): a remote broker's bridge gets nothing back that it published here; a
+ * client id that is one of Cairn's own bridges' local session is refused (CONNACK 2).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -227,7 +231,7 @@ int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connec
         rc = connect__refuse(cl, MQTT_CONNACK_NOT_AUTHORIZED, why);
         goto out;
     }
-    if (p->will_flag && sys_topic(p->will_topic)) {
+    if (p->will_flag && sys_topic(p->will_topic) && !sys_bridge_state(p->will_topic)) {
         /* As Mosquitto 2.0: the CONNECT is accepted and the will never published. */
         log_write(CAIRN_LOG_NOTICE,
                   "client %s: will on %.*s dropped: clients may not publish to $SYS",
@@ -251,6 +255,11 @@ int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connec
     }
 
     s = session_find(b->sessions, id);
+    if (s && s->bridge) {
+        /* a bridge's queue (local_clientid): taking it over would steal what it forwards */
+        rc = connect__refuse(cl, MQTT_CONNACK_ID_REJECTED, "client id is a bridge's own");
+        goto out;
+    }
     if (s && !connect__may_have(b, cl, s))
         goto out; /* refused before anything of s changed */
     if (s && s->owner)
@@ -277,6 +286,7 @@ int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connec
         goto out;
     }
     session_online(s, cl);
+    s->no_local = p->bridge; /* a remote broker's bridge (try_private): not its own back */
     cl->session = s;
     cl->connected = true;
     cl->keepalive = p->keepalive;
@@ -289,10 +299,10 @@ int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connec
     conn_set_keepalive(cl->conn, p->keepalive);
     broker__session_dirty(b, s); /* resend in-flight, then the queue */
     if (cfg->connection_messages)
-        log_write(CAIRN_LOG_NOTICE, "client %s %s connected (p%u, c%d, k%u%s%s%s)", client_peer(cl),
-                  s->id, p->protocol_level, p->clean_session ? 1 : 0, p->keepalive,
+        log_write(CAIRN_LOG_NOTICE, "client %s %s connected (p%u, c%d, k%u%s%s%s%s)",
+                  client_peer(cl), s->id, p->protocol_level, p->clean_session ? 1 : 0, p->keepalive,
                   cl->username ? ", u'" : "", cl->username ? cl->username : "",
-                  cl->username ? "'" : "");
+                  cl->username ? "'" : "", p->bridge ? ", bridge" : "");
 out:
     free(mounted);
     free(user);

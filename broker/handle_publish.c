@@ -99,7 +99,7 @@ int handle_publish(struct broker *b, struct client *cl, const struct mqtt_publis
         rc = -ENOMEM;
         goto out;
     }
-    if (sys_topic(p->topic)) {
+    if (sys_topic(p->topic) && !sys_bridge_state(p->topic)) {
         /* $SYS is the broker's: whatever the ACL says, acknowledged and dropped (Mosquitto) */
         log_write(CAIRN_LOG_DEBUG, "client %s %s: PUBLISH to %.*s dropped: $SYS is the broker's",
                   client_peer(cl), s->id, (int)p->topic.len, (const char *)p->topic.p);

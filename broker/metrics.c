@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bridge.h"
 #include "client.h"
 #include "conn.h"
 #include "loop.h"
@@ -84,6 +85,18 @@ void metrics_collect(struct broker *b, struct metrics_snapshot *s)
     s->subscriptions = route_count(&b->route);
     s->retained = retain_count(&b->retain);
     s->store_bytes = b->store ? metrics_dir_bytes(persist_path(b->store)) : 0;
+    s->n_bridges = bridge_set_count(b->bridges);
+    if (s->n_bridges && !(s->bridges = calloc(s->n_bridges, sizeof(*s->bridges))))
+        s->n_bridges = 0; /* out of memory: the bridges' figures are left out this time */
+    for (size_t i = 0; i < s->n_bridges; i++)
+        bridge_set_stats(b->bridges, i, &s->bridges[i]);
+}
+
+void metrics_snapshot_cleanup(struct metrics_snapshot *s)
+{
+    free(s->bridges);
+    s->bridges = NULL;
+    s->n_bridges = 0;
 }
 
 /* ---- Prometheus text ---------------------------------------------------------------------- */
@@ -163,6 +176,98 @@ static void metrics_histogram(struct metrics_out *o, const struct metrics *c)
                    (unsigned long long)cum, n, c->commit_seconds, n, (unsigned long long)cum);
 }
 
+/* A label value as the text format wants it: backslash, quote and newline escaped. */
+static void metrics_label(struct metrics_out *o, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            metrics_printf(o, "\\%c", *v);
+        else if (*v == '\n')
+            metrics_printf(o, "\\n");
+        else
+            metrics_printf(o, "%c", *v);
+    }
+}
+
+/* One sample per bridge of a family, v picking the figure. */
+static void metrics_bridges(struct metrics_out *o, const struct metrics_snapshot *s,
+                            const char *name, const char *type, const char *help,
+                            uint64_t (*v)(const struct bridge_stats *))
+{
+    metrics_head(o, name, type, help);
+    for (size_t i = 0; i < s->n_bridges; i++) {
+        metrics_printf(o, "%s{bridge=\"", name);
+        metrics_label(o, s->bridges[i].name);
+        metrics_printf(o, "\"} %llu\n", (unsigned long long)v(&s->bridges[i]));
+    }
+}
+
+static uint64_t mb_up(const struct bridge_stats *b)
+{
+    return strcmp(b->state, "connected") == 0;
+}
+static uint64_t mb_queued(const struct bridge_stats *b)
+{
+    return b->queued;
+}
+static uint64_t mb_queued_bytes(const struct bridge_stats *b)
+{
+    return b->queued_bytes;
+}
+static uint64_t mb_inflight(const struct bridge_stats *b)
+{
+    return b->inflight;
+}
+static uint64_t mb_dropped(const struct bridge_stats *b)
+{
+    return b->dropped;
+}
+static uint64_t mb_connects(const struct bridge_stats *b)
+{
+    return b->connects;
+}
+static uint64_t mb_sent(const struct bridge_stats *b)
+{
+    return b->sent;
+}
+static uint64_t mb_received(const struct bridge_stats *b)
+{
+    return b->received;
+}
+
+static void metrics_render_bridges(struct metrics_out *o, const struct metrics_snapshot *s)
+{
+    if (s->n_bridges == 0)
+        return;
+    metrics_head(o, "cairn_bridge_info", "gauge",
+                 "Each bridge: its state, the remote in use and its last error.");
+    for (size_t i = 0; i < s->n_bridges; i++) {
+        const struct bridge_stats *b = &s->bridges[i];
+        metrics_printf(o, "cairn_bridge_info{bridge=\"");
+        metrics_label(o, b->name);
+        metrics_printf(o, "\",state=\"%s\",remote=\"", b->state);
+        metrics_label(o, b->remote);
+        metrics_printf(o, "\",last_error=\"");
+        metrics_label(o, b->last_error);
+        metrics_printf(o, "\"} 1\n");
+    }
+    metrics_bridges(o, s, "cairn_bridge_up", "gauge", "1 while the bridge's link is up.", mb_up);
+    metrics_bridges(o, s, "cairn_bridge_queued_messages", "gauge",
+                    "Messages waiting for the bridge's remote (memory and store).", mb_queued);
+    metrics_bridges(o, s, "cairn_bridge_queued_bytes", "gauge",
+                    "Payload bytes of the messages waiting for the remote.", mb_queued_bytes);
+    metrics_bridges(o, s, "cairn_bridge_inflight_messages", "gauge",
+                    "Messages sent to the remote and not yet acknowledged.", mb_inflight);
+    metrics_bridges(o, s, "cairn_bridge_dropped_messages_total", "counter",
+                    "Messages not forwarded (queue limits, bridge_max_packet_size).", mb_dropped);
+    metrics_bridges(o, s, "cairn_bridge_connects_total", "counter", "Links the remote accepted.",
+                    mb_connects);
+    metrics_bridges(o, s, "cairn_bridge_messages_sent_total", "counter",
+                    "PUBLISH packets sent to the remote (resends included).", mb_sent);
+    metrics_bridges(o, s, "cairn_bridge_messages_received_total", "counter",
+                    "PUBLISH packets received from the remote.", mb_received);
+}
+
 int metrics_render(const struct metrics_snapshot *s, char **out, size_t *len)
 {
     static const char *const reasons[METRICS_DROP_N] = {
@@ -237,6 +342,7 @@ int metrics_render(const struct metrics_snapshot *s, char **out, size_t *len)
                 "WebSocket upgrade requests refused (HTTP 400, 426).", c->ws_refused);
     metrics_one(&o, "cairn_http_requests_total", "counter",
                 "Plain HTTP requests answered (static files, /metrics).", c->http_requests);
+    metrics_render_bridges(&o, s);
     if (o.err) {
         free(o.buf);
         return o.err;
@@ -250,6 +356,10 @@ int metrics_render_broker(void *broker, char **out, size_t *len)
 {
     struct metrics_snapshot s;
 
+    int rc;
+
     metrics_collect(broker, &s);
-    return metrics_render(&s, out, len);
+    rc = metrics_render(&s, out, len);
+    metrics_snapshot_cleanup(&s);
+    return rc;
 }

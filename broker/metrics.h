@@ -9,7 +9,8 @@
  * are conn_stats' (every byte read or written by MQTT connections, frames and TLS excluded).
  *
  * The Prometheus text (format 0.0.4): every family has HELP and TYPE; counters end in _total,
- * units are base units (seconds, bytes); labels: qos, reason, state, le.
+ * units are base units (seconds, bytes); labels: qos, reason, state, le, and bridge (with
+ * remote and last_error on cairn_bridge_info) for the bridges' families.
  */
 #ifndef CAIRN_METRICS_H
 #define CAIRN_METRICS_H
@@ -17,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct bridge_stats;
 struct broker;
 
 /* Why a message did not reach a subscriber (or anyone). */
@@ -89,12 +91,16 @@ struct metrics_snapshot {
     uint64_t retained;
     uint64_t queued_msgs; /* in every session's queue, in memory and on disk (not in flight) */
     uint64_t queued_bytes;
-    uint64_t inflight;    /* sent and not yet acknowledged */
-    uint64_t store_bytes; /* files of the store; 0 with persistence false */
+    uint64_t inflight;            /* sent and not yet acknowledged */
+    uint64_t store_bytes;         /* files of the store; 0 with persistence false */
+    struct bridge_stats *bridges; /* one per bridge (bridge.h), owned; NULL when none */
+    size_t n_bridges;
 };
 
-/* Fill s (walks the sessions once; stats the store's files). */
+/* Fill s (walks the sessions once; stats the store's files; copies each bridge's figures).
+ * metrics_snapshot_cleanup frees what it holds. */
 void metrics_collect(struct broker *b, struct metrics_snapshot *s);
+void metrics_snapshot_cleanup(struct metrics_snapshot *s);
 
 /* The Prometheus text of s into a malloc'd buffer (caller frees) with its length. 0 or
  * -ENOMEM. */

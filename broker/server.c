@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "bridge.h"
 #include "broker.h"
 #include "config.h"
 #include "conn.h"
@@ -34,6 +35,7 @@ struct server {
     struct broker *broker;
     struct conn_pool *pool;
     struct listeners *listeners;
+    struct bridge_set *bridges;
     struct timer *wake; /* a 0 ms timer: more work is due next iteration */
     bool shutting_down;
     bool pid_written;
@@ -221,6 +223,7 @@ static void server_reload(struct server *s)
 {
     char err[512];
     struct config *cfg = NULL;
+    struct bridge_plan *plan = NULL;
     int rc;
 
     if (!s->path) {
@@ -240,6 +243,11 @@ static void server_reload(struct server *s)
                   s->path);
         goto out;
     }
+    plan = bridge_set_plan(s->bridges, cfg, err, sizeof(err));
+    if (!plan) {
+        log_write(CAIRN_LOG_ERR, "reload failed, keeping the running config: %s", err);
+        goto out;
+    }
     rc = listener_reload_tls(s->listeners, cfg);
     if (rc < 0) {
         log_write(CAIRN_LOG_ERR, "reload failed, keeping the running config: TLS settings");
@@ -250,6 +258,8 @@ static void server_reload(struct server *s)
         log_write(CAIRN_LOG_ERR, "reload failed, keeping the running config: %s", strerror(-rc));
         goto out;
     }
+    bridge_set_apply(s->bridges, plan); /* the bridges whose block changed restart */
+    plan = NULL;
     server_apply_log(cfg);
     log_reopen();
     conn_pool_set_config(s->pool, cfg);
@@ -259,6 +269,7 @@ static void server_reload(struct server *s)
     cfg = NULL;
     log_write(CAIRN_LOG_NOTICE, "reloaded %s", s->path);
 out:
+    bridge_plan_free(plan);
     server_free_config(cfg);
 }
 
@@ -284,6 +295,7 @@ static void server_begin_shutdown(struct server *s, int sig)
     s->shutting_down = true;
     log_write(CAIRN_LOG_NOTICE, "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     listener_stop(s->listeners);
+    bridge_set_stop(s->bridges); /* no more attempts; their links close with the others */
     broker_shutdown(s->broker);
     conn_pool_close_all(s->pool, 0);
     t = loop_timer_add(s->loop, SERVER_SHUTDOWN_MS, server_shutdown_timeout, s);
@@ -356,17 +368,23 @@ static void server_signals_cleanup(void)
  * Everything in the configuration that start-up would refuse, found before anything is done
  * (a log file made, the store opened or locked, a pid file written, a socket bound): TLS
  * listeners (certificates, keys, DH parameters, PSK files), the password and ACL files, the
- * interfaces bind_interface names, and the user to become. The TLS contexts built here are
- * the ones the listeners use (*tls, the caller's); the rest is only checked.
+ * interfaces bind_interface names, the bridges' TLS files, and the user to become. The TLS
+ * contexts built here are the ones the listeners and bridges use (*tls and *bridges, the
+ * caller's); the rest is only checked.
  */
-static int server_validate(const struct config *cfg, struct tls_set **tls, struct user_plan *plan,
-                           char *err, size_t errlen)
+static int server_validate(const struct config *cfg, struct tls_set **tls,
+                           struct bridge_set **bridges, struct user_plan *plan, char *err,
+                           size_t errlen)
 {
     struct auth *auth = NULL;
     int rc = -EINVAL;
 
+    *bridges = NULL;
     *tls = tls_set_new(cfg, err, errlen);
     if (!*tls)
+        goto out;
+    *bridges = bridge_set_new(cfg, err, errlen);
+    if (!*bridges)
         goto out;
     auth = auth_new(cfg, err, errlen);
     if (!auth)
@@ -379,6 +397,8 @@ out:
     if (rc < 0) {
         tls_set_free(*tls);
         *tls = NULL;
+        bridge_set_free(*bridges);
+        *bridges = NULL;
     }
     return rc;
 }
@@ -402,7 +422,7 @@ static int server_start(struct server *s, char *err, size_t errlen)
     s->cfg = server_load(s->path, err, errlen);
     if (!s->cfg)
         goto out;
-    if (server_validate(s->cfg, &tls, &plan, err, errlen) < 0)
+    if (server_validate(s->cfg, &tls, &s->bridges, &plan, err, errlen) < 0)
         goto out;
     if (server_apply_log(s->cfg) < 0) {
         snprintf(err, errlen, "cannot open log file %s", s->cfg->log_file);
@@ -448,6 +468,9 @@ static int server_start(struct server *s, char *err, size_t errlen)
     listener_set_metrics(s->listeners, metrics_render_broker, s->broker);
     if ((rc = listener_start(s->listeners, err, errlen)) < 0)
         goto out;
+    /* the bridges last: their queues are sessions of the broker's, their links the pool's */
+    if ((rc = bridge_set_start(s->bridges, s->loop, s->pool, s->broker, err, errlen)) < 0)
+        goto out;
     loop_set_iteration_end(s->loop, server_iteration_end, s);
     /* last: it tells the service manager the broker is ready, and its signals need the broker */
     rc = service_start(s->loop, s->broker, err, errlen);
@@ -467,6 +490,7 @@ static void server_stop(struct server *s)
         broker_on_iteration_end(s->broker);
     }
     conn_pool_free(s->pool);
+    bridge_set_free(s->bridges); /* their links are gone with the pool */
     broker_free(s->broker);
     /* after dropping root the pid file's directory may not let us remove it: never stale */
     if (s->pid_written && unlink(s->cfg->pid_file) < 0 && truncate(s->cfg->pid_file, 0) < 0)
@@ -508,6 +532,7 @@ int server_check_config(const char *config_path)
 {
     struct config cfg;
     struct tls_set *tls = NULL;
+    struct bridge_set *bridges = NULL;
     struct user_plan plan;
     char err[512];
     int status = 1;
@@ -516,13 +541,14 @@ int server_check_config(const char *config_path)
         fprintf(stderr, "%s\n", err);
         goto out;
     }
-    if (server_validate(&cfg, &tls, &plan, err, sizeof(err)) < 0) {
+    if (server_validate(&cfg, &tls, &bridges, &plan, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
     } else {
         printf("%s: configuration OK\n", config_path);
         status = 0;
     }
     tls_set_free(tls);
+    bridge_set_free(bridges);
     config_cleanup(&cfg);
 out:
     return status;

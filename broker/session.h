@@ -68,6 +68,7 @@
 #include "pidx.h"
 #include "subset.h"
 
+struct bridge;
 struct timer;
 
 struct session_limits {
@@ -136,6 +137,20 @@ struct session {
     int64_t last_seen;     /* unix seconds */
     uint64_t dropped;      /* messages dropped by the queue limits */
     uint64_t dropped_qos0; /* QoS 0 dropped for a slow reader (the broker counts them) */
+
+    /*
+     * Bridges (bridge.h). no_local: what this session's client publishes is not routed back to
+     * it, and it gets a message published retained with RETAIN set, as Mosquitto's bridges
+     * subscribe — a remote broker's bridge that connected with try_private, or one of Cairn's
+     * own. bridge: the bridge of Cairn's whose outbound queue this is (no client may take it
+     * over, it never expires); with own_limits, max_queued / max_queued_bytes bound its queue
+     * instead of the table's limits (0: none).
+     */
+    bool no_local;
+    bool own_limits;
+    struct bridge *bridge;
+    uint32_t max_queued;
+    uint64_t max_queued_bytes;
 
     /* for the broker */
     struct session *dirty_next;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bridge.h"
 #include "client.h"
 #include "config.h"
 #include "conn.h"
@@ -19,6 +20,15 @@ bool sys_topic(struct mqtt_str topic)
 {
     return topic.len >= 4 && memcmp(topic.p, "$SYS", 4) == 0 &&
            (topic.len == 4 || topic.p[4] == '/');
+}
+
+bool sys_bridge_state(struct mqtt_str t)
+{
+    static const char pre[] = "$SYS/broker/connection/", post[] = "/state";
+    size_t np = sizeof(pre) - 1, ns = sizeof(post) - 1;
+
+    return t.len > np + ns && memcmp(t.p, pre, np) == 0 &&
+           memcmp(t.p + t.len - ns, post, ns) == 0 && !memchr(t.p + np, '/', t.len - np - ns);
 }
 
 #define SYS_LOG_MAX 512 /* log lines waiting to be published; more are dropped (counted) */
@@ -45,6 +55,39 @@ static void sys__put(struct broker *b, const char *topic, unsigned long long v, 
     struct mqtt_str p = {(const uint8_t *)buf, n > 0 ? (size_t)n : 0};
 
     broker_publish(b, t, p, 0, true, false);
+}
+
+static void sys__put_str(struct broker *b, const char *topic, const char *v)
+{
+    struct mqtt_str t = {(const uint8_t *)topic, strlen(topic)};
+    struct mqtt_str p = {(const uint8_t *)v, strlen(v)};
+
+    broker_publish(b, t, p, 0, true, false);
+}
+
+/* $SYS/broker/bridge/NAME/...: what sys.h lists, per bridge. */
+static void sys__bridges(struct broker *b, const struct metrics_snapshot *m)
+{
+    for (size_t i = 0; i < m->n_bridges; i++) {
+        const struct bridge_stats *s = &m->bridges[i];
+        char t[600];
+        int n = snprintf(t, sizeof(t), "$SYS/broker/bridge/%s/", s->name);
+
+        if (n < 0 || (size_t)n + 16 >= sizeof(t))
+            continue;
+        strcpy(t + n, "state");
+        sys__put_str(b, t, s->state);
+        strcpy(t + n, "last_error");
+        sys__put_str(b, t, s->last_error);
+        strcpy(t + n, "queued");
+        sys__put(b, t, (unsigned long long)s->queued, "");
+        strcpy(t + n, "inflight");
+        sys__put(b, t, (unsigned long long)s->inflight, "");
+        strcpy(t + n, "dropped");
+        sys__put(b, t, (unsigned long long)s->dropped, "");
+        strcpy(t + n, "connects");
+        sys__put(b, t, (unsigned long long)s->connects, "");
+    }
 }
 
 /* Every figure comes from the same snapshot /metrics renders (metrics.h). */
@@ -85,6 +128,8 @@ void sys_publish(struct broker *b)
     sys__put(b, "$SYS/broker/retained messages/count", (ull)m.retained, "");
     sys__put(b, "$SYS/broker/load/bytes/received", (ull)m.net_bytes_in, "");
     sys__put(b, "$SYS/broker/load/bytes/sent", (ull)m.net_bytes_out, "");
+    sys__bridges(b, &m);
+    metrics_snapshot_cleanup(&m);
 }
 
 static void sys__tick(void *arg)

@@ -9,7 +9,10 @@
  *
  * $SYS belongs to the broker: no client may write there (PUBLISH or will), whatever the ACL,
  * as in Mosquitto — a retained "$SYS/broker/version" from a client would be believed by
- * every subscriber.
+ * every subscriber — but for a bridge's state (sys_bridge_state), as in Mosquitto.
+ *
+ * Bridges (bridge.h): $SYS/broker/bridge/NAME/state (connected, connecting, waiting, stopped),
+ * /queued, /inflight, /dropped, /connects and /last_error, from the same snapshot.
  *
  * log_dest topic (Mosquitto's): each log line but debug ones is published, not retained, at
  * QoS 2 as Mosquitto does, on $SYS/broker/log/E, /W, /N or /I by its level, the line as the log
@@ -28,6 +31,12 @@ struct broker;
 
 /* Is topic "$SYS" or under "$SYS/"? */
 bool sys_topic(struct mqtt_str topic);
+/*
+ * Is topic a bridge's state, $SYS/broker/connection/NAME/state? The one place under $SYS a client
+ * may publish (its will too), as in Mosquitto: where a remote broker's bridge reports its link
+ * (bridge.h notifications). The ACL still applies.
+ */
+bool sys_bridge_state(struct mqtt_str topic);
 
 /* Publish once now and arm the timer (nothing when sys_interval is 0). 0 or -ENOMEM. */
 int sys_start(struct broker *b);

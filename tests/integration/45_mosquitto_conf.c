@@ -3,8 +3,9 @@
  * package installs it (/usr/share/doc/mosquitto/examples/mosquitto.conf), walked line by line:
  * every commented option line ("#option value"), uncommented alone under "listener 0
  * 127.0.0.1", either passes `cairn -t -c FILE` or is refused with FILE:LINE and a sentence
- * naming the feature Cairn does not have (bridges "are not in this Cairn yet"; plugins: "Cairn
- * loads no Mosquitto plugins"). Never "unknown option". The counts are printed.
+ * naming the feature Cairn does not have (plugins: "Cairn loads no Mosquitto plugins"). Never
+ * "unknown option". The counts are printed. Bridge options pass inside a bridge block (a
+ * connection, an address and a topic before them), as Mosquitto requires too.
  *
  * Lines that are placeholders — no value ("#cafile"), or one in angle brackets ("#connection
  * <name>") — get a representative value from the table below, documented there, and an option
@@ -30,6 +31,8 @@
  * For an option whose example line has no value, or a placeholder: the value used ("@D": the
  * temp dir with the test certificates, "@E": the examples dir) and the lines it needs first.
  */
+#define BLOCK "connection bridge-01\naddress 127.0.0.1:1884\ntopic # both 0\n"
+
 static const struct {
     const char *name;
     const char *value;
@@ -63,10 +66,40 @@ static const struct {
     {"pid_file", "@D/cairn.pid", ""},
     {"http_dir", "@D/conf.d", "protocol websockets\n"},
     {"websockets_headers_size", "1024", "protocol websockets\n"},
-    /* options of features Cairn lacks: any value, they are refused by name */
-    {"connection", "bridge-01", ""},
-    {"address", "127.0.0.1:1884", ""},
-    {"topic", "# both 0", ""},
+    /* bridge options: each inside a block that has what a bridge needs */
+    {"connection", "bridge-01\naddress 127.0.0.1:1884\ntopic # both 0", ""},
+    {"address", "127.0.0.1:1884", "connection bridge-01\ntopic # both 0\n"},
+    {"topic", "# both 0", "connection bridge-01\naddress 127.0.0.1:1884\n"},
+    {"bridge_bind_address", "127.0.0.1", BLOCK},
+    {"bridge_cafile", "@D/ca.crt", BLOCK},
+    {"bridge_capath", "@D", BLOCK},
+    {"bridge_certfile", "@D/client.crt",
+     BLOCK "bridge_cafile @D/ca.crt\nbridge_keyfile @D/client.key\n"},
+    {"bridge_keyfile", "@D/client.key",
+     BLOCK "bridge_cafile @D/ca.crt\nbridge_certfile @D/client.crt\n"},
+    {"bridge_identity", "edge", BLOCK "bridge_psk 00112233\n"},
+    {"bridge_psk", "00112233", BLOCK "bridge_identity edge\n"},
+    {"bridge_attempt_unsubscribe", "", BLOCK},
+    {"bridge_protocol_version", "", BLOCK},
+    {"cleansession", "", BLOCK},
+    {"idle_timeout", "", BLOCK},
+    {"keepalive_interval", "", BLOCK},
+    {"local_clientid", "", BLOCK},
+    {"notifications", "", BLOCK},
+    {"notification_topic", "", BLOCK},
+    {"remote_clientid", "", BLOCK},
+    {"remote_password", "", BLOCK},
+    {"remote_username", "", BLOCK},
+    {"restart_timeout", "", BLOCK},
+    {"round_robin", "", BLOCK},
+    {"start_type", "", BLOCK},
+    {"threshold", "", BLOCK},
+    {"try_private", "", BLOCK},
+    {"bridge_outgoing_retain", "", BLOCK},
+    {"bridge_max_packet_size", "", BLOCK},
+    {"bridge_alpn", "", BLOCK},
+    {"bridge_insecure", "", BLOCK},
+    /* a feature Cairn will not have: refused by name */
     {"auth_plugin", "/usr/lib/mosquitto_dynamic_security.so", ""},
 };
 
@@ -198,8 +231,8 @@ static void test_walk_example(void)
             strcat(strcat(names[k], " "), name);
         free(out);
     }
-    t_note("%s: %d option lines: %d pass `cairn -t`, %d refused as features not in Cairn yet "
-           "(bridges), %d refused as Mosquitto plugins",
+    t_note("%s: %d option lines: %d pass `cairn -t`, %d refused as features not in Cairn yet, "
+           "%d refused as Mosquitto plugins",
            EXAMPLE, lines, works, refused, plugins);
     t_note("pass:%s", names[0]);
     t_note("not here yet:%s", names[1]);
@@ -232,6 +265,15 @@ static void test_walk_example(void)
             "log_timestamp_format",
             "dhparamfile",
             "user",
+            "connection",
+            "address",
+            "topic",
+            "try_private",
+            "notifications",
+            "restart_timeout",
+            "bridge_cafile",
+            "bridge_certfile",
+            "bridge_psk",
         };
         strcat(names[0], " ");
         for (size_t i = 0; i < sizeof(must) / sizeof(must[0]); i++) {

@@ -93,6 +93,13 @@ bool harness_cairn_only(const char *why);
  */
 int harness_expect_refused(const char *dir, const char *conf_text, const char *needle);
 
+/* Which broker a broker_start runs. */
+enum broker_kind {
+    BROKER_DEFAULT,   /* Cairn, or Mosquitto with CAIRN_TEST_BROKER=mosquitto */
+    BROKER_CAIRN,     /* Cairn whatever the mode (a second broker of a bridge test) */
+    BROKER_MOSQUITTO, /* /usr/sbin/mosquitto whatever the mode */
+};
+
 struct broker_opts {
     const char *config;       /* extra config lines (both brokers), may be NULL */
     const char *cairn_config; /* extra lines only for Cairn */
@@ -100,6 +107,8 @@ struct broker_opts {
     bool no_persistence;      /* persistence false (default: true, in the temp dir) */
     bool no_anonymous;        /* do not add "allow_anonymous true" */
     bool powercut;            /* Cairn under tests/powercut: kill -9 is a power cut */
+    enum broker_kind kind;    /* which broker (config and cairn_config / mosq_config follow it) */
+    int port;                 /* listen here (a bridge's remote named before it starts); 0: free */
 };
 
 struct broker;
@@ -121,6 +130,8 @@ int broker_kill9(struct broker *b);
  * e.g. CAIRN_POWERCUT_KILL for the power-cut layer (tests/powercut/powercut.c). 0 or -1.
  */
 int broker_setenv(struct broker *b, const char *name, const char *value);
+/* Is it a Mosquitto (BROKER_MOSQUITTO, or the default kind in mosquitto mode)? */
+bool broker_is_mosquitto(const struct broker *b);
 /* Start again with the same directory and port; waits until the port accepts. 0 or -1. */
 int broker_restart(struct broker *b);
 /* Is the process still running (not exited)? */

@@ -34,6 +34,7 @@
 
 struct broker {
     pid_t pid; /* 0 when not running */
+    bool mosq; /* a Mosquitto */
     int port;
     int status; /* wait status of the last exit */
     char tmp[256];
@@ -115,18 +116,18 @@ static int broker_write_conf(struct broker *b, const struct broker_opts *o)
     } else {
         fprintf(f, "persistence true\n");
         /* Mosquitto appends the file name to the location as given: it needs the slash. */
-        fprintf(f, "persistence_location %s%s\n", b->data, harness_mosq ? "/" : "");
+        fprintf(f, "persistence_location %s%s\n", b->data, b->mosq ? "/" : "");
     }
     /* run by root (CI), both brokers would become the mosquitto user, which cannot reach the
      * temp dir; 46_debian_conf tests dropping with its own config */
     fprintf(f, "user root\n");
-    if (harness_mosq)
+    if (b->mosq)
         fprintf(f, "log_dest stderr\n");
     if (o->config)
         fprintf(f, "%s\n", o->config);
-    if (!harness_mosq && o->cairn_config)
+    if (!b->mosq && o->cairn_config)
         fprintf(f, "%s\n", o->cairn_config);
-    if (harness_mosq && o->mosq_config)
+    if (b->mosq && o->mosq_config)
         fprintf(f, "%s\n", o->mosq_config);
     rc = ferror(f) ? -1 : 0;
 out:
@@ -146,7 +147,7 @@ static int broker_spawn(struct broker *b)
     if (pid < 0)
         goto out;
     if (pid == 0) {
-        const char *bin = harness_mosq ? MOSQUITTO_BIN : harness_bin;
+        const char *bin = b->mosq ? MOSQUITTO_BIN : harness_bin;
         int devnull = open("/dev/null", O_RDONLY);
 
         prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -311,17 +312,18 @@ struct broker *broker_start(const struct broker_opts *opts)
     snprintf(b->log, sizeof(b->log), "%s/broker.log", b->tmp);
     if (mkdir(b->data, 0700) != 0)
         goto out;
-    if (o->powercut && !harness_mosq && broker_powercut(b) != 0)
+    b->mosq = o->kind == BROKER_MOSQUITTO || (o->kind == BROKER_DEFAULT && harness_mosq);
+    if (o->powercut && !b->mosq && broker_powercut(b) != 0)
         goto out;
     broker_track(b, true);
     /* The port was free a moment ago; another process may take it first: try a few. */
     for (int attempt = 0; attempt < 5 && !ok; attempt++) {
-        b->port = broker_free_port();
+        b->port = o->port > 0 ? o->port : broker_free_port();
         snprintf(b->uri, sizeof(b->uri), "tcp://127.0.0.1:%d", b->port);
         if (b->port <= 0 || broker_write_conf(b, o) != 0 || broker_spawn(b) != 0)
             break;
         ok = broker_wait_ready(b) == 0;
-        if (!ok && (b->pid > 0 || !broker_log_says_in_use(b)))
+        if (!ok && (b->pid > 0 || !broker_log_says_in_use(b) || o->port > 0))
             break;
     }
     if (!ok)
@@ -332,6 +334,11 @@ out:
         b = NULL;
     }
     return b;
+}
+
+bool broker_is_mosquitto(const struct broker *b)
+{
+    return b->mosq;
 }
 
 int broker_port(const struct broker *b)

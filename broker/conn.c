@@ -410,6 +410,11 @@ const char *conn_close_reason(const struct conn *c, char *buf, size_t len)
                  limit);
     } else if (c->reason_mqtt) {
         snprintf(buf, len, "protocol error: %s", mqtt_strerror(c->reason));
+    } else if (c->outgoing && c->handshaking && c->reason != -ETIMEDOUT) {
+        /* a bridge's TLS: the mbedTLS detail is in the log line of the failure */
+        snprintf(buf, len, "TLS handshake failed: %s",
+                 c->reason == -EACCES ? "the remote's certificate did not verify"
+                                      : strerror(-c->reason));
     } else if (c->reason == -ETIMEDOUT && c->outgoing) {
         snprintf(buf, len, "%s", c->connected ? "no answer to PINGREQ" : "no CONNACK in time");
     } else if (c->reason == -ETIMEDOUT) {

@@ -213,12 +213,434 @@ static void test_mosquitto_to_cairn_plain(void)
     mosquitto_into_cairn(false);
 }
 
+/* ---- Cairn to Cairn ------------------------------------------------------------------------ */
+
+static void cairn_pair(bool try_private)
+{
+    struct broker *r = NULL, *l = NULL;
+    MQTTClient rs = NULL, ls = NULL, rp = NULL, lp = NULL, late = NULL;
+    struct pc_opts po = {.id = "l-pub"}, ro = {.id = "r-pub"}, lo = {.id = "late"};
+    struct pc_msg m = {0};
+    char conf[2048];
+    int rport = harness_free_port();
+
+    if (harness_cairn_only("both brokers are Cairn"))
+        goto out;
+    /* the local one first: its bridge waits for a remote that is not there yet */
+    snprintf(conf, sizeof(conf),
+             "topic keep/# out 1\ntopic get/# in 1 mine/ theirs/\ntopic both/# both 2\n"
+             "try_private %s\n"
+             "connection noret\naddress 127.0.0.1:@R\nrestart_timeout 1\nremote_clientid noret-1\n"
+             "topic noret/# out 1\nbridge_outgoing_retain false\n",
+             try_private ? "true" : "false");
+    l = local_start(conf, rport);
+    T_ASSERT(l);
+    lp = pc_connect(l, &po, NULL, NULL);
+    T_ASSERT(lp);
+    /* acknowledged while the remote is away: queued in the bridge's session, retained */
+    T_EQ(pc_publish_str(lp, "keep/early", "e", 1, true), 0);
+    r = hb_start(BROKER_CAIRN, "", 0, rport);
+    T_ASSERT(r);
+    T_EQ(hb_wait_log_count(l, bridge_up, 1, HB_WAIT_MS), 0);
+    rs = sub_on(r, "r-sub", (const char *const[]){"keep/#", "both/#", "noret/#", "fence", NULL});
+    ls = sub_on(l, "l-sub", (const char *const[]){"mine/#", "both/#", NULL});
+    rp = pc_connect(r, &ro, NULL, NULL);
+    T_ASSERT(rs && ls && rp);
+    T_EQ(hb_until_forwarded(lp, "keep/probe", rs, "keep/probe", HB_WAIT_MS), 0);
+    T_EQ(hb_until_forwarded(rp, "theirs/get/probe", ls, "mine/get/probe", HB_WAIT_MS), 0);
+    T_EQ(pc_publish_str(rp, "fence", "f", 1, false), 0);
+    T_EQ(fence(rs, "fence"), 0);
+    /* retained, each way; noret's remote gets no retained copy */
+    T_EQ(pc_publish_str(lp, "keep/late", "l", 1, true), 0);
+    T_EQ(pc_publish_str(lp, "noret/x", "n", 1, true), 0);
+    T_EQ(pc_publish_str(rp, "theirs/get/y", "y", 1, true), 0);
+    T_EQ(hb_expect(rs, "keep/late", "l", 1, WAIT_MS), 0);
+    T_EQ(pc_recv(rs, &m, WAIT_MS), 1);
+    T_ASSERTF(strcmp(m.topic, "noret/x") == 0 && m.retained == 0, "%s retained %d", m.topic,
+              m.retained);
+    pc_msg_free(&m);
+    T_EQ(hb_expect(ls, "mine/get/y", "y", 1, WAIT_MS), 0);
+    late = pc_connect(r, &lo, NULL, NULL);
+    T_ASSERT(late);
+    T_EQ(pc_subscribe(late, "keep/#", 1), 1);
+    for (int i = 0; i < 2; i++) { /* early (queued while away) and late, both retained */
+        T_EQ(pc_recv(late, &m, WAIT_MS), 1);
+        T_ASSERTF(m.retained &&
+                      (strcmp(m.topic, "keep/early") == 0 || strcmp(m.topic, "keep/late") == 0),
+                  "%s retained %d", m.topic, m.retained);
+        pc_msg_free(&m);
+    }
+    T_EQ(pc_subscribe(late, "noret/#", 1), 1);
+    /* not retained over there: a retained one would come before this marker */
+    T_EQ(pc_subscribe(late, "late-marker", 1), 1);
+    T_EQ(pc_publish_str(rp, "late-marker", "m", 1, false), 0);
+    T_EQ(hb_expect(late, "late-marker", "m", 1, WAIT_MS), 0);
+    pc_close(&late);
+    /*
+     * Coming in, the RETAIN flag is the remote's to send: with the bit a Cairn remote sends it
+     * as published (as Mosquitto does to a bridge); without it the remote treats the bridge as
+     * any subscriber, which gets RETAIN 0 on a live message [MQTT-3.3.1-9], so nothing is
+     * retained here (Mosquitto's bridges too).
+     */
+    late = pc_connect(l, &lo, NULL, NULL);
+    T_ASSERT(late);
+    T_EQ(pc_subscribe(late, "mine/get/y", 1), 1);
+    if (try_private) {
+        T_EQ(pc_recv(late, &m, WAIT_MS), 1);
+        T_ASSERTF(m.retained && strcmp(m.payload, "y") == 0, "%s retained %d", m.topic, m.retained);
+        pc_msg_free(&m);
+    } else {
+        T_EQ(pc_subscribe(late, "late-marker", 1), 1);
+        T_EQ(pc_publish_str(lp, "late-marker", "m", 1, false), 0);
+        T_EQ(hb_expect(late, "late-marker", "m", 1, WAIT_MS), 0);
+    }
+    /* both: no loop; without the bit Cairn's remote sends it back once, and no more */
+    T_EQ(pc_publish_str(lp, "both/1", "b", 2, false), 0);
+    T_EQ(hb_expect(rs, "both/1", "b", 2, WAIT_MS), 0);
+    T_EQ(hb_expect(ls, "both/1", "b", 2, WAIT_MS), 0);
+    if (!try_private)
+        T_EQ(hb_expect(ls, "both/1", "b", 2, WAIT_MS), 0);
+    T_EQ(pc_publish_str(rp, "both/end", "e", 2, false), 0);
+    T_EQ(hb_expect(rs, "both/end", "e", 2, WAIT_MS), 0);
+    T_EQ(hb_expect(ls, "both/end", "e", 2, WAIT_MS), 0);
+out:
+    pc_msg_free(&m);
+    pc_close(&late);
+    pc_close(&rs);
+    pc_close(&ls);
+    pc_close(&rp);
+    pc_close(&lp);
+    broker_free(l);
+    broker_free(r);
+}
+
+static void test_cairn_to_cairn(void)
+{
+    cairn_pair(true);
+}
+
+static void test_cairn_to_cairn_plain(void)
+{
+    cairn_pair(false);
+}
+
+/* ---- notifications -------------------------------------------------------------------------- */
+
+/* Read c until topic carries payload. 0 or -1. */
+static int until_payload(MQTTClient c, const char *topic, const char *payload)
+{
+    struct pc_msg m = {0};
+    int rc = -1;
+
+    while (pc_recv(c, &m, HB_WAIT_MS) == 1) {
+        bool hit = strcmp(m.topic, topic) == 0 && strcmp(m.payload, payload) == 0;
+        pc_msg_free(&m);
+        if (hit) {
+            rc = 0;
+            break;
+        }
+    }
+    if (rc)
+        t_note("no '%s' on %s", payload, topic);
+    return rc;
+}
+
+static void test_notifications(void)
+{
+    static const char state[] = "$SYS/broker/connection/edge-1/state";
+    struct broker *r = NULL, *l = NULL;
+    MQTTClient rs = NULL, ls = NULL;
+    int rport = harness_free_port();
+
+    if (harness_cairn_only("both brokers are Cairn"))
+        goto out;
+    r = hb_start(BROKER_CAIRN, "", 0, rport);
+    T_ASSERT(r);
+    l = local_start("topic n/# out 1\nnotification_topic bridges/edge/state\n", rport);
+    T_ASSERT(l);
+    rs = sub_on(r, "r-sub", (const char *const[]){"bridges/#", NULL});
+    ls = sub_on(l, "l-sub", (const char *const[]){"bridges/#", NULL});
+    T_ASSERT(rs && ls);
+    T_EQ(until_payload(rs, "bridges/edge/state", "1"), 0);
+    T_EQ(until_payload(ls, "bridges/edge/state", "1"), 0);
+    /* the remote goes: "0" here */
+    T_EQ(broker_kill9(r), 0);
+    T_EQ(until_payload(ls, "bridges/edge/state", "0"), 0);
+    pc_close(&rs);
+    T_EQ(broker_restart(r), 0);
+    T_EQ(until_payload(ls, "bridges/edge/state", "1"), 0);
+    rs = sub_on(r, "r-sub2", (const char *const[]){"bridges/#", NULL});
+    T_ASSERT(rs);
+    T_EQ(until_payload(rs, "bridges/edge/state", "1"), 0); /* retained, over a restart too */
+    /* the local broker dies: its will says so over there */
+    T_EQ(broker_kill9(l), 0);
+    T_EQ(until_payload(rs, "bridges/edge/state", "0"), 0);
+    pc_close(&ls);
+    /* the default topic: $SYS/broker/connection/REMOTE_CLIENTID/state */
+    broker_free(l);
+    l = local_start("topic n/# out 1\n", rport);
+    T_ASSERT(l);
+    pc_close(&rs);
+    rs = sub_on(r, "r-sub3", (const char *const[]){"$SYS/broker/connection/#", NULL});
+    T_ASSERT(rs);
+    T_EQ(until_payload(rs, state, "1"), 0);
+out:
+    pc_close(&rs);
+    pc_close(&ls);
+    broker_free(l);
+    broker_free(r);
+}
+
+/* ---- TLS ------------------------------------------------------------------------------------ */
+
+/* The value retained on topic of b (sys_interval 1 keeps it fresh), into out. 0 or -1. */
+static int sys_value(const struct broker *b, const char *topic, char *out, size_t cap)
+{
+    struct pc_opts o = {.id = "sys-reader"};
+    MQTTClient c = pc_connect(b, &o, NULL, NULL);
+    struct pc_msg m = {0};
+    int rc = -1;
+
+    if (!c || pc_subscribe(c, topic, 0) != 0 || pc_recv(c, &m, WAIT_MS) != 1)
+        goto out;
+    snprintf(out, cap, "%s", m.payload);
+    rc = 0;
+out:
+    pc_msg_free(&m);
+    pc_close(&c);
+    return rc;
+}
+
+static void test_tls_client_cert(void)
+{
+    static const char bridges[] =
+        "connection edge\naddress 127.0.0.1:@P\nrestart_timeout 1\nremote_clientid edge-ip\n"
+        "bridge_cafile @D/ca.crt\nbridge_certfile @D/client.crt\nbridge_keyfile @D/client.key\n"
+        "topic t/# out 1\n"
+        "connection byname\naddress localhost:@P\nrestart_timeout 1\nremote_clientid edge-name\n"
+        "bridge_cafile @D/ca.crt\nbridge_certfile @D/client.crt\nbridge_keyfile @D/client.key\n"
+        "topic n/# out 1\n"
+        "connection nocert\naddress 127.0.0.1:@P\nrestart_timeout 1\nbridge_cafile @D/ca.crt\n"
+        "topic x/# out 1\n"
+        "connection wrongca\naddress 127.0.0.1:@P\nrestart_timeout 1\n"
+        "bridge_cafile @D/other-ca.crt\nbridge_certfile @D/client.crt\n"
+        "bridge_keyfile @D/client.key\ntopic y/# out 1\n"
+        "sys_interval 1\nlistener @M 127.0.0.1\nprotocol http_metrics\n";
+    struct tls_env e = {0};
+    struct broker *l = NULL;
+    MQTTClient rs = NULL, lp = NULL;
+    struct pc_opts po = {.id = "l-pub"};
+    char conf[4096], tmpl[4096], v[300], req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+                                         *resp = NULL;
+    int mport = harness_free_port();
+
+    if (harness_cairn_only("the local broker is Cairn"))
+        goto out;
+    T_EQ(tls_env_certs(&e), 0);
+    tls_env_expand(conf, sizeof(conf), tls_env_cert_listener, &e);
+    e.b = hb_start(BROKER_MOSQUITTO, conf, 0, 0); /* Mosquitto's OpenSSL on the far side */
+    T_ASSERT(e.b);
+    snprintf(tmpl, sizeof(tmpl), "%s", bridges);
+    {
+        char *mp = strstr(tmpl, "@M");
+        char rest[4096];
+        snprintf(rest, sizeof(rest), "%d%s", mport, mp + 2);
+        strcpy(mp, rest);
+    }
+    tls_env_expand(conf, sizeof(conf), tmpl, &e);
+    l = hb_start(BROKER_CAIRN, conf, 0, 0);
+    T_ASSERT(l);
+    rs = sub_on(e.b, "r-sub", (const char *const[]){"t/#", "n/#", NULL});
+    lp = pc_connect(l, &po, NULL, NULL);
+    T_ASSERT(rs && lp);
+    T_EQ(hb_wait_log_count(l, "bridge edge: connected to", 1, HB_WAIT_MS), 0);
+    T_EQ(hb_wait_log_count(l, "bridge byname: connected to", 1, HB_WAIT_MS), 0);
+    T_EQ(hb_until_forwarded(lp, "t/probe", rs, "t/probe", HB_WAIT_MS), 0);
+    T_EQ(hb_until_forwarded(lp, "n/probe", rs, "n/probe", HB_WAIT_MS), 0);
+    T_EQ(pc_publish_str(lp, "t/1", "over TLS", 2, false), 0);
+    T_EQ(hb_expect(rs, "t/1", "over TLS", 1, WAIT_MS), 0);
+    /* the two that cannot: the remote wants a certificate; ours does not trust the remote's */
+    T_EQ(hb_wait_log_count(l, "bridge nocert: link to", 1, HB_WAIT_MS), 0);
+    T_EQ(hb_wait_log_count(l, "bridge wrongca: link to", 1, HB_WAIT_MS), 0);
+    T_EQ(hb_wait_log_count(l, "the remote's certificate did not verify", 1, HB_WAIT_MS), 0);
+    T_EQ(sys_value(l, "$SYS/broker/bridge/wrongca/last_error", v, sizeof(v)), 0);
+    T_ASSERTF(strstr(v, "TLS handshake failed: the remote's certificate did not verify"), "%s", v);
+    T_EQ(sys_value(l, "$SYS/broker/bridge/nocert/last_error", v, sizeof(v)), 0);
+    T_ASSERTF(strstr(v, "TLS handshake failed") || strstr(v, "closed by peer"), "%s", v);
+    T_EQ(sys_value(l, "$SYS/broker/bridge/edge/state", v, sizeof(v)), 0);
+    T_ASSERTF(strcmp(v, "connected") == 0, "%s", v);
+    T_EQ(ws_http(mport, req, strlen(req), &resp, WAIT_MS), 200);
+    T_ASSERTF(strstr(resp, "cairn_bridge_up{bridge=\"edge\"} 1") &&
+                  strstr(resp, "cairn_bridge_up{bridge=\"wrongca\"} 0") &&
+                  strstr(resp, "cairn_bridge_info{bridge=\"wrongca\",state=\""),
+              "%s", resp);
+out:
+    free(resp);
+    pc_close(&rs);
+    pc_close(&lp);
+    broker_free(l);
+    tls_env_stop(&e);
+}
+
+/* ---- reload --------------------------------------------------------------------------------- */
+
+static int rewrite(const struct broker *b, const char *from, const char *to)
+{
+    char *text = NULL, *at;
+    FILE *f = fopen(broker_conf_path(b), "r");
+    long n;
+    int rc = -1;
+
+    if (!f || fseek(f, 0, SEEK_END) || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET))
+        goto out;
+    text = calloc(1, (size_t)n + strlen(to) + 1);
+    if (!text || fread(text, 1, (size_t)n, f) != (size_t)n || !(at = strstr(text, from)))
+        goto out;
+    fclose(f);
+    f = fopen(broker_conf_path(b), "w");
+    if (!f)
+        goto out;
+    fprintf(f, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+    rc = 0;
+out:
+    if (f)
+        fclose(f);
+    free(text);
+    return rc;
+}
+
+static void test_reload(void)
+{
+    struct broker *r = NULL, *l = NULL;
+    MQTTClient rs = NULL, lp = NULL;
+    struct pc_opts po = {.id = "l-pub"};
+
+    if (harness_cairn_only("both brokers are Cairn"))
+        goto out;
+    r = hb_start(BROKER_CAIRN, "", 0, 0);
+    T_ASSERT(r);
+    l = hb_start(BROKER_CAIRN,
+                 "connection keep\naddress 127.0.0.1:@R\nremote_clientid keep-1\ntopic k/# out 1\n"
+                 "connection change\naddresses 127.0.0.1:@R\nremote_clientid change-1\n"
+                 "topic c/# out 1\n",
+                 broker_port(r), 0);
+    T_ASSERT(l);
+    rs = sub_on(r, "r-sub", (const char *const[]){"k/#", "c/#", "c2/#", NULL});
+    lp = pc_connect(l, &po, NULL, NULL);
+    T_ASSERT(rs && lp);
+    T_EQ(hb_wait_log_count(r, "keep-1 connected", 1, HB_WAIT_MS), 0);
+    T_EQ(hb_wait_log_count(r, "change-1 connected", 1, HB_WAIT_MS), 0);
+    T_EQ(hb_until_forwarded(lp, "c/probe", rs, "c/probe", HB_WAIT_MS), 0);
+    T_EQ(rewrite(l, "topic c/# out 1", "topic c2/# out 1"), 0);
+    T_EQ(broker_signal(l, SIGHUP), 0);
+    T_EQ(hb_wait_log_count(l, "reload: bridge change changed: restarting", 1, HB_WAIT_MS), 0);
+    T_EQ(hb_wait_log_count(r, "change-1 connected", 2, HB_WAIT_MS), 0);
+    T_EQ(hb_until_forwarded(lp, "c2/probe", rs, "c2/probe", HB_WAIT_MS), 0);
+    T_EQ(hb_until_forwarded(lp, "k/probe", rs, "k/probe", HB_WAIT_MS), 0);
+    T_EQ(hb_log_count(r, "keep-1 connected"), 1); /* kept its connection throughout */
+    T_EQ(hb_log_count(r, "keep-1 closed"), 0);
+    /* c/# is not bridged any more: the next on the remote is the marker */
+    T_EQ(pc_publish_str(lp, "c/old", "x", 1, false), 0);
+    T_EQ(pc_publish_str(lp, "k/marker", "m", 1, false), 0);
+    T_EQ(hb_expect(rs, "k/marker", "m", 1, WAIT_MS), 0);
+    /* removed: stopped, its session stays */
+    T_EQ(rewrite(l, "connection change", "#"), 0);
+    T_EQ(rewrite(l, "addresses", "#"), 0);
+    T_EQ(rewrite(l, "remote_clientid change-1", "#"), 0);
+    T_EQ(rewrite(l, "topic c2/# out 1", "#"), 0);
+    T_EQ(broker_signal(l, SIGHUP), 0);
+    T_EQ(hb_wait_log_count(l, "reload: bridge change removed: stopping", 1, HB_WAIT_MS), 0);
+    T_EQ(hb_wait_log_count(r, "change-1 closed", 2, HB_WAIT_MS), 0);
+    T_EQ(hb_log_count(r, "keep-1 closed"), 0);
+out:
+    pc_close(&rs);
+    pc_close(&lp);
+    broker_free(l);
+    broker_free(r);
+}
+
+/* ---- start types, the local session --------------------------------------------------------- */
+
+static void test_lazy_once(void)
+{
+    struct broker *r = NULL, *l = NULL;
+    MQTTClient rs = NULL, lp = NULL;
+    struct pc_opts po = {.id = "l-pub"};
+    char conf[1024];
+
+    if (harness_cairn_only("both brokers are Cairn"))
+        goto out;
+    r = hb_start(BROKER_CAIRN, "", 0, 0);
+    T_ASSERT(r);
+    rs = sub_on(r, "r-sub", (const char *const[]){"z/#", NULL});
+    T_ASSERT(rs);
+    snprintf(conf, sizeof(conf),
+             "connection lazy\naddress 127.0.0.1:@R\nremote_clientid lazy-1\ntopic z/# out 1\n"
+             "start_type lazy\nthreshold 3\nidle_timeout 1\n"
+             "connection once\naddress 127.0.0.1:%d\nstart_type once\ntopic o/# out 1\n",
+             harness_free_port());
+    l = hb_start(BROKER_CAIRN, conf, broker_port(r), 0);
+    T_ASSERT(l);
+    lp = pc_connect(l, &po, NULL, NULL);
+    T_ASSERT(lp);
+    T_EQ(hb_wait_log_count(l, "bridge once: not started again (start_type once)", 1, HB_WAIT_MS),
+         0);
+    T_EQ(pc_publish_str(lp, "z/1", "1", 1, false), 0);
+    T_EQ(pc_publish_str(lp, "z/2", "2", 1, false), 0);
+    /* one more loop pass (an acknowledged message elsewhere): a start would have begun */
+    T_EQ(pc_publish_str(lp, "elsewhere", "x", 1, false), 0);
+    T_EQ(hb_log_count(l, "bridge lazy: connecting"), 0);
+    T_EQ(pc_publish_str(lp, "z/3", "3", 1, false), 0);
+    T_EQ(hb_wait_log_count(l, "bridge lazy: connected to", 1, HB_WAIT_MS), 0);
+    for (int i = 1; i <= 3; i++) {
+        char t[8], p[8];
+        snprintf(t, sizeof(t), "z/%d", i);
+        snprintf(p, sizeof(p), "%d", i);
+        T_EQ(hb_expect(rs, t, p, 1, WAIT_MS), 0);
+    }
+    T_EQ(
+        hb_wait_log_count(l, "bridge lazy: idle for 1 s (start_type lazy): closing", 1, HB_WAIT_MS),
+        0);
+    T_EQ(hb_log_count(l, "bridge once: connecting"), 1);
+out:
+    pc_close(&rs);
+    pc_close(&lp);
+    broker_free(l);
+    broker_free(r);
+}
+
+static void test_bridge_client_id(void)
+{
+    struct broker *l = NULL;
+    struct raw_conn_opts o = {.id = "$bridge/edge", .persistent = true};
+    int fd = -1, rc = -1;
+
+    if (harness_cairn_only("Cairn's own local session id"))
+        goto out;
+    l = local_start("topic a/# out 1\n", harness_free_port());
+    T_ASSERT(l);
+    fd = raw_mqtt_connect(l, &o, &rc, NULL);
+    T_ASSERT(fd >= 0);
+    T_EQ(rc, 2);
+out:
+    if (fd >= 0)
+        close(fd);
+    broker_free(l);
+}
+
 int main(int argc, char **argv)
 {
     static const struct t_case cases[] = {
         {"cairn_to_mosquitto", test_cairn_to_mosquitto},
         {"mosquitto_to_cairn", test_mosquitto_to_cairn},
         {"mosquitto_to_cairn_plain", test_mosquitto_to_cairn_plain},
+        {"cairn_to_cairn", test_cairn_to_cairn},
+        {"cairn_to_cairn_plain", test_cairn_to_cairn_plain},
+        {"notifications", test_notifications},
+        {"tls_client_cert", test_tls_client_cert},
+        {"reload", test_reload},
+        {"lazy_once", test_lazy_once},
+        {"bridge_client_id", test_bridge_client_id},
     };
 
     return T_MAIN(cases);

@@ -156,6 +156,8 @@ void bridge_set_apply(struct bridge_set *set, struct bridge_plan *plan)
         set->v[plan->keep[j]] = NULL;
         br->cfg = &cfg->bridges[j]; /* the same options, in the new config */
         v[j] = br;
+        if (set->b)
+            bridge__limits(br); /* the global limits it may follow changed perhaps */
     }
     for (size_t i = 0; i < set->n; i++) {
         if (!(br = set->v[i]))

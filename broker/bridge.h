@@ -34,9 +34,10 @@
  * no_local: broker__route skips the session of the message's publisher), with or without
  * try_private; with try_private (protocol level 0x84) a remote that knows the bit does the same
  * on its side, and Cairn, as a remote, does it for bridges that connect to it with the bit.
- * Bridges forward the RETAIN flag as published (bridge_outgoing_retain false clears it) and,
- * on connect, the local retained messages of their "out" topics, as Mosquitto does (but not
- * those that came in over the same bridge).
+ * Bridges forward the RETAIN flag as published (bridge_outgoing_retain false clears it) and, on
+ * the first link of a bridge as configured or when the remote has no session for it, the local
+ * retained messages of their "out" topics, as Mosquitto does on every connect (but not those
+ * that came in over the same bridge).
  *
  * Notifications (notifications true): a retained "1" on the notification topic
  * ($SYS/broker/connection/REMOTE_CLIENTID/state unless notification_topic) when the link is up,

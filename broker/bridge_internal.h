@@ -84,14 +84,18 @@ void bridge__error(struct bridge *br, const char *fmt, ...) __attribute__((forma
 void bridge__up(struct bridge *br);
 /* Publish the notification state here (retained): "1" up, "0" down. */
 void bridge__notify_local(struct bridge *br, bool up);
+/* The session's queue bounds from the bridge's options (or the global ones), again after a
+ * reload. */
+void bridge__limits(struct bridge *br);
 /* A lazy bridge's threshold is reached: connect if it waits. */
 void bridge__lazy_kick(struct bridge *br);
 
 /* ---- bridge_proto.c ------------------------------------------------------------------------ */
 /* The CONNECT, written on the link at once. 0 or negative. */
 int bridge__send_connect(struct bridge *br);
-/* After the CONNACK: "1" to the remote, SUBSCRIBE / UNSUBSCRIBE, the local retained messages
- * of the out topics queued. 0 or negative (the link closes). */
-int bridge__on_up(struct bridge *br);
+/* After the CONNACK: "1" to the remote, SUBSCRIBE / UNSUBSCRIBE, and on the first link or when
+ * the remote had no session for us the local retained messages of the out topics queued. 0 or
+ * negative (the link closes). */
+int bridge__on_up(struct bridge *br, bool session_present);
 
 #endif

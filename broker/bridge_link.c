@@ -151,13 +151,9 @@ static int bl_attach(struct bridge *br)
     s->clean = c->local_cleansession; /* clean: discarded when the link drops */
     s->bridge = br;
     s->no_local = true;
-    s->own_limits = c->max_queued_messages >= 0 || c->max_queued_bytes >= 0;
-    s->max_queued = c->max_queued_messages >= 0 ? (uint32_t)c->max_queued_messages
-                                                : b->cfg->max_queued_messages;
-    s->max_queued_bytes =
-        c->max_queued_bytes >= 0 ? (uint64_t)c->max_queued_bytes : b->cfg->max_queued_bytes;
-    broker__session_expiry_cancel(b, s);
     br->s = s;
+    bridge__limits(br);
+    broker__session_expiry_cancel(b, s);
     rc = bl_subscribe(br, s);
     if (rc < 0) {
         log_write(CAIRN_LOG_ERR, "bridge %s: subscribing its session: out of memory", c->name);
@@ -168,6 +164,21 @@ static int bl_attach(struct bridge *br)
     }
 out:
     return rc;
+}
+
+void bridge__limits(struct bridge *br)
+{
+    const struct config_bridge *c = br->cfg;
+    const struct config *g = bl_broker(br)->cfg;
+    struct session *s = br->s;
+
+    if (!s)
+        return;
+    s->own_limits = c->max_queued_messages >= 0 || c->max_queued_bytes >= 0;
+    s->max_queued =
+        c->max_queued_messages >= 0 ? (uint32_t)c->max_queued_messages : g->max_queued_messages;
+    s->max_queued_bytes =
+        c->max_queued_bytes >= 0 ? (uint64_t)c->max_queued_bytes : g->max_queued_bytes;
 }
 
 void bridge__notify_local(struct bridge *br, bool up)

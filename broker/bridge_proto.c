@@ -206,7 +206,7 @@ static int bp_connack(struct bridge *br, const struct mqtt_connack *a)
         return -ECONNREFUSED;
     }
     bridge__up(br);
-    return br->state == BRIDGE_UP ? bridge__on_up(br) : 0;
+    return br->state == BRIDGE_UP ? bridge__on_up(br, a->session_present) : 0;
 }
 
 /* What the remote publishes: mapped, routed here, acknowledged once durable (held acks). */
@@ -379,7 +379,13 @@ static int bp_retained_one(void *ctx, struct msg *m)
     return 0;
 }
 
-/* Mosquitto's bridge__on_connect: the local retained messages of the out topics, queued. */
+/*
+ * Mosquitto's bridge__on_connect: the local retained messages of the out topics, queued — here
+ * on the first link of the bridge as configured (a start, a restart, a changed block) or when
+ * the remote kept no session for it (a remote that lost its state, cleansession true). Between
+ * those, with the remote's session there and the local queue durable, nothing was missed, and a
+ * link that drops often would otherwise fill the queue with copies.
+ */
 static void bp_retained(struct bridge *br)
 {
     struct broker *b = bp_broker(br);
@@ -398,7 +404,7 @@ static void bp_retained(struct bridge *br)
         broker__session_dirty(b, br->s);
 }
 
-int bridge__on_up(struct bridge *br)
+int bridge__on_up(struct bridge *br, bool session_present)
 {
     const struct config_bridge *c = br->cfg;
     char nbuf[512];
@@ -416,7 +422,7 @@ int bridge__on_up(struct bridge *br)
     }
     if (rc == 0)
         rc = bp_subscribe(br);
-    if (rc == 0)
+    if (rc == 0 && (!session_present || br->connects == 1))
         bp_retained(br);
     return rc;
 }

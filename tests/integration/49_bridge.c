@@ -531,10 +531,13 @@ static void test_reload(void)
     T_EQ(hb_wait_log_count(r, "keep-1 connected", 1, HB_WAIT_MS), 0);
     T_EQ(hb_wait_log_count(r, "change-1 connected", 1, HB_WAIT_MS), 0);
     T_EQ(hb_until_forwarded(lp, "c/probe", rs, "c/probe", HB_WAIT_MS), 0);
+    /* retained before the bridge forwards its topic: sent when its changed block links */
+    T_EQ(pc_publish_str(lp, "c2/pre", "p", 1, true), 0);
     T_EQ(rewrite(l, "topic c/# out 1", "topic c2/# out 1"), 0);
     T_EQ(broker_signal(l, SIGHUP), 0);
     T_EQ(hb_wait_log_count(l, "reload: bridge change changed: restarting", 1, HB_WAIT_MS), 0);
     T_EQ(hb_wait_log_count(r, "change-1 connected", 2, HB_WAIT_MS), 0);
+    T_EQ(hb_expect(rs, "c2/pre", "p", 1, WAIT_MS), 0);
     T_EQ(hb_until_forwarded(lp, "c2/probe", rs, "c2/probe", HB_WAIT_MS), 0);
     T_EQ(hb_until_forwarded(lp, "k/probe", rs, "k/probe", HB_WAIT_MS), 0);
     T_EQ(hb_log_count(r, "keep-1 connected"), 1); /* kept its connection throughout */

@@ -474,6 +474,7 @@ static void test_tls_client_cert(void)
                   strstr(resp, "cairn_bridge_up{bridge=\"wrongca\"} 0") &&
                   strstr(resp, "cairn_bridge_info{bridge=\"wrongca\",state=\""),
               "%s", resp);
+    T_EQ(broker_stop_term(l, 10000), 0); /* with TLS links up and failing (ASan: no leak) */
 out:
     free(resp);
     pc_close(&rs);
@@ -555,6 +556,7 @@ static void test_reload(void)
     T_EQ(hb_wait_log_count(l, "reload: bridge change removed: stopping", 1, HB_WAIT_MS), 0);
     T_EQ(hb_wait_log_count(r, "change-1 closed", 2, HB_WAIT_MS), 0);
     T_EQ(hb_log_count(r, "keep-1 closed"), 0);
+    T_EQ(broker_stop_term(l, 10000), 0); /* a clean stop with a bridge up (ASan: no leak) */
 out:
     pc_close(&rs);
     pc_close(&lp);
@@ -605,6 +607,7 @@ static void test_lazy_once(void)
         hb_wait_log_count(l, "bridge lazy: idle for 1 s (start_type lazy): closing", 1, HB_WAIT_MS),
         0);
     T_EQ(hb_log_count(l, "bridge once: connecting"), 1);
+    T_EQ(broker_stop_term(l, 10000), 0);
 out:
     pc_close(&rs);
     pc_close(&lp);

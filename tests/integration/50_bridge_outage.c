@@ -142,13 +142,18 @@ static int collect(const struct broker *b, const char *id, struct pub *pubs, int
     for (int i = 0; i < n; i++)
         missing += pubs[i].acked;
     while (missing > 0 && t_now_ms() < deadline) {
+        char num[12];
         int k, s;
 
         if (raw_recv_publish(fd, &p, (int)(deadline - t_now_ms()), true) != 1)
             break;
         for (k = 0; k < n && strcmp(p.topic, pubs[k].topic) != 0; k++)
             ;
-        s = p.payload_len < 12 ? atoi((const char *)p.payload) : -1;
+        if (p.payload_len < sizeof(num)) {
+            memcpy(num, p.payload, p.payload_len);
+            num[p.payload_len] = '\0';
+        }
+        s = p.payload_len < sizeof(num) ? atoi(num) : -1;
         if (k == n || s < 0 || s >= MAX_SEQ) {
             t_note("unexpected message on %s", p.topic);
             raw_pkt_free(&p);

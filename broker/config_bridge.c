@@ -38,6 +38,11 @@ static int cb_new(struct config_parser *p, const char *name)
 
     if (strpbrk(name, " \t"))
         return config_fail(p, "connection: expected one name, got '%s'", name);
+    if (strpbrk(name, "/+#"))
+        return config_fail(p,
+                           "connection: '%s': a bridge name holds no '/', '+' or '#' (it is a "
+                           "level of $SYS/broker/bridge/NAME/)",
+                           name);
     for (size_t i = 0; i < c->n_bridges; i++)
         if (strcmp(c->bridges[i].name, name) == 0)
             return config_fail(p, "connection: a bridge named '%s' is already configured", name);

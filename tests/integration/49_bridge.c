@@ -18,7 +18,8 @@
  *   reload: SIGHUP restarts the bridge whose block changed and keeps the other's connection;
  *   lazy_once: start_type lazy connects at its threshold and closes after idle_timeout; once
  *     gives up after its attempt;
- *   bridge_client_id: a client may not take a bridge's local session.
+ *   bridge_client_id: a client may not take a bridge's local session;
+ *   config_refused: a bridge that cannot work stops start-up, naming FILE:LINE.
  *
  * Cairn only: the local broker of each case is Cairn whatever CAIRN_TEST_BROKER says (the remote
  * kinds are chosen per case); run in Mosquitto mode the cases are skipped.
@@ -634,6 +635,33 @@ out:
     broker_free(l);
 }
 
+/* Start-up refuses a bridge that cannot work, naming FILE:LINE, before it serves anything. */
+static void test_config_refused(void)
+{
+    char dir[] = "/tmp/cairn-itest-bridgeconf-XXXXXX", want[200];
+    bool made = false;
+
+    if (harness_cairn_only("Cairn's own start-up checks"))
+        goto out;
+    T_ASSERT(mkdtemp(dir));
+    made = true;
+    snprintf(want, sizeof(want), "%s/cairn.conf:6: bridge b: cannot load bridge_cafile", dir);
+    T_EQ(harness_expect_refused(dir,
+                                "connection b\naddress 127.0.0.1:1\ntopic x\n"
+                                "bridge_cafile /nonexistent/ca.crt\n",
+                                want),
+         0);
+    snprintf(want, sizeof(want), "%s/cairn.conf:3: bridge 'b' has no topic", dir);
+    T_EQ(harness_expect_refused(dir, "connection b\naddress 127.0.0.1:1\n", want), 0);
+out:
+    if (made) {
+        char p[128];
+        snprintf(p, sizeof(p), "%s/cairn.conf", dir);
+        unlink(p);
+        rmdir(dir);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const struct t_case cases[] = {
@@ -647,6 +675,7 @@ int main(int argc, char **argv)
         {"reload", test_reload},
         {"lazy_once", test_lazy_once},
         {"bridge_client_id", test_bridge_client_id},
+        {"config_refused", test_config_refused},
     };
 
     return T_MAIN(cases);

@@ -239,6 +239,7 @@ static void test_errors(void **state)
                            "NAME\" line");
     parse_err("connection\n", "t.conf:1: option 'connection' needs a value");
     parse_err("connection a b\n", "t.conf:1: connection: expected one name");
+    parse_err("connection a/b\n", "t.conf:1: connection: 'a/b': a bridge name holds no '/'");
     parse_err("connection a\naddress h\ntopic x\nconnection a\n",
               "t.conf:4: connection: a bridge named 'a' is already configured");
     parse_err("connection a\ntopic x\n", "t.conf:1: bridge 'a' has no address");

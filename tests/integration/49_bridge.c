@@ -19,19 +19,28 @@
  *   lazy_once: start_type lazy connects at its threshold and closes after idle_timeout; once
  *     gives up after its attempt;
  *   bridge_client_id: a client may not take a bridge's local session;
- *   config_refused: a bridge that cannot work stops start-up, naming FILE:LINE.
+ *   config_refused: a bridge that cannot work stops start-up, naming FILE:LINE;
+ *   fake_remote: the CONNECT a remote gets (the bridge bit, the will, credentials), CONNACK 1
+ *     to the bit answered by a plain CONNECT at once, the state and the SUBSCRIBE first, and a
+ *     PINGREQ nobody answers closing the link;
+ *   failover: round_robin false moves back to the first address once it answers.
  *
  * Cairn only: the local broker of each case is Cairn whatever CAIRN_TEST_BROKER says (the remote
  * kinds are chosen per case); run in Mosquitto mode the cases are skipped.
  */
+#define _GNU_SOURCE /* accept4 */
 #include "harness_bridge.h"
 #include "harness_tls.h"
 #include "harness_ws.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define WAIT_MS 10000
@@ -635,6 +644,185 @@ out:
     broker_free(l);
 }
 
+/* ---- a remote the test plays itself -------------------------------------------------------- */
+
+/* A listening loopback socket; its port in *port. -1 on failure. */
+static int fake_listen(int *port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fd, 4) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static int fake_accept(int lfd, int timeout_ms)
+{
+    struct pollfd pf = {.fd = lfd, .events = POLLIN};
+
+    return poll(&pf, 1, timeout_ms) == 1 ? accept4(lfd, NULL, NULL, SOCK_CLOEXEC) : -1;
+}
+
+/* A CONNECT's fields, as the bridge sent them. */
+struct fake_connect {
+    int level, flags, keepalive;
+    char id[64], will_topic[64], will_payload[8], user[32], pass[32];
+};
+
+static int fake_str(const uint8_t **p, const uint8_t *end, char *out, size_t cap)
+{
+    size_t n;
+
+    if (end - *p < 2 || (n = (size_t)((*p)[0] << 8 | (*p)[1])) > (size_t)(end - *p - 2) || n >= cap)
+        return -1;
+    memcpy(out, *p + 2, n);
+    out[n] = '\0';
+    *p += 2 + n;
+    return 0;
+}
+
+static int fake_read_connect(int fd, struct fake_connect *c)
+{
+    struct raw_pkt k = {0};
+    const uint8_t *p, *end;
+    char name[8];
+    int rc = -1;
+
+    memset(c, 0, sizeof(*c));
+    if (raw_read_packet(fd, &k, WAIT_MS) != 1 || k.first != 0x10)
+        goto out;
+    p = k.body;
+    end = k.body + k.len;
+    if (fake_str(&p, end, name, sizeof(name)) || end - p < 4)
+        goto out;
+    c->level = p[0];
+    c->flags = p[1];
+    c->keepalive = p[2] << 8 | p[3];
+    p += 4;
+    if (fake_str(&p, end, c->id, sizeof(c->id)))
+        goto out;
+    if ((c->flags & 0x04) && (fake_str(&p, end, c->will_topic, sizeof(c->will_topic)) ||
+                              fake_str(&p, end, c->will_payload, sizeof(c->will_payload))))
+        goto out;
+    if ((c->flags & 0x80) && fake_str(&p, end, c->user, sizeof(c->user)))
+        goto out;
+    if ((c->flags & 0x40) && fake_str(&p, end, c->pass, sizeof(c->pass)))
+        goto out;
+    rc = 0;
+out:
+    raw_pkt_free(&k);
+    return rc;
+}
+
+/*
+ * The bridge's CONNECT as a remote sees it; a remote that refuses the bridge bit (CONNACK 1)
+ * gets the plain level at once; the will, the "1", the SUBSCRIBE; and a PINGREQ nobody answers
+ * closes the link in 1.5 keepalive intervals.
+ */
+static void test_fake_remote(void)
+{
+    struct broker *l = NULL;
+    struct fake_connect c;
+    struct raw_pkt k = {0};
+    int lfd = -1, fd = -1, port = 0;
+    char conf[1024];
+    static const uint8_t connack_refused[] = {0x20, 2, 0, 1}, connack_ok[] = {0x20, 2, 0, 0};
+    uint64_t t0;
+
+    if (harness_cairn_only("the local broker is Cairn"))
+        goto out;
+    lfd = fake_listen(&port);
+    T_ASSERT(lfd >= 0);
+    snprintf(conf, sizeof(conf),
+             "connection edge\naddress 127.0.0.1:%d\nrestart_timeout 30\nremote_clientid e-1\n"
+             "remote_username u\nremote_password p\nkeepalive_interval 5\n"
+             "notification_topic n/state\ntopic t/# in 1 here/ there/\ntopic o/# out 1\n"
+             "bridge_attempt_unsubscribe false\n",
+             port);
+    l = hb_start(BROKER_CAIRN, conf, 0, 0);
+    T_ASSERT(l);
+    T_ASSERT((fd = fake_accept(lfd, WAIT_MS)) >= 0);
+    T_EQ(fake_read_connect(fd, &c), 0);
+    T_EQ(c.level, 0x84);                             /* try_private */
+    T_EQ(c.flags, 0x80 | 0x40 | 0x20 | 0x08 | 0x04); /* user, password, will retained QoS 1;
+                                                         clean session 0 */
+    T_EQ(c.keepalive, 5);
+    T_ASSERT(strcmp(c.id, "e-1") == 0 && strcmp(c.user, "u") == 0 && strcmp(c.pass, "p") == 0);
+    T_ASSERT(strcmp(c.will_topic, "n/state") == 0 && strcmp(c.will_payload, "0") == 0);
+    /* a remote that does not know the bridge bit: the next attempt at once, without it (the
+     * restart_timeout of 30 s would fail this wait) */
+    T_EQ(raw_send(fd, connack_refused, sizeof(connack_refused)), 0);
+    T_EQ(raw_expect_close(fd, WAIT_MS), 0);
+    close(fd);
+    T_ASSERT((fd = fake_accept(lfd, WAIT_MS)) >= 0);
+    T_EQ(fake_read_connect(fd, &c), 0);
+    T_EQ(c.level, 4);
+    T_EQ(raw_send(fd, connack_ok, sizeof(connack_ok)), 0);
+    T_EQ(raw_read_packet(fd, &k, WAIT_MS), 1); /* the state, before anything else */
+    T_ASSERTF(k.first == 0x31 && k.topic && strcmp(k.topic, "n/state") == 0 && k.payload_len == 1 &&
+                  k.payload[0] == '1',
+              "first 0x%02x", k.first);
+    raw_pkt_free(&k);
+    T_EQ(raw_read_packet(fd, &k, WAIT_MS), 1);
+    T_ASSERTF(k.first == 0x82 && k.len == 2 + 2 + 9 + 1 &&
+                  memcmp(k.body + 4, "there/t/#", 9) == 0 && k.body[k.len - 1] == 1,
+              "first 0x%02x len %zu", k.first, k.len);
+    raw_pkt_free(&k);
+    /* keepalive: a PINGREQ within the interval, then the link goes when nothing answers */
+    t0 = t_now_ms();
+    T_EQ(raw_read_packet(fd, &k, 8000), 1);
+    T_EQ(k.first, 0xc0);
+    raw_pkt_free(&k);
+    T_EQ(raw_expect_close(fd, 8000), 0);
+    T_ASSERTF(t_now_ms() - t0 >= 5000, "closed after %llu ms",
+              (unsigned long long)(t_now_ms() - t0));
+    T_EQ(hb_wait_log_count(l, "closed: no answer to PINGREQ", 1, WAIT_MS), 0);
+out:
+    raw_pkt_free(&k);
+    if (fd >= 0)
+        close(fd);
+    if (lfd >= 0)
+        close(lfd);
+    broker_free(l);
+}
+
+/* round_robin false: on the second address while the first is down, back to the first. */
+static void test_failover(void)
+{
+    struct broker *a = NULL, *b = NULL, *l = NULL;
+    int aport = harness_free_port();
+    char conf[512];
+
+    if (harness_cairn_only("all three are Cairn"))
+        goto out;
+    b = hb_start(BROKER_CAIRN, "", 0, 0);
+    T_ASSERT(b);
+    snprintf(conf, sizeof(conf),
+             "connection edge\naddresses 127.0.0.1:%d 127.0.0.1:@R\nrestart_timeout 1\n"
+             "remote_clientid edge-1\ntopic x/# out 1\n",
+             aport);
+    l = hb_start(BROKER_CAIRN, conf, broker_port(b), 0);
+    T_ASSERT(l);
+    T_EQ(hb_wait_log_count(b, "edge-1 connected", 1, HB_WAIT_MS), 0);
+    a = hb_start(BROKER_CAIRN, "", 0, aport);
+    T_ASSERT(a);
+    /* probed every 5 s: the link moves to the first address */
+    T_EQ(hb_wait_log_count(l, "the first address", 1, HB_WAIT_MS), 0);
+    T_EQ(hb_wait_log_count(a, "edge-1 connected", 1, HB_WAIT_MS), 0);
+    T_EQ(hb_wait_log_count(b, "edge-1 closed", 1, HB_WAIT_MS), 0);
+out:
+    broker_free(l);
+    broker_free(a);
+    broker_free(b);
+}
+
 /* Start-up refuses a bridge that cannot work, naming FILE:LINE, before it serves anything. */
 static void test_config_refused(void)
 {
@@ -676,6 +864,8 @@ int main(int argc, char **argv)
         {"lazy_once", test_lazy_once},
         {"bridge_client_id", test_bridge_client_id},
         {"config_refused", test_config_refused},
+        {"fake_remote", test_fake_remote},
+        {"failover", test_failover},
     };
 
     return T_MAIN(cases);

@@ -182,31 +182,30 @@ static const char *bp_connack_text(uint8_t rc)
 static int bp_connack(struct bridge *br, const struct mqtt_connack *a)
 {
     bool bit = br->cfg->try_private && br->try_private;
+    int rc = -ECONNREFUSED;
 
     if (br->state != BRIDGE_CONNECTING) {
         bridge__error(br, "a second CONNACK from %s: protocol violation", br->remote);
-        br->reason_set = true;
-        return -EPROTO;
-    }
-    if (a->return_code == MQTT_CONNACK_BAD_PROTOCOL && bit) {
+        rc = -EPROTO;
+    } else if (a->return_code == MQTT_CONNACK_BAD_PROTOCOL && bit) {
         /* a remote that does not know the bridge bit: again without it, as Mosquitto */
         br->try_private = false;
         br->retry_now = true;
         bridge__error(br,
-                      "%s refused protocol level 0x%x (try_private): connecting again "
-                      "without the bridge bit",
+                      "%s refused protocol level 0x%x (try_private): connecting again without "
+                      "the bridge bit",
                       br->remote, 0x80 | br->cfg->protocol_version);
-        br->reason_set = true;
-        return -ECONNREFUSED;
-    }
-    if (a->return_code != MQTT_CONNACK_ACCEPTED) {
+    } else if (a->return_code != MQTT_CONNACK_ACCEPTED) {
         bridge__error(br, "%s refused the CONNECT: CONNACK %u (%s)", br->remote, a->return_code,
                       bp_connack_text(a->return_code));
-        br->reason_set = true;
-        return -ECONNREFUSED;
+    } else {
+        bridge__up(br);
+        rc = br->state == BRIDGE_UP ? bridge__on_up(br, a->session_present) : 0;
+        goto out;
     }
-    bridge__up(br);
-    return br->state == BRIDGE_UP ? bridge__on_up(br, a->session_present) : 0;
+    br->reason_set = true; /* what the link's close says: this, not "CONNECT refused" */
+out:
+    return rc;
 }
 
 /* What the remote publishes: mapped, routed here, acknowledged once durable (held acks). */
@@ -271,12 +270,14 @@ int bridge_on_packet(struct bridge *br, struct client *cl, const struct mqtt_pac
 {
     int rc = -EPROTO;
 
-    if (pkt->type == MQTT_CONNACK)
-        return bp_connack(br, &pkt->u.connack);
+    if (pkt->type == MQTT_CONNACK) {
+        rc = bp_connack(br, &pkt->u.connack);
+        goto out;
+    }
     if (br->state != BRIDGE_UP) {
         bridge__error(br, "%s sent %s before its CONNACK", br->remote, mqtt_type_name(pkt->type));
         br->reason_set = true;
-        return -EPROTO;
+        goto out;
     }
     switch (pkt->type) {
     case MQTT_PUBLISH:
@@ -300,6 +301,7 @@ int bridge_on_packet(struct bridge *br, struct client *cl, const struct mqtt_pac
         br->reason_set = true;
         break;
     }
+out:
     return rc;
 }
 

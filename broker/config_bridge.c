@@ -35,27 +35,37 @@ static int cb_new(struct config_parser *p, const char *name)
 {
     struct config *c = p->c;
     struct config_bridge *v, *b;
+    char *copy;
+    int rc = -EINVAL;
 
-    if (strpbrk(name, " \t"))
-        return config_fail(p, "connection: expected one name, got '%s'", name);
-    if (strpbrk(name, "/+#"))
-        return config_fail(p,
-                           "connection: '%s': a bridge name holds no '/', '+' or '#' (it is a "
-                           "level of $SYS/broker/bridge/NAME/)",
-                           name);
-    for (size_t i = 0; i < c->n_bridges; i++)
-        if (strcmp(c->bridges[i].name, name) == 0)
-            return config_fail(p, "connection: a bridge named '%s' is already configured", name);
-    v = realloc(c->bridges, (c->n_bridges + 1) * sizeof(*v));
-    if (!v)
-        return config_fail(p, "out of memory");
+    if (strpbrk(name, " \t")) {
+        rc = config_fail(p, "connection: expected one name, got '%s'", name);
+        goto out;
+    }
+    if (strpbrk(name, "/+#")) {
+        rc = config_fail(p,
+                         "connection: '%s': a bridge name holds no '/', '+' or '#' (it is a level "
+                         "of $SYS/broker/bridge/NAME/)",
+                         name);
+        goto out;
+    }
+    for (size_t i = 0; i < c->n_bridges; i++) {
+        if (strcmp(c->bridges[i].name, name) == 0) {
+            rc = config_fail(p, "connection: a bridge named '%s' is already configured", name);
+            goto out;
+        }
+    }
+    copy = strdup(name);
+    v = copy ? realloc(c->bridges, (c->n_bridges + 1) * sizeof(*v)) : NULL;
+    if (!v) {
+        free(copy);
+        rc = config_fail(p, "out of memory");
+        goto out;
+    }
     c->bridges = v;
-    b = &v[c->n_bridges];
+    b = &v[c->n_bridges++];
     memset(b, 0, sizeof(*b));
-    b->name = strdup(name);
-    if (!b->name)
-        return config_fail(p, "out of memory");
-    c->n_bridges++;
+    b->name = copy;
     b->line = p->line;
     b->local_cleansession = -1;
     b->keepalive = 60;
@@ -72,7 +82,9 @@ static int cb_new(struct config_parser *p, const char *name)
     b->max_queued_messages = -1;
     b->max_queued_bytes = -1;
     p->bridge = c->n_bridges;
-    return 0;
+    rc = 0;
+out:
+    return rc;
 }
 
 /* "host[:port]" or "[v6]:port" ("[v6]"), port 1883 when absent, as Mosquitto reads them. */
@@ -81,11 +93,13 @@ static int cb_address(struct config_parser *p, struct config_bridge *b, char *v)
     char *tok, *save = NULL;
     int rc = 0;
 
-    if (b->n_addresses)
-        return config_fail(p,
-                           "address: bridge '%s' has its addresses already (give them all "
-                           "on one line)",
-                           b->name);
+    if (b->n_addresses) {
+        rc = config_fail(p,
+                         "address: bridge '%s' has its addresses already (give them all on one "
+                         "line)",
+                         b->name);
+        goto out;
+    }
     for (tok = strtok_r(v, " \t", &save); tok && rc == 0; tok = strtok_r(NULL, " \t", &save)) {
         struct config_bridge_address *a;
         char *host = tok, *port = NULL, *end;
@@ -97,31 +111,29 @@ static int cb_address(struct config_parser *p, struct config_bridge *b, char *v)
             host = tok + 1;
             *end = '\0';
             port = end[1] == ':' ? end + 2 : end[1] ? end + 1 : NULL;
-            if (port == end + 1)
-                return config_fail(p, "address: bad address '%s]%s'", tok, port);
         } else if ((port = strrchr(tok, ':'))) {
             *port++ = '\0';
         }
-        if (port) {
-            n = strtoul(port, &end, 10);
-            if (*port < '0' || *port > '9' || *end || n < 1 || n > 65535)
-                return config_fail(p, "address: bad port '%s' (1 to 65535)", port);
+        if (port && (n = strtoul(port, &end, 10),
+                     *port < '0' || *port > '9' || *end || n < 1 || n > 65535)) {
+            rc = config_fail(p, "address: bad port '%s' (1 to 65535)", port);
+        } else if (!*host) {
+            rc = config_fail(p, "address: empty host in '%s'", tok);
+        } else if (!(a = realloc(b->addresses, (b->n_addresses + 1) * sizeof(*a)))) {
+            rc = config_fail(p, "out of memory");
+        } else {
+            b->addresses = a;
+            a += b->n_addresses;
+            a->port = (uint16_t)n;
+            if ((a->host = strdup(host)))
+                b->n_addresses++;
+            else
+                rc = config_fail(p, "out of memory");
         }
-        if (!*host)
-            return config_fail(p, "address: empty host in '%s'", tok);
-        a = realloc(b->addresses, (b->n_addresses + 1) * sizeof(*a));
-        if (!a)
-            return config_fail(p, "out of memory");
-        b->addresses = a;
-        a += b->n_addresses;
-        a->port = (uint16_t)n;
-        a->host = strdup(host);
-        if (!a->host)
-            return config_fail(p, "out of memory");
-        b->n_addresses++;
     }
-    if (b->n_addresses == 0)
+    if (rc == 0 && b->n_addresses == 0)
         rc = config_fail(p, "address: no address given");
+out:
     return rc;
 }
 
@@ -145,68 +157,82 @@ static char *cb_cat(const char *a, const char *b)
 }
 
 /* "topic PATTERN [out|in|both] [QOS] [LOCAL-PREFIX] [REMOTE-PREFIX]" (bridge_topic.c). */
+/* The words after the pattern: direction, QoS, prefixes (copied into tp). */
+static int cb_topic_words(struct config_parser *p, struct config_bridge_topic *tp, char **tok)
+{
+    int rc = 0;
+
+    if (!tok[1] || strcasecmp(tok[1], "out") == 0)
+        tp->dir = CONFIG_BRIDGE_OUT;
+    else if (strcasecmp(tok[1], "in") == 0)
+        tp->dir = CONFIG_BRIDGE_IN;
+    else if (strcasecmp(tok[1], "both") == 0)
+        tp->dir = CONFIG_BRIDGE_BOTH;
+    else
+        rc = config_fail(p, "topic: direction '%s' is not out, in or both", tok[1]);
+    if (rc == 0 && tok[2] && (strlen(tok[2]) != 1 || tok[2][0] < '0' || tok[2][0] > '2'))
+        rc = config_fail(p, "topic: QoS '%s' is not 0, 1 or 2", tok[2]);
+    else if (rc == 0 && tok[2])
+        tp->qos = (uint8_t)(tok[2][0] - '0');
+    for (int k = 3; rc == 0 && k < 5; k++) {
+        char **slot = k == 3 ? &tp->local_prefix : &tp->remote_prefix;
+        if (!tok[k] || cb_empty(tok[k]))
+            continue;
+        if (mqtt_topic_name_validate((const uint8_t *)tok[k], strlen(tok[k])) < 0)
+            rc = config_fail(p, "topic: %s prefix '%s' is not a topic (no '+' or '#')",
+                             k == 3 ? "local" : "remote", tok[k]);
+        else if (!(*slot = strdup(tok[k])))
+            rc = config_fail(p, "out of memory");
+    }
+    return rc;
+}
+
+/* "topic PATTERN [out|in|both] [QOS] [LOCAL-PREFIX] [REMOTE-PREFIX]" (bridge_topic.c). */
 static int cb_topic(struct config_parser *p, struct config_bridge *b, char *v)
 {
     char *tok[5] = {0}, *save = NULL, *t;
     struct config_bridge_topic *v2, *tp;
     size_t n = 0;
+    int rc = -EINVAL;
 
     for (t = strtok_r(v, " \t", &save); t && n < 5; t = strtok_r(NULL, " \t", &save)) {
         if (n > 0 && t[0] == '#')
             break; /* a comment after the pattern */
         tok[n++] = t;
     }
-    if (t && n == 5 && t[0] != '#')
-        return config_fail(p, "topic: unexpected '%s' after the remote prefix", t);
-    v2 = realloc(b->topics, (b->n_topics + 1) * sizeof(*v2));
-    if (!v2)
-        return config_fail(p, "out of memory");
+    if (t && n == 5 && t[0] != '#') {
+        rc = config_fail(p, "topic: unexpected '%s' after the remote prefix", t);
+        goto out;
+    }
+    if (!(v2 = realloc(b->topics, (b->n_topics + 1) * sizeof(*v2)))) {
+        rc = config_fail(p, "out of memory");
+        goto out;
+    }
     b->topics = v2;
     tp = &v2[b->n_topics++]; /* from here cleanup frees what it holds */
     memset(tp, 0, sizeof(*tp));
     tp->line = p->line;
-    tp->dir = CONFIG_BRIDGE_OUT;
-    if (tok[1]) {
-        if (strcasecmp(tok[1], "out") == 0)
-            tp->dir = CONFIG_BRIDGE_OUT;
-        else if (strcasecmp(tok[1], "in") == 0)
-            tp->dir = CONFIG_BRIDGE_IN;
-        else if (strcasecmp(tok[1], "both") == 0)
-            tp->dir = CONFIG_BRIDGE_BOTH;
-        else
-            return config_fail(p, "topic: direction '%s' is not out, in or both", tok[1]);
-    }
-    if (tok[2]) {
-        if (strlen(tok[2]) != 1 || tok[2][0] < '0' || tok[2][0] > '2')
-            return config_fail(p, "topic: QoS '%s' is not 0, 1 or 2", tok[2]);
-        tp->qos = (uint8_t)(tok[2][0] - '0');
-    }
-    for (int k = 3; k < 5; k++) {
-        char **slot = k == 3 ? &tp->local_prefix : &tp->remote_prefix;
-        if (!tok[k] || cb_empty(tok[k]))
-            continue;
-        if (mqtt_topic_name_validate((const uint8_t *)tok[k], strlen(tok[k])) < 0)
-            return config_fail(p, "topic: %s prefix '%s' is not a topic (no '+' or '#')",
-                               k == 3 ? "local" : "remote", tok[k]);
-        if (!(*slot = strdup(tok[k])))
-            return config_fail(p, "out of memory");
-    }
+    if ((rc = cb_topic_words(p, tp, tok)) < 0)
+        goto out;
     tp->pattern = strdup(cb_empty(tok[0]) ? "" : tok[0]);
-    if (!tp->pattern)
-        return config_fail(p, "out of memory");
-    if (!tp->pattern[0] && (!tp->local_prefix || !tp->remote_prefix))
-        return config_fail(p, "topic: an empty pattern (\"\") needs both prefixes");
-    tp->local = cb_cat(tp->local_prefix, tp->pattern);
-    tp->remote = cb_cat(tp->remote_prefix, tp->pattern);
-    if (!tp->local || !tp->remote)
-        return config_fail(p, "out of memory");
-    for (int k = 0; k < 2; k++) {
+    if (tp->pattern && !tp->pattern[0] && (!tp->local_prefix || !tp->remote_prefix)) {
+        rc = config_fail(p, "topic: an empty pattern (\"\") needs both prefixes");
+        goto out;
+    }
+    tp->local = tp->pattern ? cb_cat(tp->local_prefix, tp->pattern) : NULL;
+    tp->remote = tp->pattern ? cb_cat(tp->remote_prefix, tp->pattern) : NULL;
+    if (!tp->local || !tp->remote) {
+        rc = config_fail(p, "out of memory");
+        goto out;
+    }
+    for (int k = 0; rc == 0 && k < 2; k++) {
         const char *f = k ? tp->remote : tp->local;
         if (mqtt_topic_filter_validate((const uint8_t *)f, strlen(f)) < 0)
-            return config_fail(p, "topic: '%s' (%s prefix and pattern) is not a valid filter", f,
-                               k ? "remote" : "local");
+            rc = config_fail(p, "topic: '%s' (%s prefix and pattern) is not a valid filter", f,
+                             k ? "remote" : "local");
     }
-    return 0;
+out:
+    return rc;
 }
 
 /* "restart_timeout N" (constant) or "restart_timeout BASE CAP" (backoff with jitter). */
@@ -214,37 +240,46 @@ static int cb_restart(struct config_parser *p, struct config_bridge *b, char *v)
 {
     char *cap = config_split(v);
     uint64_t n, m = 0;
+    int rc = -EINVAL;
 
     if (config_parse_u64(v, 86400, &n) < 0 ||
-        (cap && (config_split(cap) || config_parse_u64(cap, 86400, &m) < 0)))
-        return config_fail(p, "restart_timeout: expected SECONDS or BASE CAP (up to 86400)");
+        (cap && (config_split(cap) || config_parse_u64(cap, 86400, &m) < 0))) {
+        rc = config_fail(p, "restart_timeout: expected SECONDS or BASE CAP (up to 86400)");
+        goto out;
+    }
     if (n < 1) {
         log_write(CAIRN_LOG_WARNING, "%s:%u: restart_timeout 0 raised to 1 second", p->name,
                   p->fline);
         n = 1;
     }
-    if (cap && m < n)
-        return config_fail(p, "restart_timeout: the cap %llu is below the base %llu",
-                           (unsigned long long)m, (unsigned long long)n);
+    if (cap && m < n) {
+        rc = config_fail(p, "restart_timeout: the cap %llu is below the base %llu",
+                         (unsigned long long)m, (unsigned long long)n);
+        goto out;
+    }
     b->restart_timeout = (uint32_t)n;
     b->backoff_base = cap ? (uint32_t)n : 0;
     b->backoff_cap = cap ? (uint32_t)m : 0;
-    return 0;
+    rc = 0;
+out:
+    return rc;
 }
 
 /* A number with Mosquitto's floor: below it, raised with a warning (as Mosquitto does). */
 static int cb_number(struct config_parser *p, const char *opt, const char *v, uint64_t min,
                      uint64_t max, uint64_t *out)
 {
-    if (config_parse_u64(v, max, out) < 0)
-        return config_fail(p, "%s: expected a number up to %llu, got '%s'", opt,
-                           (unsigned long long)max, v);
-    if (*out < min) {
+    int rc = 0;
+
+    if (config_parse_u64(v, max, out) < 0) {
+        rc = config_fail(p, "%s: expected a number up to %llu, got '%s'", opt,
+                         (unsigned long long)max, v);
+    } else if (*out < min) {
         log_write(CAIRN_LOG_WARNING, "%s:%u: %s %s raised to %llu", p->name, p->fline, opt, v,
                   (unsigned long long)min);
         *out = min;
     }
-    return 0;
+    return rc;
 }
 
 static int cb_bool(struct config_parser *p, const char *opt, const char *v, bool *out)
@@ -287,21 +322,30 @@ static int cb_string(struct config_parser *p, struct config_bridge *b, const cha
 #undef LN
     };
 
-    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
-        if (strcmp(strs[i].name, opt) != 0)
-            continue;
-        if ((strs[i].tls == 1 && (b->psk || b->identity)) ||
-            (strs[i].tls == 2 && (b->cafile || b->capath || b->certfile || b->keyfile)))
-            return config_fail(p, "%s: a bridge uses certificates or a PSK, not both", opt);
-        if (strs[i].line)
-            *(unsigned *)((char *)b + strs[i].line) = p->line;
-        return config_set_str(p, (char **)((char *)b + strs[i].off), v);
+    size_t i = 0;
+    int rc = 1; /* not a string option */
+
+    while (i < sizeof(strs) / sizeof(strs[0]) && strcmp(strs[i].name, opt) != 0)
+        i++;
+    if (i == sizeof(strs) / sizeof(strs[0]))
+        goto out;
+    if ((strs[i].tls == 1 && (b->psk || b->identity)) ||
+        (strs[i].tls == 2 && (b->cafile || b->capath || b->certfile || b->keyfile))) {
+        rc = config_fail(p, "%s: a bridge uses certificates or a PSK, not both", opt);
+        goto out;
     }
-    return 1; /* not a string option */
+    if (strs[i].line)
+        *(unsigned *)((char *)b + strs[i].line) = p->line;
+    rc = config_set_str(p, (char **)((char *)b + strs[i].off), v);
+out:
+    return rc;
 }
 
 static int cb_enum(struct config_parser *p, struct config_bridge *b, const char *opt, const char *v)
 {
+    bool x;
+    int rc = 0;
+
     if (strcmp(opt, "start_type") == 0) {
         if (strcmp(v, "automatic") == 0)
             b->start_type = CONFIG_BRIDGE_AUTOMATIC;
@@ -310,30 +354,28 @@ static int cb_enum(struct config_parser *p, struct config_bridge *b, const char 
         else if (strcmp(v, "once") == 0)
             b->start_type = CONFIG_BRIDGE_ONCE;
         else
-            return config_fail(p, "start_type: expected automatic, lazy or once, got '%s'%s", v,
-                               strcmp(v, "manual") == 0 ? " (manual is not supported, as in "
-                                                          "Mosquitto)"
-                                                        : "");
+            rc = config_fail(p, "start_type: expected automatic, lazy or once, got '%s'%s", v,
+                             strcmp(v, "manual") == 0 ? " (manual is not supported, as in "
+                                                        "Mosquitto)"
+                                                      : "");
     } else if (strcmp(opt, "bridge_protocol_version") == 0) {
         if (strcmp(v, "mqttv311") == 0)
             b->protocol_version = 4;
         else if (strcmp(v, "mqttv31") == 0)
             b->protocol_version = 3;
         else if (strcmp(v, "mqttv50") == 0)
-            return config_fail(p, "bridge_protocol_version mqttv50: Cairn speaks MQTT 3.1 and "
-                                  "3.1.1 (mqttv311, mqttv31)");
+            rc = config_fail(p, "bridge_protocol_version mqttv50: Cairn speaks MQTT 3.1 and "
+                                "3.1.1 (mqttv311, mqttv31)");
         else
-            return config_fail(p, "bridge_protocol_version: expected mqttv311 or mqttv31, got '%s'",
-                               v);
+            rc = config_fail(p, "bridge_protocol_version: expected mqttv311 or mqttv31, got '%s'",
+                             v);
     } else if (strcmp(opt, "local_cleansession") == 0) {
-        bool x;
-        if (cb_bool(p, opt, v, &x) < 0)
-            return -EINVAL;
-        b->local_cleansession = x;
+        if ((rc = cb_bool(p, opt, v, &x)) == 0)
+            b->local_cleansession = x;
     } else {
-        return 1;
+        rc = 1;
     }
-    return 0;
+    return rc;
 }
 
 /* Booleans and numbers of the block. 1 when opt is none of them. */
@@ -354,12 +396,14 @@ static int cb_scalar(struct config_parser *p, struct config_bridge *b, const cha
         {"bridge_insecure", offsetof(struct config_bridge, insecure)},
     };
     uint64_t n;
+    size_t i = 0;
     int rc = 0;
 
-    for (size_t i = 0; i < sizeof(bools) / sizeof(bools[0]); i++)
-        if (strcmp(bools[i].name, opt) == 0)
-            return cb_bool(p, opt, v, (bool *)((char *)b + bools[i].off));
-    if (strcmp(opt, "keepalive_interval") == 0) {
+    while (i < sizeof(bools) / sizeof(bools[0]) && strcmp(bools[i].name, opt) != 0)
+        i++;
+    if (i < sizeof(bools) / sizeof(bools[0])) {
+        rc = cb_bool(p, opt, v, (bool *)((char *)b + bools[i].off));
+    } else if (strcmp(opt, "keepalive_interval") == 0) {
         if ((rc = cb_number(p, opt, v, 5, 65535, &n)) == 0)
             b->keepalive = (uint16_t)n;
     } else if (strcmp(opt, "idle_timeout") == 0) {
@@ -386,37 +430,36 @@ static int cb_scalar(struct config_parser *p, struct config_bridge *b, const cha
 int config_bridge_option(struct config_parser *p, const char *opt, char *v)
 {
     struct config_bridge *b = cb_cur(p);
-    int rc;
+    int rc = 0;
 
-    if (strcmp(opt, "connection") == 0)
-        return cb_new(p, v);
-    if (strcmp(opt, "bridge_require_ocsp") == 0)
-        return config_fail(p, "bridge_require_ocsp: OCSP is not in Cairn (its TLS is mbedTLS)");
-    if (!b)
-        return config_fail(p, "'%s' is a bridge option: give it after a \"connection NAME\" line",
-                           opt);
-    if (strcmp(opt, "address") == 0 || strcmp(opt, "addresses") == 0)
-        return cb_address(p, b, v);
-    if (strcmp(opt, "topic") == 0)
-        return cb_topic(p, b, v);
-    if (strcmp(opt, "restart_timeout") == 0)
-        return cb_restart(p, b, v);
-    if (strcmp(opt, "local_username") == 0 || strcmp(opt, "local_password") == 0) {
+    if (strcmp(opt, "connection") == 0) {
+        rc = cb_new(p, v);
+    } else if (strcmp(opt, "bridge_require_ocsp") == 0) {
+        rc = config_fail(p, "bridge_require_ocsp: OCSP is not in Cairn (its TLS is mbedTLS)");
+    } else if (!b) {
+        rc = config_fail(p, "'%s' is a bridge option: give it after a \"connection NAME\" line",
+                         opt);
+    } else if (strcmp(opt, "address") == 0 || strcmp(opt, "addresses") == 0) {
+        rc = cb_address(p, b, v);
+    } else if (strcmp(opt, "topic") == 0) {
+        rc = cb_topic(p, b, v);
+    } else if (strcmp(opt, "restart_timeout") == 0) {
+        rc = cb_restart(p, b, v);
+    } else if (strcmp(opt, "local_username") == 0 || strcmp(opt, "local_password") == 0) {
         log_write(CAIRN_LOG_WARNING,
                   "%s:%u: %s ignored: a bridge's own side is not checked against the local "
                   "password file and ACL (as in Mosquitto 2.0)",
                   p->name, p->fline, opt);
-        return 0;
+    } else if ((rc = cb_scalar(p, b, opt, v)) > 0 && (rc = cb_enum(p, b, opt, v)) > 0 &&
+               (rc = cb_string(p, b, opt, v)) > 0) {
+        rc = config_fail(p, "unknown option '%s'", opt);
     }
-    if (strcmp(opt, "bridge_insecure") == 0 && strcmp(v, "true") == 0)
+    if (rc == 0 && b && strcmp(opt, "bridge_insecure") == 0 && b->insecure)
         log_write(CAIRN_LOG_WARNING,
                   "%s:%u: bridge %s: bridge_insecure true: the remote's certificate is not "
                   "checked against its name",
                   p->name, p->fline, b->name);
-    if ((rc = cb_scalar(p, b, opt, v)) <= 0 || (rc = cb_enum(p, b, opt, v)) <= 0)
-        return rc;
-    rc = cb_string(p, b, opt, v);
-    return rc <= 0 ? rc : config_fail(p, "unknown option '%s'", opt);
+    return rc;
 }
 
 /* ---- after the last line ------------------------------------------------------------------ */
@@ -454,34 +497,42 @@ static char *cb_default_remote_id(const char *name)
 
 static int cb_finish_one(struct config_parser *p, struct config_bridge *b)
 {
+    int rc = 0;
+
     if (b->n_addresses == 0)
-        return cb_fail_at(p, b->line, "bridge '%s' has no address", b->name);
-    if (b->n_topics == 0)
-        return cb_fail_at(p, b->line, "bridge '%s' has no topic", b->name);
-    if ((b->psk != NULL) != (b->identity != NULL))
-        return cb_fail_at(p, b->line, "bridge '%s': %s", b->name,
-                          b->psk ? "bridge_psk without bridge_identity"
-                                 : "bridge_identity without bridge_psk");
-    if ((b->certfile != NULL) != (b->keyfile != NULL))
-        return cb_fail_at(p, b->certfile ? b->lines.certfile : b->lines.keyfile, "bridge '%s': %s",
-                          b->name,
-                          b->certfile ? "bridge_certfile without bridge_keyfile"
-                                      : "bridge_keyfile without bridge_certfile");
-    if (b->certfile && !b->cafile && !b->capath)
-        return cb_fail_at(p, b->lines.certfile, "bridge '%s': %s", b->name,
-                          "bridge_certfile needs bridge_cafile or bridge_capath (TLS is on "
-                          "with them)");
-    if (!b->remote_clientid && !(b->remote_clientid = cb_default_remote_id(b->name)))
-        return config_fail(p, "out of memory");
+        rc = cb_fail_at(p, b->line, "bridge '%s' has no address", b->name);
+    else if (b->n_topics == 0)
+        rc = cb_fail_at(p, b->line, "bridge '%s' has no topic", b->name);
+    else if ((b->psk != NULL) != (b->identity != NULL))
+        rc = cb_fail_at(p, b->line, "bridge '%s': %s", b->name,
+                        b->psk ? "bridge_psk without bridge_identity"
+                               : "bridge_identity without bridge_psk");
+    else if ((b->certfile != NULL) != (b->keyfile != NULL))
+        rc = cb_fail_at(p, b->certfile ? b->lines.certfile : b->lines.keyfile, "bridge '%s': %s",
+                        b->name,
+                        b->certfile ? "bridge_certfile without bridge_keyfile"
+                                    : "bridge_keyfile without bridge_certfile");
+    else if (b->certfile && !b->cafile && !b->capath)
+        rc = cb_fail_at(p, b->lines.certfile, "bridge '%s': %s", b->name,
+                        "bridge_certfile needs bridge_cafile or bridge_capath (TLS is on with "
+                        "them)");
+    if (rc < 0)
+        goto out;
+    if (!b->remote_clientid && !(b->remote_clientid = cb_default_remote_id(b->name))) {
+        rc = config_fail(p, "out of memory");
+        goto out;
+    }
     if (!b->local_clientid && asprintf(&b->local_clientid, "$bridge/%s", b->name) < 0) {
         b->local_clientid = NULL;
-        return config_fail(p, "out of memory");
+        rc = config_fail(p, "out of memory");
+        goto out;
     }
     if (strlen(b->remote_clientid) > 65535 || strlen(b->local_clientid) > 65535)
-        return cb_fail_at(p, b->line, "bridge '%s': %s", b->name, "client id over 65535 bytes");
-    if (b->local_cleansession < 0)
+        rc = cb_fail_at(p, b->line, "bridge '%s': %s", b->name, "client id over 65535 bytes");
+    else if (b->local_cleansession < 0)
         b->local_cleansession = b->cleansession;
-    return 0;
+out:
+    return rc;
 }
 
 int config_bridge_finish(struct config_parser *p)

@@ -220,26 +220,27 @@ struct tc_transport {
 static bool tc_san_has_ip(const mbedtls_x509_crt *crt, const uint8_t *ip, size_t iplen)
 {
     unsigned char *p = crt->v3_ext.p, *end = p + crt->v3_ext.len;
+    bool found = false;
     size_t len;
 
     if (!p || mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE))
-        return false;
+        goto out;
     end = p + len;
-    while (p < end) {
+    while (p < end && !found) {
         unsigned char *ext_end, *q, *qend;
         mbedtls_x509_buf oid = {.tag = MBEDTLS_ASN1_OID};
         int critical;
 
         if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE))
-            return false;
+            goto out;
         ext_end = p + len;
         if (mbedtls_asn1_get_tag(&p, ext_end, &oid.len, MBEDTLS_ASN1_OID))
-            return false;
+            goto out;
         oid.p = p;
         p += oid.len;
         mbedtls_asn1_get_bool(&p, ext_end, &critical); /* optional: p stays when absent */
         if (mbedtls_asn1_get_tag(&p, ext_end, &len, MBEDTLS_ASN1_OCTET_STRING))
-            return false;
+            goto out;
         q = p;
         qend = p + len;
         p = ext_end;
@@ -247,17 +248,17 @@ static bool tc_san_has_ip(const mbedtls_x509_crt *crt, const uint8_t *ip, size_t
             mbedtls_asn1_get_tag(&q, qend, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE))
             continue;
         qend = q + len;
-        while (q < qend) {
+        while (q < qend && !found) { /* GeneralNames: [7] iPAddress, 4 or 16 bytes */
             unsigned char tag = *q++;
             if (mbedtls_asn1_get_len(&q, qend, &len))
-                return false;
-            if (tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7) && len == iplen &&
-                memcmp(q, ip, iplen) == 0)
-                return true;
+                goto out;
+            found = tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7) && len == iplen &&
+                    memcmp(q, ip, iplen) == 0;
             q += len;
         }
     }
-    return false;
+out:
+    return found;
 }
 
 /* mbedTLS's verify callback for this connection: the name check of the remote's certificate. */

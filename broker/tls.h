@@ -5,8 +5,8 @@
  *
  * A listener is a TLS listener when any of certfile, keyfile, cafile, capath, crlfile,
  * tls_version, ciphers, psk_hint, require_certificate, use_identity_as_username,
- * use_subject_as_username or dhparamfile is set. Such a listener must come up with TLS or not at all: a
- * certfile without keyfile (or the reverse), a key that does not match the certificate, an
+ * use_subject_as_username or dhparamfile is set. Such a listener must come up with TLS or not at
+ * all: a certfile without keyfile (or the reverse), a key that does not match the certificate, an
  * unreadable or unparsable file, require_certificate without cafile/capath, an unknown
  * tls_version or cipher is a config error "FILE:LINE: reason" (Mosquitto 2.0.11 serves plaintext
  * on some of these; Cairn never does). PSK (psk_hint + psk_file with "identity:hexkey" lines) may

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <mbedtls/ecdsa.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
 
@@ -114,6 +115,77 @@ static int tls_fail(const struct config *cfg, size_t i, unsigned line, int mbedt
     }
     snprintf(err, errlen, "%s%s%s", where, reason, msg);
     return -EINVAL;
+}
+
+/* ---- handshake cost ---------------------------------------------------------------------- */
+
+/*
+ * The key exchange curve is the server's choice (mbedTLS matches its own list against the
+ * client's), and mbedTLS's default list starts with secp521r1: against an OpenSSL client that
+ * offers X25519, P-256, X448, P-521, P-384 it picks P-521, whose ECDHE costs 2.5 times
+ * P-256's. The cheap curves go first; the rest keep mbedTLS's order (the list also bounds the
+ * curves accepted in client certificates, so none is dropped).
+ */
+static const mbedtls_ecp_group_id tls_curves_first[] = {
+    MBEDTLS_ECP_DP_CURVE25519, MBEDTLS_ECP_DP_SECP256R1, MBEDTLS_ECP_DP_SECP384R1,
+    MBEDTLS_ECP_DP_SECP521R1, MBEDTLS_ECP_DP_CURVE448};
+static mbedtls_ecp_group_id
+    tls_curves[32]; /* more than mbedTLS has (DP_MAX leaves out Montgomery) */
+
+static const mbedtls_ecp_group_id *tls_curve_list(void)
+{
+    const mbedtls_ecp_group_id *all = mbedtls_ecp_grp_id_list();
+    size_t n = 0;
+
+    if (tls_curves[0] != MBEDTLS_ECP_DP_NONE)
+        return tls_curves;
+    for (size_t i = 0; i < sizeof(tls_curves_first) / sizeof(tls_curves_first[0]); i++)
+        for (const mbedtls_ecp_group_id *g = all; *g != MBEDTLS_ECP_DP_NONE; g++)
+            if (*g == tls_curves_first[i])
+                tls_curves[n++] = *g;
+    for (const mbedtls_ecp_group_id *g = all; *g != MBEDTLS_ECP_DP_NONE; g++) {
+        bool seen = false;
+
+        for (size_t i = 0; i < n; i++)
+            seen = seen || tls_curves[i] == *g;
+        if (!seen && n < sizeof(tls_curves) / sizeof(tls_curves[0]) - 1)
+            tls_curves[n++] = *g;
+    }
+    tls_curves[n] = MBEDTLS_ECP_DP_NONE;
+    return tls_curves;
+}
+
+/*
+ * An EC private key parses as an MBEDTLS_PK_ECKEY context, and mbedTLS signs with such a key
+ * through a temporary ECDSA context whose group is loaded afresh: the comb table of the base
+ * point (the bulk of a signature's work) is built and thrown away on every handshake. As an
+ * MBEDTLS_PK_ECDSA context the key signs with its own group, which keeps the table. One
+ * signature here builds it, so that handshake threads only ever read it.
+ */
+static int tls_key_keep_table(struct tls_ctx *ctx, mbedtls_ctr_drbg_context *drbg)
+{
+    mbedtls_pk_context ecdsa;
+    unsigned char hash[32] = {0}, sig[MBEDTLS_ECDSA_MAX_LEN];
+    size_t siglen;
+    int ret = 0;
+
+    mbedtls_pk_init(&ecdsa);
+    if (mbedtls_pk_get_type(&ctx->key) != MBEDTLS_PK_ECKEY)
+        goto out;
+    ret = mbedtls_pk_setup(&ecdsa, mbedtls_pk_info_from_type(MBEDTLS_PK_ECDSA));
+    if (ret == 0)
+        ret = mbedtls_ecdsa_from_keypair(mbedtls_pk_ec(ecdsa), mbedtls_pk_ec(ctx->key));
+    if (ret == 0)
+        ret = mbedtls_pk_sign(&ecdsa, MBEDTLS_MD_SHA256, hash, sizeof(hash), sig, &siglen,
+                              mbedtls_ctr_drbg_random, drbg);
+    if (ret != 0)
+        goto out;
+    mbedtls_pk_free(&ctx->key);
+    ctx->key = ecdsa; /* a plain struct: the context moves, its pointers stay valid */
+    mbedtls_pk_init(&ecdsa);
+out:
+    mbedtls_pk_free(&ecdsa);
+    return ret;
 }
 
 /* ---- building a context ----------------------------------------------------------------- */
@@ -290,8 +362,11 @@ static int tls_conf(struct tls_ctx *ctx, const struct config_security *s,
         goto out;
     mbedtls_ssl_conf_rng(c, mbedtls_ctr_drbg_random, drbg);
     mbedtls_ssl_conf_min_version(c, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+    mbedtls_ssl_conf_curves(c, tls_curve_list());
     if (s->certfile) {
-        ret = mbedtls_ssl_conf_own_cert(c, &ctx->cert, &ctx->key);
+        ret = tls_key_keep_table(ctx, drbg);
+        if (ret == 0)
+            ret = mbedtls_ssl_conf_own_cert(c, &ctx->cert, &ctx->key);
         if (ret)
             goto out;
     }

@@ -52,6 +52,7 @@
 
 struct config;
 struct config_security;
+struct loop;
 struct transport;
 struct tls_ctx;
 struct tls_set;
@@ -89,5 +90,18 @@ struct tls_ctx *tls_set_get(const struct tls_set *s, size_t i);
  * connections. On failure the old set stays, the reason is logged, and a negative code returns.
  */
 int tls_set_reload(struct tls_set **s, const struct config *cfg);
+
+/* ---- handshake threads (tls_pool.c) ---------------------------------------------------- */
+
+/*
+ * Run the handshakes of every TLS transport created from now on in `threads` worker threads
+ * (0: one per CPU, at most 8), results handed back on loop l. Without it, handshakes run on the
+ * loop thread. 0, or a negative code with the reason in err. A second call does nothing.
+ */
+int tls_pool_start(struct loop *l, unsigned threads, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* Join the threads (each finishes the step it is in); before loop_free. Nothing when not
+ * started. */
+void tls_pool_stop(void);
 
 #endif

@@ -60,6 +60,26 @@ int tls__psk_cb(void *ctx, mbedtls_ssl_context *ssl, const unsigned char *id, si
 /* Remember a PSK identity in the transport whose BIO context this is. 0 or -ENOMEM. */
 int tls__transport_set_psk_identity(void *bio, const unsigned char *id, size_t idlen);
 
+/* ---- tls_pool.c: handshake threads ---- */
+
+/*
+ * One step of work for a handshake thread. run() is called on a worker; done() on the loop
+ * thread afterwards (ran true), or without run() when the pool stops first (ran false). The
+ * submitter owns the job and must not touch what run() uses until done().
+ */
+struct tls_job {
+    void (*run)(struct tls_job *j);
+    void (*done)(struct tls_job *j, bool ran);
+    struct tls_job *next;
+};
+
+/* Are handshake threads running (tls_pool_start)? */
+bool tls__pool_active(void);
+/* Queue j for a worker. Only while tls__pool_active(). */
+void tls__pool_submit(struct tls_job *j);
+/* From a done(): run fd's loop callback now, as if the socket had become readable. */
+void tls__pool_fire(int fd);
+
 /* "peer: TLS handshake failed: mbedTLS text (verify detail)" at NOTICE. */
 void tls__log_error(int fd, const char *what, int mbedtls_err, uint32_t verify_flags);
 

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,10 +30,21 @@
 #define TLS_BIG_RECORD 2048 /* a record this size touched pages worth giving back */
 #define TLS_TRIM_MS    1000 /* at most one trim per connection per second under traffic */
 
+/* Where a handshake step is, when handshake threads run them (tls_pool.c). */
+enum tls_step {
+    TLS_STEP_NONE,   /* nothing submitted: the loop owns the transport */
+    TLS_STEP_QUEUED, /* a worker owns ssl, the socket and sock_err until done() */
+    TLS_STEP_READY,  /* step_ret waits for the next handshake() */
+};
+
 struct tls_transport {
     struct transport base;
     struct tls_ctx *ctx; /* one reference */
     mbedtls_ssl_context ssl;
+    struct tls_job job;
+    enum tls_step step;
+    int step_ret;        /* mbedtls_ssl_handshake()'s answer in the worker */
+    bool abandoned;      /* closed while QUEUED: done() frees it */
     int need;            /* CAIRN_EV_* the last WANT_READ/WANT_WRITE asked for */
     bool done;           /* handshake complete */
     size_t pending_len;  /* a record of this length is partly sent: retry with it */
@@ -288,6 +300,55 @@ static void tls_trim(struct tls_transport *t, bool force)
     t->trimmed_ms = now;
 }
 
+/* ---- handshake threads ------------------------------------------------------------------ */
+
+static void tls_free(struct tls_transport *t);
+
+static void tls_job_run(struct tls_job *j)
+{
+    struct tls_transport *t =
+        (struct tls_transport *)((char *)j - offsetof(struct tls_transport, job));
+
+    t->step_ret = mbedtls_ssl_handshake(&t->ssl);
+}
+
+static void tls_job_done(struct tls_job *j, bool ran)
+{
+    struct tls_transport *t =
+        (struct tls_transport *)((char *)j - offsetof(struct tls_transport, job));
+
+    if (t->abandoned) {
+        tls_free(t);
+        return;
+    }
+    t->step = ran ? TLS_STEP_READY : TLS_STEP_NONE;
+    if (ran)
+        tls__pool_fire(t->base.fd);
+}
+
+/*
+ * One step of the handshake: on a worker when there are any (the answer comes back through
+ * tls_job_done and the next call), else here. MBEDTLS_ERR_SSL_ASYNC_IN_PROGRESS: submitted.
+ */
+static int tls_handshake_step(struct tls_transport *t)
+{
+    int ret;
+
+    if (t->step == TLS_STEP_READY) {
+        t->step = TLS_STEP_NONE;
+        ret = t->step_ret;
+    } else if (t->step == TLS_STEP_QUEUED) {
+        ret = MBEDTLS_ERR_SSL_ASYNC_IN_PROGRESS;
+    } else if (tls__pool_active()) {
+        t->step = TLS_STEP_QUEUED;
+        tls__pool_submit(&t->job);
+        ret = MBEDTLS_ERR_SSL_ASYNC_IN_PROGRESS;
+    } else {
+        ret = mbedtls_ssl_handshake(&t->ssl);
+    }
+    return ret;
+}
+
 /* ---- transport ops ---------------------------------------------------------------------- */
 
 static int tls_handshake(struct transport *base)
@@ -297,7 +358,12 @@ static int tls_handshake(struct transport *base)
 
     if (t->done)
         goto out;
-    ret = mbedtls_ssl_handshake(&t->ssl);
+    ret = tls_handshake_step(t);
+    if (ret == MBEDTLS_ERR_SSL_ASYNC_IN_PROGRESS) {
+        t->need = 0; /* nothing to watch until the worker hands the step back */
+        rc = -EAGAIN;
+        goto out;
+    }
     if (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE) {
         t->need = ret == MBEDTLS_ERR_SSL_WANT_READ ? CAIRN_EV_READ : CAIRN_EV_WRITE;
         rc = -EAGAIN;
@@ -463,7 +529,7 @@ static int tls_want_events(const struct transport *base, int caller_wants)
     int ev = caller_wants;
 
     if (!t->done)
-        return t->need ? t->need : CAIRN_EV_READ;
+        return t->step != TLS_STEP_NONE ? 0 : t->need ? t->need : CAIRN_EV_READ;
     if (t->need == CAIRN_EV_WRITE || t->pending_len)
         ev |= CAIRN_EV_WRITE;
     return ev;
@@ -474,19 +540,28 @@ static const char *tls_identity(const struct transport *base)
     return ((const struct tls_transport *)base)->identity;
 }
 
+static void tls_free(struct tls_transport *t)
+{
+    mbedtls_ssl_free(&t->ssl);
+    close(t->base.fd);
+    tls_ctx_unref(t->ctx);
+    free(t->identity);
+    free(t);
+}
+
 static void tls_close(struct transport *base)
 {
     struct tls_transport *t = (struct tls_transport *)base;
 
     if (!t)
         return;
+    if (t->step == TLS_STEP_QUEUED) {
+        t->abandoned = true; /* a worker is in it: tls_job_done frees it */
+        return;
+    }
     if (t->done && !t->pending_len)
         mbedtls_ssl_close_notify(&t->ssl); /* best effort: the socket is non-blocking */
-    mbedtls_ssl_free(&t->ssl);
-    close(t->base.fd);
-    tls_ctx_unref(t->ctx);
-    free(t->identity);
-    free(t);
+    tls_free(t);
 }
 
 static const struct transport_ops tls_ops = {
@@ -515,6 +590,8 @@ struct transport *tls_transport_new(struct tls_ctx *ctx, int fd)
     }
     mbedtls_ssl_set_bio(&t->ssl, t, tls_bio_send, tls_bio_recv, NULL);
     t->ctx = tls_ctx_ref(ctx);
+    t->job.run = tls_job_run;
+    t->job.done = tls_job_done;
     t->need = CAIRN_EV_READ; /* the client speaks first */
     return &t->base;
 fail:

@@ -27,6 +27,7 @@
 #include "transport.h"
 
 #define TLS_STAGE      MBEDTLS_SSL_OUT_CONTENT_LEN
+#define TLS_RECV_CHUNK MBEDTLS_SSL_IN_BUFFER_LEN /* one recv() takes up to a full record */
 #define TLS_BIG_RECORD 2048 /* a record this size touched pages worth giving back */
 #define TLS_TRIM_MS    1000 /* at most one trim per connection per second under traffic */
 
@@ -53,6 +54,9 @@ struct tls_transport {
     bool big_out;        /* a big record was written since the last trim */
     uint64_t trimmed_ms; /* when the buffers were last trimmed */
     char *identity;      /* PSK identity, certificate CN or subject; NULL */
+    unsigned char *rbuf; /* bytes recv() gave beyond what mbedTLS asked for; NULL when none */
+    size_t rbuf_off, rbuf_len;
+    int read_err; /* an end or error met after bytes were returned: the next read's answer */
 };
 
 /*
@@ -81,14 +85,46 @@ static int tls_bio_send(void *arg, const unsigned char *buf, size_t len)
                                                    : MBEDTLS_ERR_NET_SEND_FAILED;
 }
 
+/*
+ * mbedTLS reads a record in two exact requests (its 5-byte header, then the rest), which would
+ * be two recv() calls per record: for a device sending one small message per record, most of
+ * the broker's time. So one recv() takes up to TLS_RECV_CHUNK into a per-thread staging buffer,
+ * the caller gets what it asked for and the rest waits in rbuf (allocated only while non-empty,
+ * so an idle connection holds none), reported by pending() since the socket will not signal it
+ * again. Per-thread: handshake threads read too.
+ */
+static _Thread_local unsigned char tls_rstage[TLS_RECV_CHUNK];
+
 static int tls_bio_recv(void *arg, unsigned char *buf, size_t len)
 {
     struct tls_transport *t = arg;
+    unsigned char *dst = len >= TLS_RECV_CHUNK ? buf : tls_rstage;
     ssize_t n;
 
+    if (t->rbuf) {
+        n = (ssize_t)(t->rbuf_len - t->rbuf_off < len ? t->rbuf_len - t->rbuf_off : len);
+        memcpy(buf, t->rbuf + t->rbuf_off, (size_t)n);
+        t->rbuf_off += (size_t)n;
+        if (t->rbuf_off == t->rbuf_len) {
+            free(t->rbuf);
+            t->rbuf = NULL;
+        }
+        return (int)n;
+    }
     do {
-        n = recv(t->base.fd, buf, len, 0);
+        n = recv(t->base.fd, dst, dst == buf ? len : TLS_RECV_CHUNK, 0);
     } while (n < 0 && errno == EINTR);
+    if (n > 0 && dst != buf && (size_t)n > len) {
+        t->rbuf = malloc((size_t)n - len);
+        if (!t->rbuf)
+            return MBEDTLS_ERR_SSL_ALLOC_FAILED;
+        memcpy(t->rbuf, dst + len, (size_t)n - len);
+        t->rbuf_off = 0;
+        t->rbuf_len = (size_t)n - len;
+        n = (ssize_t)len;
+    }
+    if (n > 0 && dst != buf)
+        memcpy(buf, dst, (size_t)n);
     if (n >= 0)
         return (int)n;
     if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -385,12 +421,11 @@ out:
     return rc;
 }
 
-static ssize_t tls_read(struct transport *base, void *buf, size_t len)
+/* One mbedtls_ssl_read(): bytes (> 0), 0 at the end, or a negative -errno / -EAGAIN. */
+static ssize_t tls_read_one(struct tls_transport *t, void *buf, size_t len)
 {
-    struct tls_transport *t = (struct tls_transport *)base;
     int ret = mbedtls_ssl_read(&t->ssl, buf, len);
 
-    t->need = 0;
     if (ret > 0) {
         if (ret >= TLS_BIG_RECORD)
             t->big_in = true;
@@ -398,10 +433,8 @@ static ssize_t tls_read(struct transport *base, void *buf, size_t len)
     }
     if (ret == 0 || ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || ret == MBEDTLS_ERR_SSL_CONN_EOF)
         return 0;
-    if (ret == MBEDTLS_ERR_SSL_WANT_READ) {
-        tls_trim(t, false);
+    if (ret == MBEDTLS_ERR_SSL_WANT_READ)
         return -EAGAIN;
-    }
     if (ret == MBEDTLS_ERR_SSL_WANT_WRITE) {
         t->need = CAIRN_EV_WRITE;
         return -EAGAIN;
@@ -409,6 +442,38 @@ static ssize_t tls_read(struct transport *base, void *buf, size_t len)
     if (!tls_quiet_error(ret))
         tls__log_error(t->base.fd, "read", ret, 0);
     return tls_errno(t, ret);
+}
+
+/*
+ * As many records as fit into buf (mbedtls_ssl_read gives one record at a time), so a burst of
+ * small records is decoded in one pass. An end or error after some bytes is kept for the next
+ * call.
+ */
+static ssize_t tls_read(struct transport *base, void *buf, size_t len)
+{
+    struct tls_transport *t = (struct tls_transport *)base;
+    size_t total = 0;
+    ssize_t n = 0;
+
+    t->need = 0;
+    if (t->read_err != 0 && t->read_err != -EAGAIN) {
+        n = t->read_err == 1 ? 0 : t->read_err;
+        goto out;
+    }
+    while (total < len) {
+        n = tls_read_one(t, (unsigned char *)buf + total, len - total);
+        if (n <= 0)
+            break;
+        total += (size_t)n;
+    }
+    if (total > 0 && n <= 0 && n != -EAGAIN)
+        t->read_err = n == 0 ? 1 : (int)n; /* 1: the end */
+    if (total > 0)
+        n = (ssize_t)total;
+    else if (n == -EAGAIN && t->need == 0)
+        tls_trim(t, false);
+out:
+    return n;
 }
 
 /* Skip n bytes of the iovec array (position *k, *off). */
@@ -517,8 +582,9 @@ static size_t tls_pending(const struct transport *base)
     const struct tls_transport *t = (const struct tls_transport *)base;
     size_t n = mbedtls_ssl_get_bytes_avail(&t->ssl);
 
-    /* A whole record may wait undecrypted in the input buffer: one more read handles it. */
-    if (n == 0 && t->done && mbedtls_ssl_check_pending(&t->ssl))
+    /* A record may wait undecrypted in mbedTLS's input buffer or in rbuf, or an end the last
+     * read kept: one more read handles it. */
+    if (n == 0 && t->done && (t->rbuf || t->read_err || mbedtls_ssl_check_pending(&t->ssl)))
         n = 1;
     return n;
 }
@@ -546,6 +612,7 @@ static void tls_free(struct tls_transport *t)
     close(t->base.fd);
     tls_ctx_unref(t->ctx);
     free(t->identity);
+    free(t->rbuf);
     free(t);
 }
 

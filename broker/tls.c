@@ -365,6 +365,8 @@ static int tls_conf(struct tls_ctx *ctx, const struct config_security *s,
     mbedtls_ssl_conf_curves(c, tls_curve_list());
     if (s->certfile) {
         ret = tls_key_keep_table(ctx, drbg);
+        if (ret == 0 && tls__kex_key_new(&ctx->key, &ctx->kex_key) != 0)
+            ret = MBEDTLS_ERR_SSL_ALLOC_FAILED;
         if (ret == 0)
             ret = mbedtls_ssl_conf_own_cert(c, &ctx->cert, &ctx->key);
         if (ret)
@@ -469,6 +471,7 @@ void tls_ctx_unref(struct tls_ctx *ctx)
     mbedtls_ssl_config_free(&ctx->conf);
     mbedtls_x509_crt_free(&ctx->cert);
     mbedtls_pk_free(&ctx->key);
+    tls__kex_key_free(ctx->kex_key);
     mbedtls_x509_crt_free(&ctx->ca);
     mbedtls_x509_crl_free(&ctx->crl);
     mbedtls_ssl_ticket_free(&ctx->ticket);

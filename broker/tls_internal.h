@@ -22,6 +22,7 @@
 enum tls_id { TLS_ID_CN, TLS_ID_SUBJECT };
 
 struct tls_psk_table;
+struct tls_kex_key;
 
 struct tls_ctx {
     unsigned refs;
@@ -33,7 +34,8 @@ struct tls_ctx {
     int *ciphers; /* 0-terminated list for mbedtls_ssl_conf_ciphersuites, or NULL */
     struct tls_psk_table *psk;
     enum tls_id id;
-    bool tickets; /* session tickets on (see tls.h) */
+    bool tickets;                /* session tickets on (see tls.h) */
+    struct tls_kex_key *kex_key; /* key for Nettle's signatures (tls_kex.c), NULL unless P-256 */
     mbedtls_ssl_ticket_context ticket;
 };
 
@@ -59,6 +61,24 @@ const uint8_t *tls__psk_find(const struct tls_psk_table *t, const unsigned char 
 int tls__psk_cb(void *ctx, mbedtls_ssl_context *ssl, const unsigned char *id, size_t idlen);
 /* Remember a PSK identity in the transport whose BIO context this is. 0 or -ENOMEM. */
 int tls__transport_set_psk_identity(void *bio, const unsigned char *id, size_t idlen);
+
+/* ---- tls_kex.c: X25519 key exchange and P-256 signatures by Nettle ---- */
+
+/* One connection's key exchange in progress: our X25519 private value. */
+struct tls_kex {
+    unsigned char priv[32];
+    bool active; /* ServerKeyExchange sent by tls_kex.c: its ClientKeyExchange is ours too */
+};
+
+/* Nettle's copy of pk when it is a P-256 key: 0 with *out set (NULL for other keys), or -1. */
+int tls__kex_key_new(const mbedtls_pk_context *pk, struct tls_kex_key **out);
+void tls__kex_key_free(struct tls_kex_key *k);
+/*
+ * mbedtls_ssl_handshake() for a server, with the X25519 key exchange done by Nettle (key, for
+ * the signature when the own key is key_pk; NULL: mbedtls_pk_sign). Same answers.
+ */
+int tls__kex_handshake(mbedtls_ssl_context *ssl, struct tls_kex *kex, const struct tls_kex_key *key,
+                       const mbedtls_pk_context *key_pk);
 
 /* ---- tls_pool.c: handshake threads ---- */
 

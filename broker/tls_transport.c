@@ -19,6 +19,7 @@
 #include <mbedtls/error.h>
 #include <mbedtls/net_sockets.h>
 #include <mbedtls/oid.h>
+#include <mbedtls/platform_util.h>
 #include <mbedtls/ssl_internal.h> /* MBEDTLS_SSL_IN_BUFFER_LEN, _OUT_ */
 
 #include "log.h"
@@ -43,6 +44,7 @@ struct tls_transport {
     struct tls_ctx *ctx; /* one reference */
     mbedtls_ssl_context ssl;
     struct tls_job job;
+    struct tls_kex kex;
     enum tls_step step;
     int step_ret;        /* mbedtls_ssl_handshake()'s answer in the worker */
     bool abandoned;      /* closed while QUEUED: done() frees it */
@@ -340,12 +342,17 @@ static void tls_trim(struct tls_transport *t, bool force)
 
 static void tls_free(struct tls_transport *t);
 
+static int tls_handshake_run(struct tls_transport *t)
+{
+    return tls__kex_handshake(&t->ssl, &t->kex, t->ctx->kex_key, &t->ctx->key);
+}
+
 static void tls_job_run(struct tls_job *j)
 {
     struct tls_transport *t =
         (struct tls_transport *)((char *)j - offsetof(struct tls_transport, job));
 
-    t->step_ret = mbedtls_ssl_handshake(&t->ssl);
+    t->step_ret = tls_handshake_run(t);
 }
 
 static void tls_job_done(struct tls_job *j, bool ran)
@@ -380,7 +387,7 @@ static int tls_handshake_step(struct tls_transport *t)
         tls__pool_submit(&t->job);
         ret = MBEDTLS_ERR_SSL_ASYNC_IN_PROGRESS;
     } else {
-        ret = mbedtls_ssl_handshake(&t->ssl);
+        ret = tls_handshake_run(t);
     }
     return ret;
 }
@@ -608,6 +615,7 @@ static const char *tls_identity(const struct transport *base)
 
 static void tls_free(struct tls_transport *t)
 {
+    mbedtls_platform_zeroize(&t->kex, sizeof(t->kex));
     mbedtls_ssl_free(&t->ssl);
     close(t->base.fd);
     tls_ctx_unref(t->ctx);

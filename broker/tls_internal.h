@@ -80,6 +80,27 @@ void tls__kex_key_free(struct tls_kex_key *k);
 int tls__kex_handshake(mbedtls_ssl_context *ssl, struct tls_kex *kex, const struct tls_kex_key *key,
                        const mbedtls_pk_context *key_pk);
 
+/* ---- tls_park.c: record buffers given back while idle ---- */
+
+struct tls_park {
+    unsigned char in_ctr[8]; /* the next incoming record's sequence number, while parked */
+    bool parked;             /* no record buffers */
+    bool ours;               /* the buffers are tls_park.c's (else mbedTLS's own) */
+    size_t in_hi, out_hi;    /* bytes of each buffer written since unparked: to wipe */
+};
+
+/* Nothing half-read, undecrypted, unread or unsent in ssl's buffers. */
+bool tls__park_idle(const mbedtls_ssl_context *ssl);
+/* Give the buffers back (the caller checked tls__park_idle); nothing when parked. */
+void tls__park(mbedtls_ssl_context *ssl, struct tls_park *p);
+/* Buffers again before mbedTLS touches ssl: 0, or MBEDTLS_ERR_SSL_ALLOC_FAILED. */
+int tls__unpark(mbedtls_ssl_context *ssl, struct tls_park *p);
+/* Before mbedtls_ssl_free: hand tls_park.c's buffers back (mbedTLS would free() them). */
+void tls__park_release(mbedtls_ssl_context *ssl, struct tls_park *p);
+/* The BIO callbacks: n bytes at buf were written inside ssl's input (in) or output buffer. */
+void tls__park_track(const mbedtls_ssl_context *ssl, struct tls_park *p, const unsigned char *buf,
+                     size_t n, bool in);
+
 /* ---- tls_pool.c: handshake threads ---- */
 
 /*

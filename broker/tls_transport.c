@@ -11,9 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <mbedtls/error.h>
@@ -29,8 +27,6 @@
 
 #define TLS_STAGE      MBEDTLS_SSL_OUT_CONTENT_LEN
 #define TLS_RECV_CHUNK MBEDTLS_SSL_IN_BUFFER_LEN /* one recv() takes up to a full record */
-#define TLS_BIG_RECORD 2048 /* a record this size touched pages worth giving back */
-#define TLS_TRIM_MS    1000 /* at most one trim per connection per second under traffic */
 
 /* Where a handshake step is, when handshake threads run them (tls_pool.c). */
 enum tls_step {
@@ -46,17 +42,15 @@ struct tls_transport {
     struct tls_job job;
     struct tls_kex kex;
     enum tls_step step;
-    int step_ret;        /* mbedtls_ssl_handshake()'s answer in the worker */
-    bool abandoned;      /* closed while QUEUED: done() frees it */
-    int need;            /* CAIRN_EV_* the last WANT_READ/WANT_WRITE asked for */
-    bool done;           /* handshake complete */
-    size_t pending_len;  /* a record of this length is partly sent: retry with it */
-    int sock_err;        /* errno of the last failed send/recv */
-    bool big_in;         /* a big record was read since the last trim */
-    bool big_out;        /* a big record was written since the last trim */
-    uint64_t trimmed_ms; /* when the buffers were last trimmed */
-    char *identity;      /* PSK identity, certificate CN or subject; NULL */
-    unsigned char *rbuf; /* bytes recv() gave beyond what mbedTLS asked for; NULL when none */
+    int step_ret;         /* mbedtls_ssl_handshake()'s answer in the worker */
+    bool abandoned;       /* closed while QUEUED: done() frees it */
+    int need;             /* CAIRN_EV_* the last WANT_READ/WANT_WRITE asked for */
+    bool done;            /* handshake complete */
+    size_t pending_len;   /* a record of this length is partly sent: retry with it */
+    int sock_err;         /* errno of the last failed send/recv */
+    struct tls_park park; /* record buffers given back while idle (tls_park.c) */
+    char *identity;       /* PSK identity, certificate CN or subject; NULL */
+    unsigned char *rbuf;  /* bytes recv() gave beyond what mbedTLS asked for; NULL when none */
     size_t rbuf_off, rbuf_len;
     int read_err; /* an end or error met after bytes were returned: the next read's answer */
 };
@@ -75,6 +69,7 @@ static int tls_bio_send(void *arg, const unsigned char *buf, size_t len)
     struct tls_transport *t = arg;
     ssize_t n;
 
+    tls__park_track(&t->ssl, &t->park, buf, len, false);
     do {
         n = send(t->base.fd, buf, len, MSG_NOSIGNAL);
     } while (n < 0 && errno == EINTR);
@@ -106,6 +101,7 @@ static int tls_bio_recv(void *arg, unsigned char *buf, size_t len)
     if (t->rbuf) {
         n = (ssize_t)(t->rbuf_len - t->rbuf_off < len ? t->rbuf_len - t->rbuf_off : len);
         memcpy(buf, t->rbuf + t->rbuf_off, (size_t)n);
+        tls__park_track(&t->ssl, &t->park, buf, (size_t)n, true);
         t->rbuf_off += (size_t)n;
         if (t->rbuf_off == t->rbuf_len) {
             free(t->rbuf);
@@ -127,6 +123,8 @@ static int tls_bio_recv(void *arg, unsigned char *buf, size_t len)
     }
     if (n > 0 && dst != buf)
         memcpy(buf, dst, (size_t)n);
+    if (n > 0)
+        tls__park_track(&t->ssl, &t->park, buf, (size_t)n, true);
     if (n >= 0)
         return (int)n;
     if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -282,60 +280,11 @@ static void tls_set_cert_identity(struct tls_transport *t)
 
 /* ---- idle memory ------------------------------------------------------------------------ */
 
-/*
- * mbedTLS 2.28 (as Debian builds it, without MBEDTLS_SSL_VARIABLE_BUFFER_LENGTH) gives every
- * connection two 16.7 KB record buffers for its whole life. Between records their contents are
- * dead: only the first bytes hold state (the record sequence numbers in_ctr / out_ctr). So when
- * a connection is idle in both directions, the whole pages inside each buffer go back to the
- * kernel (MADV_DONTNEED: they read as zeros when next touched). This is what makes an idle TLS
- * connection cost a few KB instead of 34. It relies on 2.28's public struct fields (in_left,
- * out_left, in_buf, out_buf) and is checked by the idle-memory benchmark.
- *
- * When: once after the handshake (which touches most pages), and after big records, at most
- * once a second per connection so that a busy connection does not pay page faults per record.
- */
-static uint64_t tls_coarse_ms(void)
+/* Give the record buffers back when nothing is in flight either way (tls_park.c). */
+static void tls_park_if_idle(struct tls_transport *t)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void tls_trim_buf(unsigned char *buf, size_t len)
-{
-    static uintptr_t page;
-    uintptr_t start, end;
-
-    if (!page)
-        page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    start = ((uintptr_t)buf + 64 + page - 1) & ~(page - 1); /* keep the counters' page */
-    end = ((uintptr_t)buf + len) & ~(page - 1);
-    if (end > start)
-        madvise((void *)start, end - start, MADV_DONTNEED);
-}
-
-static void tls_trim(struct tls_transport *t, bool force)
-{
-    mbedtls_ssl_context *s = &t->ssl;
-    uint64_t now;
-
-    if (!force && !t->big_in && !t->big_out)
-        return;
-    now = tls_coarse_ms();
-    if (!force && now - t->trimmed_ms < TLS_TRIM_MS)
-        return;
-    /* in_msglen may still count the last handshake message: check_pending says whether it
-     * (or decrypted data) is still to be processed. */
-    if ((force || t->big_in) && s->in_left == 0 && mbedtls_ssl_check_pending(s) == 0) {
-        tls_trim_buf(s->in_buf, MBEDTLS_SSL_IN_BUFFER_LEN);
-        t->big_in = false;
-    }
-    if ((force || t->big_out) && s->out_left == 0 && !t->pending_len) {
-        tls_trim_buf(s->out_buf, MBEDTLS_SSL_OUT_BUFFER_LEN);
-        t->big_out = false;
-    }
-    t->trimmed_ms = now;
+    if (t->done && !t->rbuf && !t->pending_len && tls__park_idle(&t->ssl))
+        tls__park(&t->ssl, &t->park);
 }
 
 /* ---- handshake threads ------------------------------------------------------------------ */
@@ -423,7 +372,7 @@ static int tls_handshake(struct transport *base)
     t->need = 0;
     metrics_g.tls_handshakes++;
     tls_set_cert_identity(t);
-    tls_trim(t, true);
+    tls_park_if_idle(t);
 out:
     return rc;
 }
@@ -433,11 +382,8 @@ static ssize_t tls_read_one(struct tls_transport *t, void *buf, size_t len)
 {
     int ret = mbedtls_ssl_read(&t->ssl, buf, len);
 
-    if (ret > 0) {
-        if (ret >= TLS_BIG_RECORD)
-            t->big_in = true;
+    if (ret > 0)
         return ret;
-    }
     if (ret == 0 || ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || ret == MBEDTLS_ERR_SSL_CONN_EOF)
         return 0;
     if (ret == MBEDTLS_ERR_SSL_WANT_READ)
@@ -463,8 +409,12 @@ static ssize_t tls_read(struct transport *base, void *buf, size_t len)
     ssize_t n = 0;
 
     t->need = 0;
-    if (t->read_err != 0 && t->read_err != -EAGAIN) {
+    if (t->read_err != 0) {
         n = t->read_err == 1 ? 0 : t->read_err;
+        goto out;
+    }
+    if (tls__unpark(&t->ssl, &t->park) != 0) {
+        n = -ENOMEM;
         goto out;
     }
     while (total < len) {
@@ -475,10 +425,10 @@ static ssize_t tls_read(struct transport *base, void *buf, size_t len)
     }
     if (total > 0 && n <= 0 && n != -EAGAIN)
         t->read_err = n == 0 ? 1 : (int)n; /* 1: the end */
+    if (n == -EAGAIN && t->need == 0)
+        tls_park_if_idle(t);
     if (total > 0)
         n = (ssize_t)total;
-    else if (n == -EAGAIN && t->need == 0)
-        tls_trim(t, false);
 out:
     return n;
 }
@@ -545,6 +495,10 @@ static ssize_t tls_writev(struct transport *base, const struct iovec *iov, int i
             goto out;
         }
     }
+    if (tls__unpark(&t->ssl, &t->park) != 0) {
+        rc = -ENOMEM;
+        goto out;
+    }
     tls_iov_advance(iov, iovcnt, &k, &off, 0);
     while (k < iovcnt) {
         const unsigned char *p;
@@ -572,14 +526,12 @@ static ssize_t tls_writev(struct transport *base, const struct iovec *iov, int i
             goto out;
         }
         t->pending_len = 0;
-        if (ret >= TLS_BIG_RECORD)
-            t->big_out = true;
         total += (size_t)ret;
         tls_iov_advance(iov, iovcnt, &k, &off, (size_t)ret);
     }
     rc = total > 0 ? (ssize_t)total : -EAGAIN;
     if (k == iovcnt)
-        tls_trim(t, false);
+        tls_park_if_idle(t);
 out:
     return rc;
 }
@@ -616,6 +568,7 @@ static const char *tls_identity(const struct transport *base)
 static void tls_free(struct tls_transport *t)
 {
     mbedtls_platform_zeroize(&t->kex, sizeof(t->kex));
+    tls__park_release(&t->ssl, &t->park);
     mbedtls_ssl_free(&t->ssl);
     close(t->base.fd);
     tls_ctx_unref(t->ctx);
@@ -634,7 +587,7 @@ static void tls_close(struct transport *base)
         t->abandoned = true; /* a worker is in it: tls_job_done frees it */
         return;
     }
-    if (t->done && !t->pending_len)
+    if (t->done && !t->pending_len && tls__unpark(&t->ssl, &t->park) == 0)
         mbedtls_ssl_close_notify(&t->ssl); /* best effort: the socket is non-blocking */
     tls_free(t);
 }

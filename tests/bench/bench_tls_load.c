@@ -6,6 +6,7 @@
  *     QoS 1 message every 2 ms. Reported: the storm's total time (first connect to last
  *     CONNACK), the broker's CPU per handshake, and the pair's latency (publish -> delivery)
  *     before and during the storm, p50 / p99 / max.
+ *   - idle: memory per idle TLS connection (CONNECT done, then nothing), KiB of broker RSS;
  *   - fan-in: 100 devices each publishing to one topic, one message per TLS record, one
  *     subscriber; fan-out: one publisher, 50 subscribers (the broker packs many packets into
  *     each outgoing record). QoS 0 and 1, 64-byte payloads, a closed loop (a window of messages
@@ -17,7 +18,8 @@
  * TLS 1.2 for both brokers (Cairn's version). Mosquitto: its TLS listener with
  * set_tcp_nodelay, no limits (loadbroker.c).
  *
- * Usage: bench_tls_load CAIRN_BIN [MOSQUITTO_BIN] [-n STORM_CLIENTS] [-d SECONDS] [-s TEXT]
+ * Usage: bench_tls_load CAIRN_BIN [MOSQUITTO_BIN] [-n STORM_CLIENTS] [-i IDLE] [-d SECONDS] [-s
+ * TEXT]
  *        [-b cairn,mosquitto] [-k ec|rsa]
  * Figures go in the issue note and the README, never into a pass/fail.
  */
@@ -42,12 +44,13 @@
 
 static struct {
     int storm_n;
+    int idle_n;
     double secs;
     const char *only;
     const char *brokers;
     const char *key;
     char dir[64];
-} opt = {.storm_n = 8000, .secs = 3, .brokers = "mosquitto,cairn", .key = "ec"};
+} opt = {.storm_n = 8000, .idle_n = 2000, .secs = 3, .brokers = "mosquitto,cairn", .key = "ec"};
 
 /* ---- latencies ---------------------------------------------------------------------------- */
 
@@ -299,6 +302,48 @@ out:
     return rate;
 }
 
+/* ---- idle connections --------------------------------------------------------------------- */
+
+static void idle_ready(struct tl_conn *c)
+{
+    (*(long *)c->arg)++;
+}
+
+/* KiB of broker RSS per idle TLS connection (CONNECT done, then nothing), or -1. */
+static double run_idle(struct load_broker *b, int n, int *got)
+{
+    long done = 0, before, after;
+    struct tl_handlers h = {.ready = idle_ready, .dead = idle_ready};
+    struct tl_engine *e = tl_engine_new(b->port, &h);
+    double rate = -1;
+
+    *got = 0;
+    if (!e)
+        return -1;
+    usleep(300000);
+    before = bench_proc_kb(b->pid, "VmRSS");
+    for (int i = 0; i < n; i++) {
+        char id[32];
+
+        snprintf(id, sizeof(id), "idle-%d", i);
+        if (!tl_connect(e, id, NULL, 0, i, &done))
+            done++;
+        if (i % 64 == 63) /* a few at a time: the figure is memory, not a storm */
+            while (done < i - 128)
+                tl_engine_run(e, 5);
+    }
+    for (double end = bench_now() + 60; done < n && bench_now() < end;)
+        tl_engine_run(e, 5);
+    for (double end = bench_now() + 0.5; bench_now() < end;)
+        tl_engine_run(e, 50);
+    after = bench_proc_kb(b->pid, "VmRSS");
+    *got = (int)tl_engine_count(e, TL_READY);
+    if (*got > 0 && before > 0 && after > 0)
+        rate = (double)(after - before) / *got;
+    tl_engine_free(e);
+    return rate;
+}
+
 /* ---- main ---------------------------------------------------------------------------------- */
 
 static int make_certs(void)
@@ -352,9 +397,11 @@ int main(int argc, char **argv)
     struct load_usage use[4][2] = {{{0}}};
     int npos = 0, c;
 
-    while ((c = getopt(argc, argv, "n:d:s:b:k:")) != -1) {
+    while ((c = getopt(argc, argv, "n:i:d:s:b:k:")) != -1) {
         if (c == 'n')
             opt.storm_n = atoi(optarg);
+        else if (c == 'i')
+            opt.idle_n = atoi(optarg);
         else if (c == 'd')
             opt.secs = atof(optarg);
         else if (c == 's')
@@ -369,8 +416,9 @@ int main(int argc, char **argv)
     for (; optind < argc && npos < 2; optind++)
         bins[npos++] = argv[optind];
     if (!bins[0]) {
-        fprintf(stderr, "usage: bench_tls_load CAIRN_BIN [MOSQUITTO_BIN] [-n N] [-d S] [-s TEXT] "
-                        "[-b cairn,mosquitto] [-k ec|rsa]\n");
+        fprintf(stderr,
+                "usage: bench_tls_load CAIRN_BIN [MOSQUITTO_BIN] [-n N] [-i N] [-d S] [-s TEXT] "
+                "[-b cairn,mosquitto] [-k ec|rsa]\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -399,6 +447,23 @@ int main(int argc, char **argv)
         }
         printf("\n");
     }
+    if (want("idle")) {
+        double kb[2] = {-1, -1};
+        int got[2] = {0, 0};
+
+        for (int i = 1; i >= 0; i--) {
+            struct load_broker b;
+
+            if (!strstr(opt.brokers, names[i]) || start(&b, kinds[i], bins[i]) != 0)
+                continue;
+            fprintf(stderr, "idle: %s\n", names[i]);
+            kb[i] = run_idle(&b, opt.idle_n, &got[i]);
+            load_broker_stop(&b);
+        }
+        printf("| idle TLS connections | Mosquitto | Cairn |\n|---|---|---|\n");
+        printf("| KiB of broker RSS each | %.2f (%d) | %.2f (%d) |\n\n", kb[1], got[1], kb[0],
+               got[0]);
+    }
     for (int s = 0; s < 4; s++) {
         if (!want(tps[s].name))
             continue;
@@ -412,6 +477,8 @@ int main(int argc, char **argv)
             load_broker_stop(&b);
         }
     }
+    if (!want("fan-"))
+        goto out;
     printf("| scenario (64 B, TLS 1.2, %s key) | Mosquitto msg/s | Cairn msg/s | Cairn / "
            "Mosquitto | broker CPU M / C | tool CPU M / C | others on broker's, tool's CPU M; C "
            "|\n|---|---|---|---|---|---|---|\n",
@@ -425,10 +492,10 @@ int main(int argc, char **argv)
                use[s][1].other_on_broker, use[s][1].other_on_tool, use[s][0].other_on_broker,
                use[s][0].other_on_tool);
     }
-    {
-        char cmd[128];
+out : {
+    char cmd[128];
 
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", opt.dir);
-        return system(cmd) == 0 ? 0 : 1;
-    }
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", opt.dir);
+    return system(cmd) == 0 ? 0 : 1;
+}
 }

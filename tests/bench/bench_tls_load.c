@@ -373,7 +373,7 @@ static int start(struct load_broker *b, enum load_kind kind, const char *bin)
 
     *b = (struct load_broker){.kind = kind, .bin = bin, .tls_dir = opt.dir};
     /* a storm's last handshakes may wait longer than Cairn's default 10 s CONNECT timeout */
-    b->extra = kind == LOAD_CAIRN ? "connect_timeout 120" : NULL;
+    b->extra = kind == LOAD_CAIRN ? (getenv("CAIRN_EXTRA") ? getenv("CAIRN_EXTRA") : "connect_timeout 120") : NULL;
     if (load_broker_start(b, LOAD_BROKER_CPU, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s\n", err);
         return -1;

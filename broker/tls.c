@@ -19,10 +19,14 @@
 
 /*
  * Session tickets (RFC 5077) let a client that reconnects skip the public-key work of a full
- * handshake. Only where nothing about the client is verified: with require_certificate a
- * resumed session would skip the CRL and expiry checks of a reload, and PSK identities must be
- * looked up in the current psk_file. The keys live in the context, so a reload (new context)
- * invalidates earlier tickets.
+ * handshake: after a restart the whole fleet pays full handshakes once, then reconnects are
+ * cheap. On for every listener but PSK ones (a PSK identity must be looked up in the current
+ * psk_file each time, and the identity is not in the session). With require_certificate the
+ * ticket carries the client's certificate (mbedTLS keeps the peer certificate in the session),
+ * so its identity survives resumption, and nothing verified is skipped: the keys live in the
+ * context, so a reload (a new CRL, CA or certificate: a new context) invalidates every earlier
+ * ticket and the next handshake is a full one, verified against the new files; and a resumed
+ * session whose certificate has expired since is refused (tls_transport.c).
  */
 #define TLS_TICKET_LIFETIME 7200 /* seconds */
 
@@ -414,7 +418,8 @@ static int tls_conf(struct tls_ctx *ctx, const struct config_security *s,
         mbedtls_ssl_conf_ciphersuites(c, ctx->ciphers);
     else if (tls_default_ciphers())
         mbedtls_ssl_conf_ciphersuites(c, tls_default_ciphers());
-    if (!s->require_certificate && !ctx->psk) {
+    ctx->verify_peer = s->require_certificate;
+    if (!ctx->psk) {
         ret = mbedtls_ssl_ticket_setup(&ctx->ticket, mbedtls_ctr_drbg_random, drbg,
                                        MBEDTLS_CIPHER_AES_256_GCM, TLS_TICKET_LIFETIME);
         if (ret)

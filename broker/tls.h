@@ -34,8 +34,13 @@
  * writev() did not count them as accepted. pending() reports bytes already decrypted and
  * waiting inside mbedTLS, which the socket will not signal again.
  *
- * Session tickets (resumption without the public-key work) are on for listeners that verify
- * nothing about the client (no require_certificate, no PSK), keyed per context, 2 hours.
+ * Session tickets (resumption without the public-key work) are on for every listener but PSK
+ * ones, keyed per context (so a reload invalidates them), 2 hours; with require_certificate the
+ * ticket carries the client certificate, and one that has expired since is refused.
+ *
+ * Handshake cost: X25519 then P-256 first for ECDHE; with X25519 the key exchange and a P-256
+ * server key's signature are Nettle's (tls_kex.c); other keys sign through mbedTLS with their
+ * tables kept. The handshake steps run on handshake threads (tls_pool.c) when started.
  *
  * Entropy: one mbedtls_entropy + ctr_drbg for the process, seeded on first use.
  *

@@ -35,6 +35,7 @@ struct tls_ctx {
     struct tls_psk_table *psk;
     enum tls_id id;
     bool tickets;                /* session tickets on (see tls.h) */
+    bool verify_peer;            /* require_certificate */
     struct tls_kex_key *kex_key; /* key for Nettle's signatures (tls_kex.c), NULL unless P-256 */
     mbedtls_ssl_ticket_context ticket;
 };

@@ -264,6 +264,22 @@ static char *tls_common_name(const mbedtls_x509_name *name)
     return NULL;
 }
 
+/*
+ * With require_certificate: a resumed session brings back the certificate verified when it was
+ * made (mbedTLS skips verification on resumption); it must not have expired since. A full
+ * handshake has just checked it. false: refuse the connection.
+ */
+static bool tls_peer_still_valid(struct tls_transport *t)
+{
+    const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(&t->ssl);
+
+    if (!t->ctx->verify_peer)
+        return true;
+    return peer && mbedtls_ssl_get_verify_result(&t->ssl) == 0 &&
+           !mbedtls_x509_time_is_past(&peer->valid_to) &&
+           !mbedtls_x509_time_is_future(&peer->valid_from);
+}
+
 /* After the handshake: the verified certificate's CN or subject (a PSK identity wins). */
 static void tls_set_cert_identity(struct tls_transport *t)
 {
@@ -366,6 +382,13 @@ static int tls_handshake(struct transport *base)
         if (!tls_quiet_error(ret))
             tls__log_error(t->base.fd, "handshake", ret, mbedtls_ssl_get_verify_result(&t->ssl));
         rc = tls_errno(t, ret);
+        goto out;
+    }
+    if (!tls_peer_still_valid(t)) {
+        metrics_g.tls_failures++;
+        tls__log_error(t->base.fd, "resumption", MBEDTLS_ERR_X509_CERT_VERIFY_FAILED,
+                       MBEDTLS_X509_BADCERT_EXPIRED);
+        rc = -EACCES;
         goto out;
     }
     t->done = true;

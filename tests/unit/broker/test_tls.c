@@ -486,48 +486,96 @@ static const char cert_conf[] = "listener 8883\n"
 
 /*
  * A client that kept its session resumes with a ticket: no certificate comes back, so the
- * handshake is a fraction of the bytes. Not with require_certificate (the CRL must be checked).
+ * handshake is a fraction of the bytes. issue and resume are the sets (listeners) that make the
+ * session and that are offered it: the same one, or another one as after a reload. The
+ * resumption's bytes read by the client (0 when the server refused), and the identity the
+ * server saw.
  */
-static size_t resumed_bytes(const char *tmpl, const char *cert)
+static size_t resumed_bytes(struct tls_set *issue, struct tls_set *resume, const char *cert,
+                            char **identity)
 {
-    struct config c;
-    struct tls_set *s;
     struct pair p;
     struct client cl = {.verify_server = true};
     mbedtls_ssl_session sess;
-    size_t n;
+    size_t n = 0;
 
     if (cert) {
         cl.cert = "client.crt";
         cl.key = "client.key";
     }
-    s = set_from(&c, tmpl, "");
     mbedtls_ssl_session_init(&sess);
-    pair_open(&p, tls_set_get(s, 0), &cl);
+    pair_open(&p, tls_set_get(issue, 0), &cl);
     assert_int_equal(pair_handshake(&p), 0);
     assert_int_equal(mbedtls_ssl_get_session(&p.ssl, &sess), 0);
     pair_close(&p);
-    pair_open(&p, tls_set_get(s, 0), &cl);
+    pair_open(&p, tls_set_get(resume, 0), &cl);
     assert_int_equal(mbedtls_ssl_set_session(&p.ssl, &sess), 0);
-    assert_int_equal(pair_handshake(&p), 0);
-    exchange(&p);
-    n = p.raw_in;
+    if (pair_handshake(&p) == 0) {
+        const char *id = p.srv->ops->identity(p.srv);
+
+        exchange(&p);
+        n = p.raw_in;
+        if (identity)
+            *identity = id ? strdup(id) : NULL;
+    }
     pair_close(&p);
     mbedtls_ssl_session_free(&sess);
-    tls_set_free(s);
-    config_cleanup(&c);
     return n;
 }
 
 static void test_session_tickets(void **state)
 {
-    size_t resumed = resumed_bytes("listener 8883\ncertfile @D/server-rsa.crt\n"
-                                   "keyfile @D/server-rsa.key\n@K",
-                                   NULL);
-    size_t full = resumed_bytes(cert_conf, "client");
+    struct config c;
+    struct tls_set *s = set_from(&c,
+                                 "listener 8883\ncertfile @D/server-rsa.crt\n"
+                                 "keyfile @D/server-rsa.key\n@K",
+                                 "");
 
-    assert_true(resumed < 400); /* no Certificate message: a full one carries ~1 KB here */
-    assert_true(full > 600);
+    assert_true(resumed_bytes(s, s, NULL, NULL) < 400); /* a full one carries ~1 KB here */
+    tls_set_free(s);
+    config_cleanup(&c);
+}
+
+/*
+ * With require_certificate too: the ticket carries the client certificate, so its identity
+ * survives; a reload (a new set) invalidates the tickets, so the next handshake is a full one,
+ * verified against the files as they are then: a CRL that now lists the certificate refuses it.
+ */
+static void test_session_tickets_client_cert(void **state)
+{
+    struct config c1, c2, c3;
+    struct tls_set *a, *b, *revoked;
+    char cmd[512], *id = NULL;
+
+    a = set_from(&c1, cert_conf, "use_identity_as_username true");
+    assert_true(resumed_bytes(a, a, "client", &id) < 400);
+    assert_non_null(id);
+    assert_string_equal(id, "device-1");
+    free(id);
+    id = NULL;
+    b = set_from(&c2, cert_conf, "use_identity_as_username true");
+    assert_true(resumed_bytes(a, b, "client", &id) > 600); /* full: the reload's keys */
+    assert_string_equal(id, "device-1");
+    free(id);
+    /* crl-client.pem: ca.crt's CRL once client.crt is revoked too (index.txt left as it was) */
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s' && cp index.txt index.keep && openssl ca -config ca.cnf -cert ca.crt "
+             "-keyfile ca.key -revoke client.crt 2>/dev/null && openssl ca -config ca.cnf -cert "
+             "ca.crt -keyfile ca.key -gencrl -out crl-client.pem 2>/dev/null && mv index.keep "
+             "index.txt",
+             dir);
+    assert_int_equal(system(cmd), 0);
+    revoked = set_from(&c3,
+                       "listener 8883\ncertfile @D/server-ec.crt\nkeyfile @D/server-ec.key\n"
+                       "cafile @D/ca.crt\ncrlfile @D/crl-client.pem\nrequire_certificate true\n",
+                       NULL);
+    assert_int_equal(resumed_bytes(a, revoked, "client", NULL), 0);
+    tls_set_free(a);
+    tls_set_free(b);
+    tls_set_free(revoked);
+    config_cleanup(&c1);
+    config_cleanup(&c2);
+    config_cleanup(&c3);
 }
 
 static int try_client(const char *extra, const char *cert, const char **identity)
@@ -787,6 +835,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_handshake_rsa_ec),
         cmocka_unit_test(test_session_tickets),
+        cmocka_unit_test(test_session_tickets_client_cert),
         cmocka_unit_test(test_records_packed),
         cmocka_unit_test(test_partial_writes),
         cmocka_unit_test(test_pending),

@@ -26,6 +26,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,8 +175,13 @@ static void run_storm(struct load_broker *b, char *row, size_t rowlen)
         snprintf(row, rowlen, "set-up failed");
         return;
     }
-    /* the storm's clients yield to the pair: its latency is the broker's, not the tool's */
-    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+    /* the storm's clients yield to the pair at once (SCHED_IDLE: preempted by any wakeup of
+     * the pair's thread on this CPU), so its latency is the broker's, not the tool's */
+    {
+        struct sched_param sp = {0};
+
+        pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+    }
     while (!pr.ready)
         usleep(1000);
     usleep(1000000); /* the baseline */
@@ -203,7 +209,11 @@ static void run_storm(struct load_broker *b, char *row, size_t rowlen)
              c1.wall - t0, ok, opt.storm_n, ok ? (c1.broker - c0.broker) * 1e3 / (double)ok : 0.0,
              before, during, u.broker, u.self, pr.got, pr.sent);
     tl_engine_free(e);
-    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 0);
+    {
+        struct sched_param sp = {0};
+
+        pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp);
+    }
     free(pr.before.v);
     free(pr.during.v);
 }
@@ -373,7 +383,9 @@ static int start(struct load_broker *b, enum load_kind kind, const char *bin)
 
     *b = (struct load_broker){.kind = kind, .bin = bin, .tls_dir = opt.dir};
     /* a storm's last handshakes may wait longer than Cairn's default 10 s CONNECT timeout */
-    b->extra = kind == LOAD_CAIRN ? (getenv("CAIRN_EXTRA") ? getenv("CAIRN_EXTRA") : "connect_timeout 120") : NULL;
+    b->extra = kind == LOAD_CAIRN
+                   ? (getenv("CAIRN_EXTRA") ? getenv("CAIRN_EXTRA") : "connect_timeout 120")
+                   : NULL;
     if (load_broker_start(b, LOAD_BROKER_CPU, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s\n", err);
         return -1;

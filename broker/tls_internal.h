@@ -122,6 +122,11 @@ void tls__pool_submit(struct tls_job *j);
 /* From a done(): run fd's loop callback now, as if the socket had become readable. */
 void tls__pool_fire(int fd);
 
+/* tls_identity.c: the subject as RFC 2253 prints it ("CN=a,O=b"), or its CN; NULL when it has
+ * none, holds a NUL byte or does not fit. The caller frees. */
+char *tls__subject(const mbedtls_x509_name *name);
+char *tls__common_name(const mbedtls_x509_name *name);
+
 /* "peer: TLS handshake failed: mbedTLS text (verify detail)" at NOTICE. */
 void tls__log_error(int fd, const char *what, int mbedtls_err, uint32_t verify_flags);
 

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,15 +43,15 @@ struct tls_transport {
     struct tls_job job;
     struct tls_kex kex;
     enum tls_step step;
-    int step_ret;         /* mbedtls_ssl_handshake()'s answer in the worker */
-    bool abandoned;       /* closed while QUEUED: done() frees it */
-    int need;             /* CAIRN_EV_* the last WANT_READ/WANT_WRITE asked for */
-    bool done;            /* handshake complete */
-    size_t pending_len;   /* a record of this length is partly sent: retry with it */
-    int sock_err;         /* errno of the last failed send/recv */
-    struct tls_park park; /* record buffers given back while idle (tls_park.c) */
-    char *identity;       /* PSK identity, certificate CN or subject; NULL */
-    unsigned char *rbuf;  /* bytes recv() gave beyond what mbedTLS asked for; NULL when none */
+    int step_ret;          /* mbedtls_ssl_handshake()'s answer in the worker */
+    atomic_bool abandoned; /* closed while QUEUED: done() frees it, run() skips the work */
+    int need;              /* CAIRN_EV_* the last WANT_READ/WANT_WRITE asked for */
+    bool done;             /* handshake complete */
+    size_t pending_len;    /* a record of this length is partly sent: retry with it */
+    int sock_err;          /* errno of the last failed send/recv */
+    struct tls_park park;  /* record buffers given back while idle (tls_park.c) */
+    char *identity;        /* PSK identity, certificate CN or subject; NULL */
+    unsigned char *rbuf;   /* bytes recv() gave beyond what mbedTLS asked for; NULL when none */
     size_t rbuf_off, rbuf_len;
     int read_err; /* an end or error met after bytes were returned: the next read's answer */
 };
@@ -261,7 +262,11 @@ static void tls_job_run(struct tls_job *j)
     struct tls_transport *t =
         (struct tls_transport *)((char *)j - offsetof(struct tls_transport, job));
 
-    t->step_ret = tls_handshake_run(t);
+    /* a connection closed while it waited (its CONNECT timeout, say, in a storm) costs no
+     * public-key work */
+    t->step_ret = atomic_load_explicit(&t->abandoned, memory_order_relaxed)
+                      ? MBEDTLS_ERR_SSL_CONN_EOF
+                      : tls_handshake_run(t);
 }
 
 static void tls_job_done(struct tls_job *j, bool ran)
@@ -269,7 +274,7 @@ static void tls_job_done(struct tls_job *j, bool ran)
     struct tls_transport *t =
         (struct tls_transport *)((char *)j - offsetof(struct tls_transport, job));
 
-    if (t->abandoned) {
+    if (atomic_load_explicit(&t->abandoned, memory_order_relaxed)) {
         tls_free(t);
         return;
     }
@@ -551,7 +556,8 @@ static void tls_close(struct transport *base)
     if (!t)
         return;
     if (t->step == TLS_STEP_QUEUED) {
-        t->abandoned = true; /* a worker is in it: tls_job_done frees it */
+        /* a worker has it or will: tls_job_done frees it */
+        atomic_store_explicit(&t->abandoned, true, memory_order_relaxed);
         return;
     }
     if (t->done && !t->pending_len && tls__unpark(&t->ssl, &t->park) == 0)

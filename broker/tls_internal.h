@@ -90,6 +90,8 @@ struct tls_park {
     size_t in_hi, out_hi;    /* bytes of each buffer written since unparked: to wipe */
 };
 
+/* Right after mbedtls_ssl_setup: give its buffers back, parked until the first unpark. */
+void tls__park_setup(mbedtls_ssl_context *ssl, struct tls_park *p);
 /* Nothing half-read, undecrypted, unread or unsent in ssl's buffers. */
 bool tls__park_idle(const mbedtls_ssl_context *ssl);
 /* Give the buffers back (the caller checked tls__park_idle); nothing when parked. */

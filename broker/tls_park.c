@@ -18,8 +18,10 @@
  * system calls. Before a pair is cached or unmapped, the bytes it held are wiped (as
  * mbedtls_ssl_free wipes its own): up to the high-water mark the caller tracked.
  *
- * Loop thread only (handshakes, which may run on handshake threads, use mbedTLS's own buffers;
- * the first park frees those).
+ * A new connection starts parked (mbedtls_ssl_setup's buffers go back at once), so a storm's
+ * accepted connections hold nothing until their ClientHello comes, and the heap keeps no holes
+ * where handshake buffers were. Loop thread only: the buffers are unparked before a handshake
+ * step goes to a handshake thread, and parked again after the handshake.
  */
 #include <string.h>
 #include <sys/mman.h>
@@ -102,6 +104,16 @@ void tls__park(mbedtls_ssl_context *ssl, struct tls_park *p)
     p->parked = true;
     p->ours = false;
     p->in_hi = p->out_hi = 0;
+}
+
+void tls__park_setup(mbedtls_ssl_context *ssl, struct tls_park *p)
+{
+    /* fresh from mbedtls_ssl_setup: nothing to wipe, the counter is zero */
+    free(ssl->in_buf);
+    free(ssl->out_buf);
+    ssl->in_buf = ssl->out_buf = NULL;
+    memset(p, 0, sizeof(*p));
+    p->parked = true;
 }
 
 int tls__unpark(mbedtls_ssl_context *ssl, struct tls_park *p)

@@ -296,6 +296,8 @@ static int tls_handshake_step(struct tls_transport *t)
         ret = t->step_ret;
     } else if (t->step == TLS_STEP_QUEUED) {
         ret = MBEDTLS_ERR_SSL_ASYNC_IN_PROGRESS;
+    } else if (tls__unpark(&t->ssl, &t->park) != 0) {
+        ret = MBEDTLS_ERR_SSL_ALLOC_FAILED; /* the buffers: here, on the loop thread */
     } else if (tls__pool_active()) {
         t->step = TLS_STEP_QUEUED;
         tls__pool_submit(&t->job);
@@ -589,6 +591,7 @@ struct transport *tls_transport_new(struct tls_ctx *ctx, int fd)
         free(t);
         goto fail;
     }
+    tls__park_setup(&t->ssl, &t->park); /* no buffers until the client speaks */
     mbedtls_ssl_set_bio(&t->ssl, t, tls_bio_send, tls_bio_recv, NULL);
     t->ctx = tls_ctx_ref(ctx);
     t->job.run = tls_job_run;

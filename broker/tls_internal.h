@@ -63,20 +63,22 @@ int tls__psk_cb(void *ctx, mbedtls_ssl_context *ssl, const unsigned char *id, si
 /* Remember a PSK identity in the transport whose BIO context this is. 0 or -ENOMEM. */
 int tls__transport_set_psk_identity(void *bio, const unsigned char *id, size_t idlen);
 
-/* ---- tls_kex.c: X25519 key exchange and P-256 signatures by Nettle ---- */
+/* ---- tls_kex.c: X25519 / P-256 key exchange and P-256 signatures by Nettle ---- */
 
-/* One connection's key exchange in progress: our X25519 private value. */
+/* One connection's key exchange in progress: our ephemeral private value. */
 struct tls_kex {
-    unsigned char priv[32];
-    bool active; /* ServerKeyExchange sent by tls_kex.c: its ClientKeyExchange is ours too */
+    unsigned char priv[32]; /* X25519 scalar, or the P-256 one big-endian */
+    /* the curve of a ServerKeyExchange sent by tls_kex.c (its ClientKeyExchange is ours too),
+     * MBEDTLS_ECP_DP_NONE (0) otherwise */
+    mbedtls_ecp_group_id curve;
 };
 
 /* Nettle's copy of pk when it is a P-256 key: 0 with *out set (NULL for other keys), or -1. */
 int tls__kex_key_new(const mbedtls_pk_context *pk, struct tls_kex_key **out);
 void tls__kex_key_free(struct tls_kex_key *k);
 /*
- * mbedtls_ssl_handshake() for a server, with the X25519 key exchange done by Nettle (key, for
- * the signature when the own key is key_pk; NULL: mbedtls_pk_sign). Same answers.
+ * mbedtls_ssl_handshake() for a server, with the X25519 or P-256 key exchange done by Nettle (key,
+ * for the signature when the own key is key_pk; NULL: mbedtls_pk_sign). Same answers.
  */
 int tls__kex_handshake(mbedtls_ssl_context *ssl, struct tls_kex *kex, const struct tls_kex_key *key,
                        const mbedtls_pk_context *key_pk);

@@ -127,6 +127,7 @@ struct client {
     const char *cert, *key; /* file names in dir, or NULL */
     const char *psk_id, *psk_hex;
     bool verify_server;
+    const mbedtls_ecp_group_id *curves; /* offered for ECDHE, NULL: mbedTLS's list */
 };
 
 struct pair {
@@ -213,6 +214,8 @@ static void pair_open(struct pair *p, struct tls_ctx *ctx, const struct client *
                                               strlen(cl->psk_id)),
                          0);
     }
+    if (cl->curves)
+        mbedtls_ssl_conf_curves(&p->conf, cl->curves);
     assert_int_equal(mbedtls_ssl_setup(&p->ssl, &p->conf), 0);
     assert_int_equal(mbedtls_ssl_set_hostname(&p->ssl, "localhost"), 0);
     mbedtls_ssl_set_bio(&p->ssl, p, cli_send, cli_recv, NULL);
@@ -337,6 +340,39 @@ static void test_handshake_rsa_ec(void **state)
         assert_null(p.srv->ops->identity(p.srv));
         exchange(&p);
         pair_close(&p);
+        tls_set_free(s);
+        config_cleanup(&c);
+    }
+}
+
+/*
+ * Every key exchange path: X25519 and P-256 by Nettle (tls_kex.c) with its P-256 signature or
+ * mbedTLS's RSA one, and P-384 left to mbedTLS (RSA key: an ECDSA P-256 certificate needs
+ * P-256 among the client's curves). The client verifies the server's signature.
+ */
+static void test_key_exchange_curves(void **state)
+{
+    static const mbedtls_ecp_group_id x25519[] = {MBEDTLS_ECP_DP_CURVE25519,
+                                                  MBEDTLS_ECP_DP_SECP256R1, MBEDTLS_ECP_DP_NONE};
+    static const mbedtls_ecp_group_id p256[] = {MBEDTLS_ECP_DP_SECP256R1, MBEDTLS_ECP_DP_NONE};
+    static const mbedtls_ecp_group_id p384[] = {MBEDTLS_ECP_DP_SECP384R1, MBEDTLS_ECP_DP_NONE};
+    static const struct {
+        const char *kind;
+        const mbedtls_ecp_group_id *curves;
+    } cases[] = {{"ec", x25519}, {"ec", p256}, {"rsa", x25519}, {"rsa", p256}, {"rsa", p384}};
+
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        struct config c;
+        struct tls_set *s = set_from(&c, srv_conf, cases[k].kind);
+        struct client cl = {.verify_server = true, .curves = cases[k].curves};
+        struct pair p;
+
+        for (int i = 0; i < 3; i++) { /* fresh keys each time */
+            pair_open(&p, tls_set_get(s, 0), &cl);
+            assert_int_equal(pair_handshake(&p), 0);
+            exchange(&p);
+            pair_close(&p);
+        }
         tls_set_free(s);
         config_cleanup(&c);
     }
@@ -834,6 +870,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_handshake_rsa_ec),
+        cmocka_unit_test(test_key_exchange_curves),
         cmocka_unit_test(test_session_tickets),
         cmocka_unit_test(test_session_tickets_client_cert),
         cmocka_unit_test(test_records_packed),

@@ -104,8 +104,9 @@ int tls_set_reload(struct tls_set **s, const struct config *cfg);
 
 /*
  * Run the handshakes of every TLS transport created from now on in `threads` worker threads
- * (0: one per CPU, at most 8), results handed back on loop l. Without it, handshakes run on the
- * loop thread. 0, or a negative code with the reason in err. A second call does nothing.
+ * (0: one per CPU the process may use, at most 8), results handed back on loop l. Without it,
+ * handshakes run on the loop thread. 0, or a negative code with the reason in err. A second call
+ * does nothing.
  */
 int tls_pool_start(struct loop *l, unsigned threads, char *err, size_t errlen)
     __attribute__((warn_unused_result));

@@ -20,7 +20,9 @@
  * read-only state: the config, certificates, CA, CRL, PSK table and the ECDSA key's comb table
  * (built before the first handshake, see tls.c).
  */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <errno.h>
+#include <sched.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,9 +122,12 @@ static void tls_pool_on_event(struct loop *l, int fd, int events, void *arg)
     tls_pool_take_done(arg);
 }
 
+/* One per CPU this process may run on (a container's cpuset, taskset), at most the maximum. */
 static unsigned tls_pool_default_threads(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    long n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set)
+                                                          : sysconf(_SC_NPROCESSORS_ONLN);
 
     return n < 1 ? 1 : n > TLS_POOL_MAX_THREADS ? TLS_POOL_MAX_THREADS : (unsigned)n;
 }

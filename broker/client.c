@@ -201,37 +201,36 @@ out:
  * A PUBLISH up to this size is copied whole into the output queue's coalescing chunk — one
  * memcpy — rather than queued as references to the shared header and payload: each reference
  * costs an allocation, a message reference and an iovec, more than copying a small packet
- * (issue 11's profile: allocation and iovec walking were a third of fan-out). Larger ones are
- * referenced: the payload is never copied per subscriber.
+ * (issue 11's profile: allocation and iovec walking were a third of fan-out). A larger one has
+ * its header copied and only its payload referenced: one reference, not three.
  */
 #define CLIENT_COPY_MAX 1100u
 
-/* The PUBLISH as references to the message's shared header and payload (a large one). */
+/*
+ * A larger PUBLISH: its header copied (patched with DUP and the packet id: a few bytes into the
+ * coalescing chunk) and its payload referenced (never copied per subscriber).
+ */
 static int client__send_publish_ref(struct client *cl, struct msg *m, const uint8_t *hdr,
                                     size_t hlen, uint8_t qos, uint16_t pid, bool dup)
 {
-    int rc;
+    uint8_t small[64], *h = hlen <= sizeof(small) ? small : malloc(hlen);
+    int rc = -ENOMEM;
 
-    if (dup || qos > 0) {
-        /* the shared header up to the packet id; DUP needs a copy of the first byte */
-        uint8_t pidb[2] = {(uint8_t)(pid >> 8), (uint8_t)pid};
-        size_t shared = hlen - 2;
-        if (dup) {
-            uint8_t b0 = hdr[0] | 0x08;
-            if ((rc = conn_write(cl->conn, &b0, 1)) < 0)
-                goto out;
-            rc = conn_write_ref(cl->conn, hdr + 1, shared - 1, msg_release, msg_ref(m));
-        } else {
-            rc = conn_write_ref(cl->conn, hdr, shared, msg_release, msg_ref(m));
-        }
-        if (rc < 0 || (rc = conn_write(cl->conn, pidb, 2)) < 0)
-            goto out;
-    } else if ((rc = conn_write_ref(cl->conn, hdr, hlen, msg_release, msg_ref(m))) < 0) {
+    if (!h)
         goto out;
+    memcpy(h, hdr, hlen);
+    if (dup)
+        h[0] |= 0x08;
+    if (qos > 0) {
+        h[hlen - 2] = (uint8_t)(pid >> 8);
+        h[hlen - 1] = (uint8_t)pid;
     }
-    if (m->payload_len)
+    rc = conn_write(cl->conn, h, hlen);
+    if (rc == 0 && m->payload_len)
         rc = conn_write_ref(cl->conn, m->payload, m->payload_len, msg_release, msg_ref(m));
 out:
+    if (h != small)
+        free(h);
     return rc;
 }
 
@@ -276,19 +275,20 @@ out:
     return rc;
 }
 
-/* After a burst, give back what an idle client does not need. */
+/* The held output was written or dropped. */
 static void client__shrink(struct client *cl)
 {
-    if (cl->cap_held > 256) {
-        free(cl->held);
-        cl->held = NULL;
-        cl->cap_held = 0;
-    }
-    if (cl->raw_cap > 16384) {
-        free(cl->raw);
-        cl->raw = NULL;
-        cl->raw_cap = 0;
-    }
+    /*
+     * Emptied: give the arrays back. Most clients are idle most of the time, and kept they were
+     * a third of an idle connection's memory (a CONNACK left 8 slots and 256 bytes behind);
+     * a busy client allocates them again once per loop pass, not per packet.
+     */
+    free(cl->held);
+    cl->held = NULL;
+    cl->cap_held = 0;
+    free(cl->raw);
+    cl->raw = NULL;
+    cl->raw_cap = 0;
 }
 
 void client_flush_held(struct client *cl)

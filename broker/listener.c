@@ -482,6 +482,12 @@ struct listeners *listener_open(struct loop *l, struct conn_pool *pool, const st
     ls->tls = tls ? tls : tls_set_new(cfg, err, errlen);
     if (!ls->tls)
         rc = -EINVAL;
+    for (size_t i = 0; i < cfg->n_listeners && rc == 0; i++)
+        if (tls_set_get(ls->tls, i)) {
+            /* the handshakes' public-key work off the loop (tls_pool.c) */
+            rc = tls_pool_start(l, 0, err, errlen);
+            break;
+        }
     if (rc == 0 && !(ls->http = httpd_new(l, pool, cfg, err, errlen)))
         rc = -EINVAL;
     for (size_t i = 0; i < cfg->n_listeners && rc == 0; i++)
@@ -522,6 +528,7 @@ void listener_free(struct listeners *ls)
     if (ls->reserve_fd >= 0)
         close(ls->reserve_fd);
     httpd_free(ls->http);
+    tls_pool_stop();
     tls_set_free(ls->tls);
     free(ls);
 }

@@ -128,6 +128,16 @@ void loop_del_fd(struct loop *l, int fd)
     memset(&l->fds[fd], 0, sizeof(l->fds[fd]));
 }
 
+void loop_fire_fd(struct loop *l, int fd, int events)
+{
+    struct loop_fd *e;
+
+    if (fd < 0 || (size_t)fd >= l->nfds || !l->fds[fd].used)
+        return;
+    e = &l->fds[fd];
+    e->cb(l, fd, events, e->arg);
+}
+
 void loop_set_iteration_end(struct loop *l, void (*cb)(void *arg), void *arg)
 {
     l->iteration_end = cb;

@@ -47,6 +47,13 @@ int loop_mod_fd(struct loop *l, int fd, int events);
 /* Stop watching fd (before closing it). Unknown fds are ignored. */
 void loop_del_fd(struct loop *l, int fd);
 
+/*
+ * Run fd's callback now with events, as if they had fired, whatever its interest (a handshake
+ * thread finished work for fd while the loop watched nothing on it). Unknown fds are ignored.
+ * From a loop callback only.
+ */
+void loop_fire_fd(struct loop *l, int fd, int events);
+
 /* Called once per iteration after events and timers (set once; NULL clears). */
 void loop_set_iteration_end(struct loop *l, void (*cb)(void *arg), void *arg);
 

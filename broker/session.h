@@ -107,12 +107,9 @@ struct session {
     struct session *hnext;
     char *id; /* NUL-terminated */
     size_t id_len;
-    bool clean;   /* clean session flag of the last CONNECT */
-    bool durable; /* recorded in the store */
-    void *owner;  /* the client while online, NULL offline */
+    void *owner; /* the client while online, NULL offline */
     /* The identity the session belongs to (session_set_user), recorded with it. */
-    uint8_t user_kind; /* enum persist_owner */
-    char *user;        /* PERSIST_OWNER_USER: the username, NUL-terminated; else NULL */
+    char *user; /* PERSIST_OWNER_USER: the username, NUL-terminated; else NULL */
 
     struct sentry_list inflight;
     struct sentry_list queue; /* the in-memory part of the queue */
@@ -123,14 +120,12 @@ struct session {
     uint64_t disk_gen;     /* table gen when an entry last went to disk (0: all committed) */
     uint64_t disk_gen_seq; /* first seq that went to disk in disk_gen: not committed before */
     uint64_t next_seq;
-    uint16_t last_pid;
-    struct pidx pidx;     /* id -> in-flight entry, once the window is large (session.c) */
-    uint64_t pid_clashes; /* entries read back whose id was in use: never (tests check) */
+    struct pidx pidx; /* id -> in-flight entry, once the window is large (session.c) */
 
     uint16_t *inbound;     /* sorted */
     uint64_t *inbound_gen; /* commit generation each id was added in */
-    size_t n_inbound;
-    size_t cap_inbound;
+    uint32_t n_inbound;
+    uint32_t cap_inbound;
 
     struct subset subs; /* filter -> QoS (subset.h) */
 
@@ -154,13 +149,20 @@ struct session {
 
     /* for the broker */
     struct session *dirty_next;
-    bool detached;        /* session_detach: gone but for its route entries */
     size_t detach_cursor; /* broker.c: how far through subs the unsubscribing got */
-    bool dirty;
-    uint32_t refill_tries; /* broker.c: reads of the store that found nothing, in a row */
-    bool resend_pending;   /* some in-flight entry has resend set */
     struct timer *expiry;
     void *expiry_ctx;
+    uint32_t refill_tries; /* broker.c: reads of the store that found nothing, in a row */
+    uint32_t pid_clashes;  /* entries read back whose id was in use: never (tests check) */
+
+    /* the small ones together (an idle connection's session is most of its memory) */
+    uint16_t last_pid;
+    uint8_t user_kind;   /* enum persist_owner */
+    bool clean;          /* clean session flag of the last CONNECT */
+    bool durable;        /* recorded in the store */
+    bool detached;       /* session_detach: gone but for its route entries */
+    bool dirty;          /* broker.c: on the dirty list */
+    bool resend_pending; /* some in-flight entry has resend set */
 };
 
 /* ---- the table ---------------------------------------------------------------------------- */

@@ -5,8 +5,8 @@
  *
  * A listener is a TLS listener when any of certfile, keyfile, cafile, capath, crlfile,
  * tls_version, ciphers, psk_hint, require_certificate, use_identity_as_username,
- * use_subject_as_username or dhparamfile is set. Such a listener must come up with TLS or not at all: a
- * certfile without keyfile (or the reverse), a key that does not match the certificate, an
+ * use_subject_as_username or dhparamfile is set. Such a listener must come up with TLS or not at
+ * all: a certfile without keyfile (or the reverse), a key that does not match the certificate, an
  * unreadable or unparsable file, require_certificate without cafile/capath, an unknown
  * tls_version or cipher is a config error "FILE:LINE: reason" (Mosquitto 2.0.11 serves plaintext
  * on some of these; Cairn never does). PSK (psk_hint + psk_file with "identity:hexkey" lines) may
@@ -34,18 +34,27 @@
  * returning), so a burst of small MQTT packets leaves as one record, not one each. A record
  * that could only be partly sent is finished by the next writev() before anything new: mbedTLS
  * requires the retry with the same length, and the caller re-offers the same bytes because
- * writev() did not count them as accepted. pending() reports bytes already decrypted and
- * waiting inside mbedTLS, which the socket will not signal again.
+ * writev() did not count them as accepted. Reads take every record waiting with one recv() and
+ * return as many records as fit; pending() reports what is left decrypted or undecrypted in the
+ * transport, which the socket will not signal again. An idle connection keeps no record buffers
+ * (tls_park.c).
  *
- * Session tickets (resumption without the public-key work) are on for listeners that verify
- * nothing about the client (no require_certificate, no PSK), keyed per context, 2 hours.
+ * Session tickets (resumption without the public-key work) are on for every listener but PSK
+ * ones, keyed per context (so a reload invalidates them), 2 hours; with require_certificate the
+ * ticket carries the client certificate, and one that has expired since is refused.
+ *
+ * Handshake cost: X25519 then P-256 first for ECDHE; with either, the key exchange and a P-256
+ * server key's signature are Nettle's (tls_kex.c); other curves and keys stay mbedTLS's (an EC
+ * key with its comb table kept). Without a ciphers option, AES-128-GCM first on AES-NI CPUs.
+ * The handshake steps run on handshake threads (tls_pool.c) when started (listener.c does).
  *
  * Entropy: one mbedtls_entropy + ctr_drbg for the process, seeded on first use.
  *
  * Ownership and lifetime: a tls_ctx is reference-counted. A tls_set (every listener's context,
  * built from one config) holds one reference per context; each transport holds one for as long
  * as it lives, so a reload can drop the old set while old connections finish on the old
- * certificate. Not thread-safe (one loop thread).
+ * certificate. Everything here is called on the loop thread; only a handshake step itself runs
+ * on a handshake thread (tls_pool.c says what the threads share).
  */
 #ifndef CAIRN_TLS_H
 #define CAIRN_TLS_H
@@ -55,6 +64,7 @@
 
 struct config;
 struct config_security;
+struct loop;
 struct transport;
 struct tls_ctx;
 struct tls_set;
@@ -92,5 +102,19 @@ struct tls_ctx *tls_set_get(const struct tls_set *s, size_t i);
  * connections. On failure the old set stays, the reason is logged, and a negative code returns.
  */
 int tls_set_reload(struct tls_set **s, const struct config *cfg);
+
+/* ---- handshake threads (tls_pool.c) ---------------------------------------------------- */
+
+/*
+ * Run the handshakes of every TLS transport created from now on in `threads` worker threads
+ * (0: one per CPU the process may use, at most 8), results handed back on loop l. Without it,
+ * handshakes run on the loop thread. 0, or a negative code with the reason in err. A second call
+ * does nothing.
+ */
+int tls_pool_start(struct loop *l, unsigned threads, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* Join the threads (each finishes the step it is in); before loop_free. Nothing when not
+ * started. */
+void tls_pool_stop(void);
 
 #endif

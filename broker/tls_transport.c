@@ -1,23 +1,25 @@
 /*
  * tls_transport.c — one TLS connection as a broker/transport.h transport. See tls.h for the
- * design: readiness-driven handshake, records packed from gathered writes through one shared
- * staging buffer, partial records finished with the same length, decrypted bytes reported by
- * pending().
+ * design: readiness-driven handshake (its steps on handshake threads when there are any),
+ * records packed from gathered writes through one shared staging buffer, partial records finished
+ * with the same length, reads of every waiting record with one recv(), what is left reported by
+ * pending(), record buffers parked while idle.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <mbedtls/error.h>
 #include <mbedtls/net_sockets.h>
 #include <mbedtls/oid.h>
+#include <mbedtls/platform_util.h>
 #include <mbedtls/ssl_internal.h> /* MBEDTLS_SSL_IN_BUFFER_LEN, _OUT_ */
 
 #include "log.h"
@@ -26,21 +28,33 @@
 #include "transport.h"
 
 #define TLS_STAGE      MBEDTLS_SSL_OUT_CONTENT_LEN
-#define TLS_BIG_RECORD 2048 /* a record this size touched pages worth giving back */
-#define TLS_TRIM_MS    1000 /* at most one trim per connection per second under traffic */
+#define TLS_RECV_CHUNK MBEDTLS_SSL_IN_BUFFER_LEN /* one recv() takes up to a full record */
+
+/* Where a handshake step is, when handshake threads run them (tls_pool.c). */
+enum tls_step {
+    TLS_STEP_NONE,   /* nothing submitted: the loop owns the transport */
+    TLS_STEP_QUEUED, /* a worker owns ssl, the socket and sock_err until done() */
+    TLS_STEP_READY,  /* step_ret waits for the next handshake() */
+};
 
 struct tls_transport {
     struct transport base;
     struct tls_ctx *ctx; /* one reference */
     mbedtls_ssl_context ssl;
-    int need;            /* CAIRN_EV_* the last WANT_READ/WANT_WRITE asked for */
-    bool done;           /* handshake complete */
-    size_t pending_len;  /* a record of this length is partly sent: retry with it */
-    int sock_err;        /* errno of the last failed send/recv */
-    bool big_in;         /* a big record was read since the last trim */
-    bool big_out;        /* a big record was written since the last trim */
-    uint64_t trimmed_ms; /* when the buffers were last trimmed */
-    char *identity;      /* PSK identity, certificate CN or subject; NULL */
+    struct tls_job job;
+    struct tls_kex kex;
+    enum tls_step step;
+    int step_ret;          /* mbedtls_ssl_handshake()'s answer in the worker */
+    atomic_bool abandoned; /* closed while QUEUED: done() frees it, run() skips the work */
+    int need;              /* CAIRN_EV_* the last WANT_READ/WANT_WRITE asked for */
+    bool done;             /* handshake complete */
+    size_t pending_len;    /* a record of this length is partly sent: retry with it */
+    int sock_err;          /* errno of the last failed send/recv */
+    struct tls_park park;  /* record buffers given back while idle (tls_park.c) */
+    char *identity;        /* PSK identity, certificate CN or subject; NULL */
+    unsigned char *rbuf;   /* bytes recv() gave beyond what mbedTLS asked for; NULL when none */
+    size_t rbuf_off, rbuf_len;
+    int read_err; /* an end or error met after bytes were returned: the next read's answer */
 };
 
 /*
@@ -57,6 +71,7 @@ static int tls_bio_send(void *arg, const unsigned char *buf, size_t len)
     struct tls_transport *t = arg;
     ssize_t n;
 
+    tls__park_track(&t->ssl, &t->park, buf, len, false);
     do {
         n = send(t->base.fd, buf, len, MSG_NOSIGNAL);
     } while (n < 0 && errno == EINTR);
@@ -69,14 +84,49 @@ static int tls_bio_send(void *arg, const unsigned char *buf, size_t len)
                                                    : MBEDTLS_ERR_NET_SEND_FAILED;
 }
 
+/*
+ * mbedTLS reads a record in two exact requests (its 5-byte header, then the rest), which would
+ * be two recv() calls per record: for a device sending one small message per record, most of
+ * the broker's time. So one recv() takes up to TLS_RECV_CHUNK into a per-thread staging buffer,
+ * the caller gets what it asked for and the rest waits in rbuf (allocated only while non-empty,
+ * so an idle connection holds none), reported by pending() since the socket will not signal it
+ * again. Per-thread: handshake threads read too.
+ */
+static _Thread_local unsigned char tls_rstage[TLS_RECV_CHUNK];
+
 static int tls_bio_recv(void *arg, unsigned char *buf, size_t len)
 {
     struct tls_transport *t = arg;
+    unsigned char *dst = len >= TLS_RECV_CHUNK ? buf : tls_rstage;
     ssize_t n;
 
+    if (t->rbuf) {
+        n = (ssize_t)(t->rbuf_len - t->rbuf_off < len ? t->rbuf_len - t->rbuf_off : len);
+        memcpy(buf, t->rbuf + t->rbuf_off, (size_t)n);
+        tls__park_track(&t->ssl, &t->park, buf, (size_t)n, true);
+        t->rbuf_off += (size_t)n;
+        if (t->rbuf_off == t->rbuf_len) {
+            free(t->rbuf);
+            t->rbuf = NULL;
+        }
+        return (int)n;
+    }
     do {
-        n = recv(t->base.fd, buf, len, 0);
+        n = recv(t->base.fd, dst, dst == buf ? len : TLS_RECV_CHUNK, 0);
     } while (n < 0 && errno == EINTR);
+    if (n > 0 && dst != buf && (size_t)n > len) {
+        t->rbuf = malloc((size_t)n - len);
+        if (!t->rbuf)
+            return MBEDTLS_ERR_SSL_ALLOC_FAILED;
+        memcpy(t->rbuf, dst + len, (size_t)n - len);
+        t->rbuf_off = 0;
+        t->rbuf_len = (size_t)n - len;
+        n = (ssize_t)len;
+    }
+    if (n > 0 && dst != buf)
+        memcpy(buf, dst, (size_t)n);
+    if (n > 0)
+        tls__park_track(&t->ssl, &t->park, buf, (size_t)n, true);
     if (n >= 0)
         return (int)n;
     if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -160,60 +210,20 @@ int tls__transport_set_psk_identity(void *bio, const unsigned char *id, size_t i
     return 0;
 }
 
-/* Append s[0..n) to out (cap), escaping as RFC 2253 does. false when it does not fit. */
-static bool tls_dn_append(char *out, size_t cap, size_t *pos, const unsigned char *s, size_t n)
+/*
+ * With require_certificate: a resumed session brings back the certificate verified when it was
+ * made (mbedTLS skips verification on resumption); it must not have expired since. A full
+ * handshake has just checked it. false: refuse the connection.
+ */
+static bool tls_peer_still_valid(struct tls_transport *t)
 {
-    for (size_t i = 0; i < n; i++) {
-        bool esc = strchr(",+\"\\<>;", s[i]) != NULL || (i == 0 && (s[i] == '#' || s[i] == ' ')) ||
-                   (i == n - 1 && s[i] == ' ');
+    const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(&t->ssl);
 
-        if (s[i] == '\0' || *pos + 3 >= cap)
-            return false;
-        if (esc)
-            out[(*pos)++] = '\\';
-        out[(*pos)++] = (char)s[i];
-    }
-    out[*pos] = '\0';
-    return true;
-}
-
-/* The subject as OpenSSL's RFC 2253 printing gives it (last RDN first): "CN=a,O=b,C=c". */
-static char *tls_subject(const mbedtls_x509_name *name)
-{
-    const mbedtls_x509_name *v[64];
-    char out[1024];
-    size_t n = 0, pos = 0;
-
-    for (; name && n < 64; name = name->next)
-        if (name->oid.p)
-            v[n++] = name;
-    out[0] = '\0';
-    while (n-- > 0) {
-        const char *sn = NULL;
-        char oid[64];
-
-        if (mbedtls_oid_get_attr_short_name(&v[n]->oid, &sn) != 0) {
-            if (mbedtls_oid_get_numeric_string(oid, sizeof(oid), &v[n]->oid) < 0)
-                return NULL;
-            sn = oid;
-        }
-        if (pos + strlen(sn) + 3 >= sizeof(out))
-            return NULL;
-        pos += (size_t)snprintf(out + pos, sizeof(out) - pos, "%s%s=", pos ? "," : "", sn);
-        if (!tls_dn_append(out, sizeof(out), &pos, v[n]->val.p, v[n]->val.len))
-            return NULL;
-    }
-    return strdup(out);
-}
-
-static char *tls_common_name(const mbedtls_x509_name *name)
-{
-    for (; name; name = name->next)
-        if (MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &name->oid) == 0)
-            return memchr(name->val.p, '\0', name->val.len)
-                       ? NULL
-                       : strndup((const char *)name->val.p, name->val.len);
-    return NULL;
+    if (!t->ctx->verify_peer)
+        return true;
+    return peer && mbedtls_ssl_get_verify_result(&t->ssl) == 0 &&
+           !mbedtls_x509_time_is_past(&peer->valid_to) &&
+           !mbedtls_x509_time_is_future(&peer->valid_from);
 }
 
 /* After the handshake: the verified certificate's CN or subject (a PSK identity wins). */
@@ -226,66 +236,77 @@ static void tls_set_cert_identity(struct tls_transport *t)
     peer = mbedtls_ssl_get_peer_cert(&t->ssl);
     if (!peer || mbedtls_ssl_get_verify_result(&t->ssl) != 0)
         return;
-    t->identity = t->ctx->id == TLS_ID_SUBJECT ? tls_subject(&peer->subject)
-                                               : tls_common_name(&peer->subject);
+    t->identity = t->ctx->id == TLS_ID_SUBJECT ? tls__subject(&peer->subject)
+                                               : tls__common_name(&peer->subject);
 }
 
 /* ---- idle memory ------------------------------------------------------------------------ */
 
+/* Give the record buffers back when nothing is in flight either way (tls_park.c). */
+static void tls_park_if_idle(struct tls_transport *t)
+{
+    if (t->done && !t->rbuf && !t->pending_len && tls__park_idle(&t->ssl))
+        tls__park(&t->ssl, &t->park);
+}
+
+/* ---- handshake threads ------------------------------------------------------------------ */
+
+static void tls_free(struct tls_transport *t);
+
+static int tls_handshake_run(struct tls_transport *t)
+{
+    return tls__kex_handshake(&t->ssl, &t->kex, t->ctx->kex_key, &t->ctx->key);
+}
+
+static void tls_job_run(struct tls_job *j)
+{
+    struct tls_transport *t =
+        (struct tls_transport *)((char *)j - offsetof(struct tls_transport, job));
+
+    /* a connection closed while it waited (its CONNECT timeout, say, in a storm) costs no
+     * public-key work */
+    t->step_ret = atomic_load_explicit(&t->abandoned, memory_order_relaxed)
+                      ? MBEDTLS_ERR_SSL_CONN_EOF
+                      : tls_handshake_run(t);
+}
+
+static void tls_job_done(struct tls_job *j, bool ran)
+{
+    struct tls_transport *t =
+        (struct tls_transport *)((char *)j - offsetof(struct tls_transport, job));
+
+    if (atomic_load_explicit(&t->abandoned, memory_order_relaxed)) {
+        tls_free(t);
+        return;
+    }
+    t->step = ran ? TLS_STEP_READY : TLS_STEP_NONE;
+    if (ran)
+        tls__pool_fire(t->base.fd);
+}
+
 /*
- * mbedTLS 2.28 (as Debian builds it, without MBEDTLS_SSL_VARIABLE_BUFFER_LENGTH) gives every
- * connection two 16.7 KB record buffers for its whole life. Between records their contents are
- * dead: only the first bytes hold state (the record sequence numbers in_ctr / out_ctr). So when
- * a connection is idle in both directions, the whole pages inside each buffer go back to the
- * kernel (MADV_DONTNEED: they read as zeros when next touched). This is what makes an idle TLS
- * connection cost a few KB instead of 34. It relies on 2.28's public struct fields (in_left,
- * out_left, in_buf, out_buf) and is checked by the idle-memory benchmark.
- *
- * When: once after the handshake (which touches most pages), and after big records, at most
- * once a second per connection so that a busy connection does not pay page faults per record.
+ * One step of the handshake: on a worker when there are any (the answer comes back through
+ * tls_job_done and the next call), else here. MBEDTLS_ERR_SSL_ASYNC_IN_PROGRESS: submitted.
  */
-static uint64_t tls_coarse_ms(void)
+static int tls_handshake_step(struct tls_transport *t)
 {
-    struct timespec ts;
+    int ret;
 
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void tls_trim_buf(unsigned char *buf, size_t len)
-{
-    static uintptr_t page;
-    uintptr_t start, end;
-
-    if (!page)
-        page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    start = ((uintptr_t)buf + 64 + page - 1) & ~(page - 1); /* keep the counters' page */
-    end = ((uintptr_t)buf + len) & ~(page - 1);
-    if (end > start)
-        madvise((void *)start, end - start, MADV_DONTNEED);
-}
-
-static void tls_trim(struct tls_transport *t, bool force)
-{
-    mbedtls_ssl_context *s = &t->ssl;
-    uint64_t now;
-
-    if (!force && !t->big_in && !t->big_out)
-        return;
-    now = tls_coarse_ms();
-    if (!force && now - t->trimmed_ms < TLS_TRIM_MS)
-        return;
-    /* in_msglen may still count the last handshake message: check_pending says whether it
-     * (or decrypted data) is still to be processed. */
-    if ((force || t->big_in) && s->in_left == 0 && mbedtls_ssl_check_pending(s) == 0) {
-        tls_trim_buf(s->in_buf, MBEDTLS_SSL_IN_BUFFER_LEN);
-        t->big_in = false;
+    if (t->step == TLS_STEP_READY) {
+        t->step = TLS_STEP_NONE;
+        ret = t->step_ret;
+    } else if (t->step == TLS_STEP_QUEUED) {
+        ret = MBEDTLS_ERR_SSL_ASYNC_IN_PROGRESS;
+    } else if (tls__unpark(&t->ssl, &t->park) != 0) {
+        ret = MBEDTLS_ERR_SSL_ALLOC_FAILED; /* the buffers: here, on the loop thread */
+    } else if (tls__pool_active()) {
+        t->step = TLS_STEP_QUEUED;
+        tls__pool_submit(&t->job);
+        ret = MBEDTLS_ERR_SSL_ASYNC_IN_PROGRESS;
+    } else {
+        ret = tls_handshake_run(t);
     }
-    if ((force || t->big_out) && s->out_left == 0 && !t->pending_len) {
-        tls_trim_buf(s->out_buf, MBEDTLS_SSL_OUT_BUFFER_LEN);
-        t->big_out = false;
-    }
-    t->trimmed_ms = now;
+    return ret;
 }
 
 /* ---- transport ops ---------------------------------------------------------------------- */
@@ -297,7 +318,12 @@ static int tls_handshake(struct transport *base)
 
     if (t->done)
         goto out;
-    ret = mbedtls_ssl_handshake(&t->ssl);
+    ret = tls_handshake_step(t);
+    if (ret == MBEDTLS_ERR_SSL_ASYNC_IN_PROGRESS) {
+        t->need = 0; /* nothing to watch until the worker hands the step back */
+        rc = -EAGAIN;
+        goto out;
+    }
     if (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE) {
         t->need = ret == MBEDTLS_ERR_SSL_WANT_READ ? CAIRN_EV_READ : CAIRN_EV_WRITE;
         rc = -EAGAIN;
@@ -310,32 +336,33 @@ static int tls_handshake(struct transport *base)
         rc = tls_errno(t, ret);
         goto out;
     }
+    if (!tls_peer_still_valid(t)) {
+        metrics_g.tls_failures++;
+        tls__log_error(t->base.fd, "resumption", MBEDTLS_ERR_X509_CERT_VERIFY_FAILED,
+                       MBEDTLS_X509_BADCERT_EXPIRED);
+        rc = -EACCES;
+        goto out;
+    }
     t->done = true;
     t->need = 0;
     metrics_g.tls_handshakes++;
     tls_set_cert_identity(t);
-    tls_trim(t, true);
+    tls_park_if_idle(t);
 out:
     return rc;
 }
 
-static ssize_t tls_read(struct transport *base, void *buf, size_t len)
+/* One mbedtls_ssl_read(): bytes (> 0), 0 at the end, or a negative -errno / -EAGAIN. */
+static ssize_t tls_read_one(struct tls_transport *t, void *buf, size_t len)
 {
-    struct tls_transport *t = (struct tls_transport *)base;
     int ret = mbedtls_ssl_read(&t->ssl, buf, len);
 
-    t->need = 0;
-    if (ret > 0) {
-        if (ret >= TLS_BIG_RECORD)
-            t->big_in = true;
+    if (ret > 0)
         return ret;
-    }
     if (ret == 0 || ret == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || ret == MBEDTLS_ERR_SSL_CONN_EOF)
         return 0;
-    if (ret == MBEDTLS_ERR_SSL_WANT_READ) {
-        tls_trim(t, false);
+    if (ret == MBEDTLS_ERR_SSL_WANT_READ)
         return -EAGAIN;
-    }
     if (ret == MBEDTLS_ERR_SSL_WANT_WRITE) {
         t->need = CAIRN_EV_WRITE;
         return -EAGAIN;
@@ -343,6 +370,42 @@ static ssize_t tls_read(struct transport *base, void *buf, size_t len)
     if (!tls_quiet_error(ret))
         tls__log_error(t->base.fd, "read", ret, 0);
     return tls_errno(t, ret);
+}
+
+/*
+ * As many records as fit into buf (mbedtls_ssl_read gives one record at a time), so a burst of
+ * small records is decoded in one pass. An end or error after some bytes is kept for the next
+ * call.
+ */
+static ssize_t tls_read(struct transport *base, void *buf, size_t len)
+{
+    struct tls_transport *t = (struct tls_transport *)base;
+    size_t total = 0;
+    ssize_t n = 0;
+
+    t->need = 0;
+    if (t->read_err != 0) {
+        n = t->read_err == 1 ? 0 : t->read_err;
+        goto out;
+    }
+    if (tls__unpark(&t->ssl, &t->park) != 0) {
+        n = -ENOMEM;
+        goto out;
+    }
+    while (total < len) {
+        n = tls_read_one(t, (unsigned char *)buf + total, len - total);
+        if (n <= 0)
+            break;
+        total += (size_t)n;
+    }
+    if (total > 0 && n <= 0 && n != -EAGAIN)
+        t->read_err = n == 0 ? 1 : (int)n; /* 1: the end */
+    if (n == -EAGAIN && t->need == 0)
+        tls_park_if_idle(t);
+    if (total > 0)
+        n = (ssize_t)total;
+out:
+    return n;
 }
 
 /* Skip n bytes of the iovec array (position *k, *off). */
@@ -407,6 +470,10 @@ static ssize_t tls_writev(struct transport *base, const struct iovec *iov, int i
             goto out;
         }
     }
+    if (tls__unpark(&t->ssl, &t->park) != 0) {
+        rc = -ENOMEM;
+        goto out;
+    }
     tls_iov_advance(iov, iovcnt, &k, &off, 0);
     while (k < iovcnt) {
         const unsigned char *p;
@@ -434,14 +501,12 @@ static ssize_t tls_writev(struct transport *base, const struct iovec *iov, int i
             goto out;
         }
         t->pending_len = 0;
-        if (ret >= TLS_BIG_RECORD)
-            t->big_out = true;
         total += (size_t)ret;
         tls_iov_advance(iov, iovcnt, &k, &off, (size_t)ret);
     }
     rc = total > 0 ? (ssize_t)total : -EAGAIN;
     if (k == iovcnt)
-        tls_trim(t, false);
+        tls_park_if_idle(t);
 out:
     return rc;
 }
@@ -451,8 +516,9 @@ static size_t tls_pending(const struct transport *base)
     const struct tls_transport *t = (const struct tls_transport *)base;
     size_t n = mbedtls_ssl_get_bytes_avail(&t->ssl);
 
-    /* A whole record may wait undecrypted in the input buffer: one more read handles it. */
-    if (n == 0 && t->done && mbedtls_ssl_check_pending(&t->ssl))
+    /* A record may wait undecrypted in mbedTLS's input buffer or in rbuf, or an end the last
+     * read kept: one more read handles it. */
+    if (n == 0 && t->done && (t->rbuf || t->read_err || mbedtls_ssl_check_pending(&t->ssl)))
         n = 1;
     return n;
 }
@@ -463,7 +529,7 @@ static int tls_want_events(const struct transport *base, int caller_wants)
     int ev = caller_wants;
 
     if (!t->done)
-        return t->need ? t->need : CAIRN_EV_READ;
+        return t->step != TLS_STEP_NONE ? 0 : t->need ? t->need : CAIRN_EV_READ;
     if (t->need == CAIRN_EV_WRITE || t->pending_len)
         ev |= CAIRN_EV_WRITE;
     return ev;
@@ -474,19 +540,32 @@ static const char *tls_identity(const struct transport *base)
     return ((const struct tls_transport *)base)->identity;
 }
 
+static void tls_free(struct tls_transport *t)
+{
+    mbedtls_platform_zeroize(&t->kex, sizeof(t->kex));
+    tls__park_release(&t->ssl, &t->park);
+    mbedtls_ssl_free(&t->ssl);
+    close(t->base.fd);
+    tls_ctx_unref(t->ctx);
+    free(t->identity);
+    free(t->rbuf);
+    free(t);
+}
+
 static void tls_close(struct transport *base)
 {
     struct tls_transport *t = (struct tls_transport *)base;
 
     if (!t)
         return;
-    if (t->done && !t->pending_len)
+    if (t->step == TLS_STEP_QUEUED) {
+        /* a worker has it or will: tls_job_done frees it */
+        atomic_store_explicit(&t->abandoned, true, memory_order_relaxed);
+        return;
+    }
+    if (t->done && !t->pending_len && tls__unpark(&t->ssl, &t->park) == 0)
         mbedtls_ssl_close_notify(&t->ssl); /* best effort: the socket is non-blocking */
-    mbedtls_ssl_free(&t->ssl);
-    close(t->base.fd);
-    tls_ctx_unref(t->ctx);
-    free(t->identity);
-    free(t);
+    tls_free(t);
 }
 
 static const struct transport_ops tls_ops = {
@@ -518,8 +597,11 @@ struct transport *tls_transport_new(struct tls_ctx *ctx, int fd)
         free(t);
         goto fail;
     }
+    tls__park_setup(&t->ssl, &t->park); /* no buffers until the client speaks */
     mbedtls_ssl_set_bio(&t->ssl, t, tls_bio_send, tls_bio_recv, NULL);
     t->ctx = tls_ctx_ref(ctx);
+    t->job.run = tls_job_run;
+    t->job.done = tls_job_done;
     t->need = CAIRN_EV_READ; /* the client speaks first */
     return &t->base;
 fail:

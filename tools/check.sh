@@ -3,8 +3,9 @@
 #   1. format check (clang-format, .clang-format at the top);
 #   2. release build with -Werror, epoll backend (the Linux default): every test;
 #   3. the same with the poll(2) backend: every test;
-#   4. ASan + UBSan build: every test;
-#   5. as root only: the Debian package of the release build installed into this machine, run as
+#   4. ThreadSanitizer build: the TLS tests (the handshake threads, broker/tls_pool.c);
+#   5. ASan + UBSan build: every test;
+#   6. as root only: the Debian package of the release build installed into this machine, run as
 #      its service user, upgraded, removed and purged (tests/package/test_package.sh).
 # The last lines printed are ctest's summary of the sanitizer run, preceded by one line per stage.
 set -eu
@@ -12,8 +13,9 @@ cd "$(dirname "$0")/.."
 tools/deps.sh
 JOBS=$(nproc)
 SUMMARY=""
+CTEST_ONLY=""
 
-stage() { # name, build dir, cmake options...
+stage() { # name, build dir, cmake options... (CTEST_ONLY: a ctest -R regex, else every test)
     name=$1; dir=$2; shift 2
     echo "=== $name ==="
     cmake -S . -B "$dir" -DCAIRN_WERROR=ON "$@" >/dev/null
@@ -24,7 +26,8 @@ stage() { # name, build dir, cmake options...
     fi
     log="$dir/ctest.log"
     set +e
-    (cd "$dir" && ctest --output-on-failure -j"$JOBS" --timeout 300) >"$log" 2>&1
+    (cd "$dir" && ctest --output-on-failure -j"$JOBS" --timeout 300 ${CTEST_ONLY:+-R "$CTEST_ONLY"}) \
+        >"$log" 2>&1
     rc=$?
     set -e
     line=$(grep -E 'tests passed|tests failed' "$log" | tail -1)
@@ -49,6 +52,9 @@ echo "format: ok"
 
 stage "release+epoll" build-check -DCMAKE_BUILD_TYPE=Release -DCAIRN_LOOP=epoll
 stage "release+poll" build-check-poll -DCMAKE_BUILD_TYPE=Release -DCAIRN_LOOP=poll
+CTEST_ONLY='tls|websockets'
+stage "tsan (TLS)" build-check-tsan -DCMAKE_BUILD_TYPE=Release -DCAIRN_SANITIZE=thread
+CTEST_ONLY=""
 stage "asan+ubsan" build-check-asan -DCMAKE_BUILD_TYPE=Debug -DCAIRN_SANITIZE=ON
 
 echo "=== package ==="

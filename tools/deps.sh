@@ -2,11 +2,13 @@
 # Install the Debian packages Cairn needs to build and test; do nothing when all are present.
 # Usage: tools/deps.sh
 set -eu
-# The second line is for installing and packaging: cpack's dependency scan (file), the man
+# The third line is for installing and packaging: cpack's dependency scan (file), the man
 # pages (groff-base, man-db), systemd-analyze (systemd; no running systemd needed), and what
 # the root package test uses (adduser, logrotate, iproute2 for a private loopback).
-PKGS="build-essential cmake pkg-config libleveldb-dev libmbedtls-dev libpaho-mqtt-dev
-      libcmocka-dev mosquitto-clients mosquitto openssl clang-format
+# nettle-dev (and its libgmp-dev): X25519 and P-256 in TLS handshakes (broker/tls_kex.c);
+# libssl-dev: the OpenSSL clients of bench_tls_load.
+PKGS="build-essential cmake pkg-config libleveldb-dev libmbedtls-dev nettle-dev libpaho-mqtt-dev
+      libcmocka-dev mosquitto-clients mosquitto openssl libssl-dev clang-format
       chromium python3-prometheus-client file groff-base man-db systemd adduser logrotate
       iproute2"
 missing=""

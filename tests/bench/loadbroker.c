@@ -34,6 +34,8 @@ static int load_broker_conf(const struct load_broker *b, const char *path)
     switch (b->kind) {
     case LOAD_CAIRN:
         fprintf(f, "listener %d 127.0.0.1\nallow_anonymous true\n", b->port);
+        if (b->tls_dir)
+            fprintf(f, "certfile %s/server.crt\nkeyfile %s/server.key\n", b->tls_dir, b->tls_dir);
         fprintf(f, "max_inflight_messages 0\nmax_queued_messages 0\nsys_interval 0\n");
         /* run by root, Cairn stays root: the temp dir is root's */
         fprintf(f, "log_dest none\nconnection_messages false\nuser root\n");
@@ -44,6 +46,9 @@ static int load_broker_conf(const struct load_broker *b, const char *path)
         break;
     case LOAD_MOSQUITTO:
         fprintf(f, "listener %d 127.0.0.1\nallow_anonymous true\n", b->port);
+        if (b->tls_dir) /* user root: the key stays readable after the privilege drop */
+            fprintf(f, "certfile %s/server.crt\nkeyfile %s/server.key\nuser root\n", b->tls_dir,
+                    b->tls_dir);
         fprintf(f, "max_inflight_messages 0\nmax_queued_messages 0\nsys_interval 0\n");
         fprintf(f, "set_tcp_nodelay true\nlog_dest none\npersistence false\n");
         break;
@@ -56,6 +61,8 @@ static int load_broker_conf(const struct load_broker *b, const char *path)
         fprintf(f, "    inet4_bind_address 127.0.0.1\n    tcp_nodelay true\n}\n");
         break;
     }
+    if (b->extra && b->kind != LOAD_FLASHMQ)
+        fprintf(f, "%s\n", b->extra);
     rc = fclose(f) == 0 ? 0 : -1;
 out:
     return rc;

@@ -21,9 +21,11 @@ enum load_kind {
 
 struct load_broker {
     enum load_kind kind;
-    const char *bin;  /* borrowed: the executable */
-    bool persistence; /* Cairn only: persistence true (persistence_sync false) */
-    pid_t pid;        /* 0 when not running */
+    const char *bin;     /* borrowed: the executable */
+    bool persistence;    /* Cairn only: persistence true (persistence_sync false) */
+    const char *tls_dir; /* Cairn and Mosquitto: TLS with DIR/server.crt and DIR/server.key */
+    const char *extra;   /* Cairn and Mosquitto: more config lines, or NULL */
+    pid_t pid;           /* 0 when not running */
     int port;
     char dir[64]; /* the temporary directory: config, log, data */
 };

@@ -3,10 +3,12 @@
  * clients: require_certificate refuses no certificate, one from another CA, an expired one and
  * a revoked one (CRL), and accepts a valid one; use_identity_as_username makes the certificate's
  * CN the username the ACL sees, use_subject_as_username its subject; TLS-PSK with psk_file,
- * the identity as username, and a wrong key refused.
+ * the identity as username, and a wrong key refused; a session resumed with a ticket and
+ * client certificate, refused once a reloaded CRL lists the certificate.
  */
 #include "harness_tls.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +155,65 @@ out:
     tls_env_stop(&e);
 }
 
+/* openssl s_client with the client certificate, saving its session to (or offering it from)
+ * DIR/sess.pem: its output (the caller frees), or NULL. */
+static char *s_client(const struct tls_env *e, const char *sess_opt)
+{
+    char cmd[1024], *out = NULL;
+    char *argv[] = {"sh", "-c", cmd, NULL};
+
+    snprintf(cmd, sizeof(cmd),
+             "openssl s_client -connect 127.0.0.1:%d -CAfile %s/ca.crt -cert %s/client.crt "
+             "-key %s/client.key %s %s/sess.pem </dev/null 2>&1",
+             e->tls_port, e->dir, e->dir, e->dir, sess_opt, e->dir);
+    if (proc_run(argv, 15000, &out) < 0) {
+        free(out);
+        out = NULL;
+    }
+    return out;
+}
+
+/*
+ * A device with a client certificate resumes its session with a ticket (no certificate work),
+ * and a reload that brings a CRL listing its certificate ends that: the ticket is no longer
+ * accepted, and the full handshake that follows refuses the certificate.
+ */
+static void test_tickets_and_crl_reload(void)
+{
+    struct tls_env e = {0};
+    char cmd[1024], *out = NULL;
+    char *argv[] = {"sh", "-c", cmd, NULL};
+
+    if (harness_cairn_only("Mosquitto 2.0.11 does not reload its CRL on SIGHUP"))
+        return;
+    T_EQ(tls_env_start(&e, tls_env_cert_listener, NULL), 0);
+    out = s_client(&e, "-sess_out");
+    T_ASSERTF(out && strstr(out, "New, TLSv1.2"), "first handshake: %s", out ? out : "");
+    free(out);
+    out = s_client(&e, "-sess_in");
+    T_ASSERTF(out && strstr(out, "Reused, TLSv1.2"), "not resumed: %s", out ? out : "");
+    free(out);
+    out = NULL;
+    T_EQ(tls_env_pub(&e, "client", "cert/ok", "before", "1"), 0);
+    snprintf(cmd, sizeof(cmd),
+             "cd %s && openssl ca -config ca.cnf -cert ca.crt -keyfile ca.key -revoke client.crt "
+             "2>/dev/null && openssl ca -config ca.cnf -cert ca.crt -keyfile ca.key -gencrl "
+             "-out crl.pem 2>/dev/null",
+             e.dir);
+    T_EQ(proc_run(argv, 15000, NULL), 0);
+    T_EQ(broker_signal(e.b, SIGHUP), 0);
+    T_EQ(broker_wait_log(e.b, "reloaded", WAIT_MS), 0);
+    out = s_client(&e, "-sess_in");
+    T_ASSERTF(out && !strstr(out, "Reused, TLSv1.2"), "resumed after the CRL reload: %s",
+              out ? out : "");
+    T_ASSERTF(tls_env_pub(&e, "client", "cert/x", "after", "1") != 0,
+              "a revoked certificate accepted after the reload");
+    T_EQ(tls_env_still_serving(&e), 0);
+out:
+    free(out);
+    tls_env_stop(&e);
+}
+
 int main(int argc, char **argv)
 {
     static const struct t_case cases[] = {
@@ -160,6 +221,7 @@ int main(int argc, char **argv)
         {"identity_as_username", test_identity_as_username},
         {"subject_as_username", test_subject_as_username},
         {"psk", test_psk},
+        {"tickets_and_crl_reload", test_tickets_and_crl_reload},
     };
 
     return T_MAIN(cases);

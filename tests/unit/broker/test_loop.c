@@ -1,7 +1,7 @@
 /*
  * test_loop.c — the event loop with whichever backend the build picked (CI runs both): fd
  * dispatch, interest changes, removal during dispatch, timers, the iteration-end hook, hung-up
- * fds without interest, and fairness past one wait's worth of events.
+ * fds without interest, fairness past one wait's worth of events, and loop_fire_fd.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -277,6 +277,31 @@ static void test_fairness(void **state)
     loop_free(l);
 }
 
+/* loop_fire_fd runs the callback at once, whatever the interest (0 here); unknown fds are
+ * ignored. The TLS handshake threads hand their results back this way. */
+static void test_fire_fd(void **state)
+{
+    struct loop *l = new_loop();
+    struct seen s = {.del_fd = -1};
+    int sv[2];
+
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    assert_int_equal(loop_add_fd(l, sv[0], 0, on_fd, &s), 0);
+    loop_fire_fd(l, sv[0], CAIRN_EV_READ);
+    assert_int_equal(s.calls, 1);
+    assert_int_equal(s.fd, sv[0]);
+    assert_int_equal(s.events, CAIRN_EV_READ);
+    loop_fire_fd(l, sv[1], CAIRN_EV_READ); /* not registered */
+    loop_fire_fd(l, 100000, CAIRN_EV_READ);
+    assert_int_equal(s.calls, 1);
+    loop_del_fd(l, sv[0]);
+    loop_fire_fd(l, sv[0], CAIRN_EV_READ);
+    assert_int_equal(s.calls, 1);
+    close(sv[0]);
+    close(sv[1]);
+    loop_free(l);
+}
+
 static void test_backend_name(void **state)
 {
     (void)state;
@@ -292,6 +317,7 @@ int main(void)
         cmocka_unit_test(test_iteration_end),
         cmocka_unit_test(test_hangup_without_interest),
         cmocka_unit_test(test_fairness),
+        cmocka_unit_test(test_fire_fd),
         cmocka_unit_test(test_backend_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

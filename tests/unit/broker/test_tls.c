@@ -127,6 +127,7 @@ struct client {
     const char *cert, *key; /* file names in dir, or NULL */
     const char *psk_id, *psk_hex;
     bool verify_server;
+    const mbedtls_ecp_group_id *curves; /* offered for ECDHE, NULL: mbedTLS's list */
 };
 
 struct pair {
@@ -213,6 +214,8 @@ static void pair_open(struct pair *p, struct tls_ctx *ctx, const struct client *
                                               strlen(cl->psk_id)),
                          0);
     }
+    if (cl->curves)
+        mbedtls_ssl_conf_curves(&p->conf, cl->curves);
     assert_int_equal(mbedtls_ssl_setup(&p->ssl, &p->conf), 0);
     assert_int_equal(mbedtls_ssl_set_hostname(&p->ssl, "localhost"), 0);
     mbedtls_ssl_set_bio(&p->ssl, p, cli_send, cli_recv, NULL);
@@ -337,6 +340,39 @@ static void test_handshake_rsa_ec(void **state)
         assert_null(p.srv->ops->identity(p.srv));
         exchange(&p);
         pair_close(&p);
+        tls_set_free(s);
+        config_cleanup(&c);
+    }
+}
+
+/*
+ * Every key exchange path: X25519 and P-256 by Nettle (tls_kex.c) with its P-256 signature or
+ * mbedTLS's RSA one, and P-384 left to mbedTLS (RSA key: an ECDSA P-256 certificate needs
+ * P-256 among the client's curves). The client verifies the server's signature.
+ */
+static void test_key_exchange_curves(void **state)
+{
+    static const mbedtls_ecp_group_id x25519[] = {MBEDTLS_ECP_DP_CURVE25519,
+                                                  MBEDTLS_ECP_DP_SECP256R1, MBEDTLS_ECP_DP_NONE};
+    static const mbedtls_ecp_group_id p256[] = {MBEDTLS_ECP_DP_SECP256R1, MBEDTLS_ECP_DP_NONE};
+    static const mbedtls_ecp_group_id p384[] = {MBEDTLS_ECP_DP_SECP384R1, MBEDTLS_ECP_DP_NONE};
+    static const struct {
+        const char *kind;
+        const mbedtls_ecp_group_id *curves;
+    } cases[] = {{"ec", x25519}, {"ec", p256}, {"rsa", x25519}, {"rsa", p256}, {"rsa", p384}};
+
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        struct config c;
+        struct tls_set *s = set_from(&c, srv_conf, cases[k].kind);
+        struct client cl = {.verify_server = true, .curves = cases[k].curves};
+        struct pair p;
+
+        for (int i = 0; i < 3; i++) { /* fresh keys each time */
+            pair_open(&p, tls_set_get(s, 0), &cl);
+            assert_int_equal(pair_handshake(&p), 0);
+            exchange(&p);
+            pair_close(&p);
+        }
         tls_set_free(s);
         config_cleanup(&c);
     }
@@ -486,48 +522,96 @@ static const char cert_conf[] = "listener 8883\n"
 
 /*
  * A client that kept its session resumes with a ticket: no certificate comes back, so the
- * handshake is a fraction of the bytes. Not with require_certificate (the CRL must be checked).
+ * handshake is a fraction of the bytes. issue and resume are the sets (listeners) that make the
+ * session and that are offered it: the same one, or another one as after a reload. The
+ * resumption's bytes read by the client (0 when the server refused), and the identity the
+ * server saw.
  */
-static size_t resumed_bytes(const char *tmpl, const char *cert)
+static size_t resumed_bytes(struct tls_set *issue, struct tls_set *resume, const char *cert,
+                            char **identity)
 {
-    struct config c;
-    struct tls_set *s;
     struct pair p;
     struct client cl = {.verify_server = true};
     mbedtls_ssl_session sess;
-    size_t n;
+    size_t n = 0;
 
     if (cert) {
         cl.cert = "client.crt";
         cl.key = "client.key";
     }
-    s = set_from(&c, tmpl, "");
     mbedtls_ssl_session_init(&sess);
-    pair_open(&p, tls_set_get(s, 0), &cl);
+    pair_open(&p, tls_set_get(issue, 0), &cl);
     assert_int_equal(pair_handshake(&p), 0);
     assert_int_equal(mbedtls_ssl_get_session(&p.ssl, &sess), 0);
     pair_close(&p);
-    pair_open(&p, tls_set_get(s, 0), &cl);
+    pair_open(&p, tls_set_get(resume, 0), &cl);
     assert_int_equal(mbedtls_ssl_set_session(&p.ssl, &sess), 0);
-    assert_int_equal(pair_handshake(&p), 0);
-    exchange(&p);
-    n = p.raw_in;
+    if (pair_handshake(&p) == 0) {
+        const char *id = p.srv->ops->identity(p.srv);
+
+        exchange(&p);
+        n = p.raw_in;
+        if (identity)
+            *identity = id ? strdup(id) : NULL;
+    }
     pair_close(&p);
     mbedtls_ssl_session_free(&sess);
-    tls_set_free(s);
-    config_cleanup(&c);
     return n;
 }
 
 static void test_session_tickets(void **state)
 {
-    size_t resumed = resumed_bytes("listener 8883\ncertfile @D/server-rsa.crt\n"
-                                   "keyfile @D/server-rsa.key\n@K",
-                                   NULL);
-    size_t full = resumed_bytes(cert_conf, "client");
+    struct config c;
+    struct tls_set *s = set_from(&c,
+                                 "listener 8883\ncertfile @D/server-rsa.crt\n"
+                                 "keyfile @D/server-rsa.key\n@K",
+                                 "");
 
-    assert_true(resumed < 400); /* no Certificate message: a full one carries ~1 KB here */
-    assert_true(full > 600);
+    assert_true(resumed_bytes(s, s, NULL, NULL) < 400); /* a full one carries ~1 KB here */
+    tls_set_free(s);
+    config_cleanup(&c);
+}
+
+/*
+ * With require_certificate too: the ticket carries the client certificate, so its identity
+ * survives; a reload (a new set) invalidates the tickets, so the next handshake is a full one,
+ * verified against the files as they are then: a CRL that now lists the certificate refuses it.
+ */
+static void test_session_tickets_client_cert(void **state)
+{
+    struct config c1, c2, c3;
+    struct tls_set *a, *b, *revoked;
+    char cmd[512], *id = NULL;
+
+    a = set_from(&c1, cert_conf, "use_identity_as_username true");
+    assert_true(resumed_bytes(a, a, "client", &id) < 400);
+    assert_non_null(id);
+    assert_string_equal(id, "device-1");
+    free(id);
+    id = NULL;
+    b = set_from(&c2, cert_conf, "use_identity_as_username true");
+    assert_true(resumed_bytes(a, b, "client", &id) > 600); /* full: the reload's keys */
+    assert_string_equal(id, "device-1");
+    free(id);
+    /* crl-client.pem: ca.crt's CRL once client.crt is revoked too (index.txt left as it was) */
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s' && cp index.txt index.keep && openssl ca -config ca.cnf -cert ca.crt "
+             "-keyfile ca.key -revoke client.crt 2>/dev/null && openssl ca -config ca.cnf -cert "
+             "ca.crt -keyfile ca.key -gencrl -out crl-client.pem 2>/dev/null && mv index.keep "
+             "index.txt",
+             dir);
+    assert_int_equal(system(cmd), 0);
+    revoked = set_from(&c3,
+                       "listener 8883\ncertfile @D/server-ec.crt\nkeyfile @D/server-ec.key\n"
+                       "cafile @D/ca.crt\ncrlfile @D/crl-client.pem\nrequire_certificate true\n",
+                       NULL);
+    assert_int_equal(resumed_bytes(a, revoked, "client", NULL), 0);
+    tls_set_free(a);
+    tls_set_free(b);
+    tls_set_free(revoked);
+    config_cleanup(&c1);
+    config_cleanup(&c2);
+    config_cleanup(&c3);
 }
 
 static int try_client(const char *extra, const char *cert, const char **identity)
@@ -848,7 +932,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_handshake_rsa_ec),
+        cmocka_unit_test(test_key_exchange_curves),
         cmocka_unit_test(test_session_tickets),
+        cmocka_unit_test(test_session_tickets_client_cert),
         cmocka_unit_test(test_records_packed),
         cmocka_unit_test(test_partial_writes),
         cmocka_unit_test(test_pending),

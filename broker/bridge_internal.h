@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "bridge.h"
+#include "session.h"
 
 struct config_bridge;
 struct dial;
@@ -47,9 +48,10 @@ struct bridge {
     struct timer *ping;  /* PINGREQ every keepalive while up */
     struct timer *idle;  /* lazy: idle_timeout */
     struct timer *primary;
-    uint64_t activity_ms; /* the last PUBLISH either way (idle_timeout) */
-    uint16_t next_pid;    /* SUBSCRIBE / UNSUBSCRIBE ids */
-    char *map;            /* bridge_map_out's topic */
+    uint64_t activity_ms;         /* the last PUBLISH either way (idle_timeout) */
+    uint16_t next_pid;            /* SUBSCRIBE / UNSUBSCRIBE ids */
+    struct session_limits limits; /* the session's queue bounds, with bridge_max_queued_* */
+    char *map;                    /* bridge_map_out's topic */
     size_t map_cap;
     uint64_t connects, sent, received, too_large;
     char last_error[256];

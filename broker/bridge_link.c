@@ -169,16 +169,16 @@ out:
 void bridge__limits(struct bridge *br)
 {
     const struct config_bridge *c = br->cfg;
-    const struct config *g = bl_broker(br)->cfg;
     struct session *s = br->s;
 
     if (!s)
         return;
-    s->own_limits = c->max_queued_messages >= 0 || c->max_queued_bytes >= 0;
-    s->max_queued =
-        c->max_queued_messages >= 0 ? (uint32_t)c->max_queued_messages : g->max_queued_messages;
-    s->max_queued_bytes =
-        c->max_queued_bytes >= 0 ? (uint64_t)c->max_queued_bytes : g->max_queued_bytes;
+    br->limits = *session_table_limits(s->table);
+    if (c->max_queued_messages >= 0)
+        br->limits.max_queued = (uint32_t)c->max_queued_messages;
+    if (c->max_queued_bytes >= 0)
+        br->limits.max_queued_bytes = (uint64_t)c->max_queued_bytes;
+    s->limits = c->max_queued_messages >= 0 || c->max_queued_bytes >= 0 ? &br->limits : NULL;
 }
 
 void bridge__notify_local(struct bridge *br, bool up)
@@ -512,11 +512,12 @@ void bridge__stop(struct bridge *br, bool forget)
         br->conn = NULL;
     }
     br->state = BRIDGE_STOPPED;
-    if (s)
+    if (s) {
         s->bridge = NULL; /* a changed bridge's successor takes it again at once */
+        s->limits = NULL;
+    }
     if (s && forget) {
         s->no_local = false;
-        s->own_limits = false;
         if (!s->owner)
             broker__session_expiry_arm(b, s);
         if (s->q_count)

@@ -477,9 +477,7 @@ void session_online(struct session *s, void *owner)
 
 int session_enqueue(struct session *s, struct msg *m, uint8_t qos)
 {
-    const struct session_limits *lim = &s->table->limits;
-    uint32_t max_q = s->own_limits ? s->max_queued : lim->max_queued;
-    uint64_t max_b = s->own_limits ? s->max_queued_bytes : lim->max_queued_bytes;
+    const struct session_limits *lim = &s->table->limits, *bound = s->limits ? s->limits : lim;
     bool online = s->owner != NULL;
     struct sentry *e = NULL;
     bool to_disk;
@@ -489,7 +487,8 @@ int session_enqueue(struct session *s, struct msg *m, uint8_t qos)
         rc = SESSION_DROPPED_QOS0;
         goto out;
     }
-    if ((max_q && s->q_count >= max_q) || (max_b && s->q_bytes + msg_bytes(m) > max_b)) {
+    if ((bound->max_queued && s->q_count >= bound->max_queued) ||
+        (bound->max_queued_bytes && s->q_bytes + msg_bytes(m) > bound->max_queued_bytes)) {
         s->dropped++;
         rc = SESSION_DROPPED_LIMIT;
         goto out;

@@ -134,18 +134,15 @@ struct session {
     uint64_t dropped_qos0; /* QoS 0 dropped for a slow reader (the broker counts them) */
 
     /*
-     * Bridges (bridge.h). no_local: what this session's client publishes is not routed back to
-     * it, and it gets a message published retained with RETAIN set, as Mosquitto's bridges
-     * subscribe — a remote broker's bridge that connected with try_private, or one of Cairn's
-     * own. bridge: the bridge of Cairn's whose outbound queue this is (no client may take it
-     * over, it never expires); with own_limits, max_queued / max_queued_bytes bound its queue
-     * instead of the table's limits (0: none).
+     * Bridges (bridge.h). bridge: the bridge of Cairn's whose outbound queue this is (no client
+     * may take it over, it never expires); limits: its own max_queued / max_queued_bytes
+     * (bridge_max_queued_*), NULL for the table's; both borrowed from the bridge. no_local
+     * (below): what this session's client publishes is not routed back to it, and it gets a
+     * message published retained with RETAIN set, as Mosquitto's bridges subscribe — a remote
+     * broker's bridge that connected with try_private, or one of Cairn's own.
      */
-    bool no_local;
-    bool own_limits;
     struct bridge *bridge;
-    uint32_t max_queued;
-    uint64_t max_queued_bytes;
+    const struct session_limits *limits;
 
     /* for the broker */
     struct session *dirty_next;
@@ -163,6 +160,7 @@ struct session {
     bool detached;       /* session_detach: gone but for its route entries */
     bool dirty;          /* broker.c: on the dirty list */
     bool resend_pending; /* some in-flight entry has resend set */
+    bool no_local;       /* bridges, see above */
 };
 
 /* ---- the table ---------------------------------------------------------------------------- */

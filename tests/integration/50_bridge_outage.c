@@ -5,6 +5,8 @@
  *   queued_in_order: the remote is down while QoS 1 and QoS 2 messages are published here and
  *     acknowledged; when it comes back every one of them reaches a subscriber over there, in
  *     order, each QoS 2 message once;
+ *   queue_limit: bridge_max_queued_messages bounds the bridge's queue alone; what it drops is
+ *     logged, the rest arrives;
  *   kill9_out (Cairn and Mosquitto as the remote): publishers at QoS 1 and 2 run on Cairn while
  *     the remote goes away and comes back and Cairn is killed with kill -9, several times, at
  *     random moments inside a publisher's flow (after its PUBLISH, or after the PUBREC); every
@@ -277,6 +279,74 @@ out:
     broker_free(r);
 }
 
+/* Read topic on b (a $SYS one, published every second here) until it says want. 0 or -1. */
+static int sys_until(const struct broker *b, const char *topic, const char *want)
+{
+    struct pc_opts o = {.id = "sys-reader"};
+    MQTTClient c = pc_connect(b, &o, NULL, NULL);
+    struct pc_msg m = {0};
+    int rc = -1;
+
+    if (!c || pc_subscribe(c, topic, 0) != 0)
+        goto out;
+    while (rc != 0 && pc_recv(c, &m, HB_WAIT_MS) == 1) {
+        if (strcmp(m.payload, want) == 0)
+            rc = 0;
+        pc_msg_free(&m);
+    }
+    if (rc)
+        t_note("%s never said %s", topic, want);
+out:
+    pc_close(&c);
+    return rc;
+}
+
+/*
+ * bridge_max_queued_messages bounds the bridge's queue alone (the clients' bound is the default
+ * 1000): past it messages for the remote are dropped, logged and counted, and the ones queued
+ * before arrive.
+ */
+static void test_queue_limit(void)
+{
+    struct broker *r = NULL, *l = NULL;
+    struct pub p = {.id = "p1", .topic = "out/q1", .qos = 1, .fd = -1};
+    struct tally t;
+    char conf[512];
+
+    if (harness_cairn_only("the local broker is Cairn"))
+        goto out;
+    r = hb_start(BROKER_CAIRN, remote_conf(BROKER_CAIRN, false), 0, 0);
+    T_ASSERT(r);
+    T_EQ(subscribe_session(r, "far-sub", "out/#"), 0);
+    T_EQ(broker_stop_term(r, 10000), 0);
+    snprintf(conf, sizeof(conf),
+             "connection edge\naddress 127.0.0.1:@R\nrestart_timeout 1\nremote_clientid edge-1\n"
+             "topic out/# out 1\nbridge_max_queued_messages 5\nsys_interval 1\n");
+    l = hb_start(BROKER_CAIRN, conf, broker_port(r), 0);
+    T_ASSERT(l);
+    T_ASSERT((p.ok = calloc(MAX_SEQ, 1)) != NULL);
+    T_EQ(pub_connect(&p, l), 0);
+    for (int i = 0; i < 8; i++) {
+        T_EQ(pub_send(&p), 0);
+        T_EQ(pub_finish(&p, 3), 0);
+    }
+    T_EQ(hb_wait_log_count(l, "client $bridge/edge: queue full (5 messages", 1, HB_WAIT_MS), 0);
+    T_EQ(sys_until(l, "$SYS/broker/bridge/edge/dropped", "3"), 0); /* counted */
+    T_EQ(broker_restart(r), 0);
+    for (int s = 5; s < 8; s++)
+        p.ok[s] = 0; /* dropped here by the bound: not expected over there */
+    p.acked = 5;
+    T_EQ(collect(r, "far-sub", &p, 1, &t), 0);
+    T_EQ(t.got, 5);
+    T_EQ(t.lost, 0);
+    T_EQ(t.reordered, 0);
+out:
+    pub_close(&p);
+    free(p.ok);
+    broker_free(l);
+    broker_free(r);
+}
+
 /*
  * One kill of Cairn inside a publisher's flow: after its PUBLISH, or (QoS 2) after the PUBREC.
  * Then Cairn comes back on its store and the publishers take up their flows.
@@ -490,6 +560,7 @@ int main(int argc, char **argv)
 {
     static const struct t_case cases[] = {
         {"queued_in_order", test_queued_in_order},
+        {"queue_limit", test_queue_limit},
         {"kill9_out_cairn", test_kill9_out_cairn},
         {"kill9_out_mosquitto", test_kill9_out_mosquitto},
         {"kill9_in_cairn", test_kill9_in_cairn},

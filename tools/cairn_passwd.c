@@ -1,5 +1,5 @@
 /*
- * cairn-passwd — create and edit Mosquitto-format password files (see broker/auth_passwd.h).
+ * cairn-passwd — create and edit Mosquitto-format password files (see broker/ops/auth_passwd.h).
  *
  *   cairn-passwd [-H sha512-pbkdf2] [-c | -D] FILE USER        asks for the password twice
  *   cairn-passwd [-H sha512-pbkdf2] [-c] -b FILE USER PASSWORD

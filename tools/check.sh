@@ -3,7 +3,7 @@
 #   1. format check (clang-format, .clang-format at the top);
 #   2. release build with -Werror, epoll backend (the Linux default): every test;
 #   3. the same with the poll(2) backend: every test;
-#   4. ThreadSanitizer build: the TLS tests (the handshake threads, broker/tls_pool.c);
+#   4. ThreadSanitizer build: the TLS tests (the handshake threads, broker/net/tls_pool.c);
 #   5. ASan + UBSan build: every test;
 #   6. as root only: the Debian package of the release build installed into this machine, run as
 #      its service user, upgraded, removed and purged (tests/package/test_package.sh).

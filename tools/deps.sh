@@ -5,7 +5,7 @@ set -eu
 # The third line is for installing and packaging: cpack's dependency scan (file), the man
 # pages (groff-base, man-db), systemd-analyze (systemd; no running systemd needed), and what
 # the root package test uses (adduser, logrotate, iproute2 for a private loopback).
-# nettle-dev (and its libgmp-dev): X25519 and P-256 in TLS handshakes (broker/tls_kex.c);
+# nettle-dev (and its libgmp-dev): X25519 and P-256 in TLS handshakes (broker/net/tls_kex.c);
 # libssl-dev: the OpenSSL clients of bench_tls_load.
 PKGS="build-essential cmake pkg-config libleveldb-dev libmbedtls-dev nettle-dev libpaho-mqtt-dev
       libcmocka-dev mosquitto-clients mosquitto openssl libssl-dev clang-format

@@ -1,6 +1,6 @@
 /*
- * fuzz_http.c — the HTTP request-head parser (broker/http.c) and the WebSocket upgrade answer
- * (broker/ws_upgrade.c) on arbitrary bytes. A head that parses must lie inside the input, end
+ * fuzz_http.c — the HTTP request-head parser (broker/net/http.c) and the WebSocket upgrade answer
+ * (broker/net/ws_upgrade.c) on arbitrary bytes. A head that parses must lie inside the input, end
  * with its blank line, and hold views inside it; parsing a prefix of it must answer "partial"
  * or the same error class, never succeed; the upgrade answer must fit and start with a status
  * line.

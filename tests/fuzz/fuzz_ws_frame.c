@@ -1,5 +1,5 @@
 /*
- * fuzz_ws_frame.c — the streaming frame decoder (broker/ws_frame.c) on arbitrary bytes, as a
+ * fuzz_ws_frame.c — the streaming frame decoder (broker/net/ws_frame.c) on arbitrary bytes, as a
  * differential check: the input fed at once (decoded in place) and fed in pieces whose sizes
  * the first byte picks (into another buffer) must give the same payload stream and the same
  * events with the same control payloads and statuses, whatever the split.

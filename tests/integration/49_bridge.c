@@ -1,5 +1,5 @@
 /*
- * 49_bridge — bridges (broker/bridge.h) between real brokers on loopback:
+ * 49_bridge — bridges (broker/bridge/bridge.h) between real brokers on loopback:
  *
  *   cairn_to_mosquitto: out, in and both topics with prefixes mapped as Mosquitto maps them, at
  *     QoS 0, 1 and 2 (each delivered at the lower of the publish's and the topic line's), a

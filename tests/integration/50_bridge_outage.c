@@ -1,6 +1,6 @@
 /*
  * 50_bridge_outage — the bridge keeps the promise across everything that can die between two
- * brokers (broker/bridge.h: a bridge's queue is a durable session):
+ * brokers (broker/bridge/bridge.h: a bridge's queue is a durable session):
  *
  *   queued_in_order: the remote is down while QoS 1 and QoS 2 messages are published here and
  *     acknowledged; when it comes back every one of them reaches a subscriber over there, in

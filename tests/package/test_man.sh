@@ -2,7 +2,7 @@
 # The man pages stay true to what they describe:
 #   - each renders without a groff warning;
 #   - cairn.conf(5) names every option of README.md's option table and every option
-#     broker/config.c accepts, and conf/cairn.conf (the installed config's source) names every
+#     broker/ops/config.c accepts, and conf/cairn.conf (the installed config's source) names every
 #     option of the table;
 #   - each program's usage text (cairn -h, cairn-db -h, cairn-passwd) has no flag its page lacks.
 # Usage: test_man.sh SOURCE_DIR BUILD_DIR
@@ -25,8 +25,8 @@ table=$(awk '/^## Configuration/ {on = 1} /^## / && !/Configuration/ {on = 0}
              on && /^\| `/ {split($0, c, "|"); print c[2]}' "$src/README.md" |
         grep -o '`[a-z0-9_]*' | tr -d '`' | sort -u)
 [ -n "$table" ] || bad "no option table found in README.md"
-accepted=$(grep -o '^    {"[a-z0-9_]*", K_' "$src/broker/config.c" | cut -d'"' -f2 | sort -u)
-[ -n "$accepted" ] || bad "no option table found in broker/config.c"
+accepted=$(grep -o '^    {"[a-z0-9_]*", K_' "$src/broker/ops/config.c" | cut -d'"' -f2 | sort -u)
+[ -n "$accepted" ] || bad "no option table found in broker/ops/config.c"
 for o in $(printf "%s\n" $table $accepted | sort -u); do
     grep -qw -- "$o" "$conf5" || bad "cairn.conf.5 does not describe option $o"
 done

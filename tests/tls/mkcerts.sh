@@ -1,6 +1,6 @@
 #!/bin/sh
 # mkcerts.sh DIR — the TLS test material, made fresh in DIR (an existing, empty temp dir) with the
-# openssl command line. Run by the unit test of broker/tls*.c (tests/unit/broker/test_tls.c) and
+# openssl command line. Run by the unit test of broker/net/tls*.c (tests/unit/broker/test_tls.c) and
 # by the TLS integration tests (tests/integration/harness_tls.c), so both test the same files:
 #
 #   ca.crt ca.key              "Cairn Test CA" (EC P-256), the CA every listener trusts

@@ -1,5 +1,5 @@
 /*
- * test_auth_connect.c — broker/auth.c: CONNACK codes for each combination of allow_anonymous,
+ * test_auth_connect.c — broker/ops/auth.c: CONNACK codes for each combination of allow_anonymous,
  * password file and TLS identity; per_listener_settings; reload that keeps the old rules when
  * a file no longer parses.
  */

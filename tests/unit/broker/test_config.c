@@ -3,7 +3,7 @@
  * per-listener settings, durations, every error path and its "FILE:LINE: reason" text,
  * config_load on real files, and every allocation failure.
  *
- * Fault injection (SQLite's test_malloc.c idea): broker/config.c, config_include.c and
+ * Fault injection (SQLite's test_malloc.c idea): broker/ops/config.c, config_include.c and
  * config_mosquitto.c are compiled into this test with realloc and strdup (their allocators)
  * renamed to fault_* wrappers that fail the Nth call; the test loops N from 1 until a run needs
  * no failure, and ASan reports any leak on those error paths. Their objects from cairn_broker are
@@ -60,9 +60,9 @@ static char *fault_strdup(const char *s)
 #undef strdup
 #define realloc(p, n) fault_realloc(p, n)
 #define strdup(s)     fault_strdup(s)
-#include "../../../broker/config.c"
-#include "../../../broker/config_include.c"
-#include "../../../broker/config_mosquitto.c"
+#include "../../../broker/ops/config.c"
+#include "../../../broker/ops/config_include.c"
+#include "../../../broker/ops/config_mosquitto.c"
 #undef realloc
 #undef strdup
 

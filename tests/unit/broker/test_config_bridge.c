@@ -1,5 +1,5 @@
 /*
- * test_config_bridge.c — bridge blocks (broker/config_bridge.c): Mosquitto 2.0's defaults, the
+ * test_config_bridge.c — bridge blocks (broker/ops/config_bridge.c): Mosquitto 2.0's defaults, the
  * topic line with its prefixes mapped as its bridge_topic.c maps them, addresses, the options
  * of each kind, and the errors, each naming FILE:LINE — also those found after the last line
  * (no address, no topic, a duplicate local client id).

@@ -1,5 +1,5 @@
 /*
- * test_config_include.c — include_dir (broker/config_include.c): which files are read and in
+ * test_config_include.c — include_dir (broker/ops/config_include.c): which files are read and in
  * which order (Mosquitto's), that each starts outside any listener block while the including
  * file keeps its own, that errors name the included file and its line, that the positions of
  * TLS and auth options map back to the right FILE:LINE (config_where), and that include_dir in

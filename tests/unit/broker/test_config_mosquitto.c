@@ -1,5 +1,5 @@
 /*
- * test_config_mosquitto.c — the second option table (broker/config_mosquitto.c): the options of
+ * test_config_mosquitto.c — the second option table (broker/ops/config_mosquitto.c): the options of
  * Mosquitto 2.0 that Cairn implements beyond its own table land where they should, with their
  * defaults and their errors; the ones it ignores are accepted; the ones of features it will not
  * have (plugins, OpenSSL engines) are refused with a sentence naming that feature, never

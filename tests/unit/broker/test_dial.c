@@ -1,5 +1,5 @@
 /*
- * test_dial.c — outgoing connections (broker/dial.c) on a real loop: a numeric address, a name
+ * test_dial.c — outgoing connections (broker/net/dial.c) on a real loop: a numeric address, a name
  * looked up by the resolver thread, a refused port, every address of a name tried in turn, a
  * dial cancelled while its lookup runs (the thread finishes alone), and the callback never run
  * from inside dial_start.

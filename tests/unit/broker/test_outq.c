@@ -3,7 +3,7 @@
  * references keep their place in the order and are released exactly once (written, dropped,
  * or refused), and partial consumption resumes mid-chunk; and every allocation failure.
  *
- * Fault injection (SQLite's test_malloc.c idea): broker/outq.c is compiled into this test with
+ * Fault injection (SQLite's test_malloc.c idea): broker/net/outq.c is compiled into this test with
  * malloc (its only allocator) renamed to a fault_malloc wrapper that fail the Nth call; the test
  * loops N from 1 until a run needs no failure. outq.o from cairn_broker is then not linked (every
  * symbol it defines is defined here). A -Wl,--wrap=malloc on this executable would do the same
@@ -47,7 +47,7 @@ static void *fault_malloc(size_t n)
 }
 
 #define malloc(n) fault_malloc(n)
-#include "../../../broker/outq.c"
+#include "../../../broker/net/outq.c"
 #undef malloc
 
 static int released;

@@ -1,5 +1,5 @@
 /*
- * test_tls_client.c — a bridge's TLS contexts (broker/tls_client.c) from config blocks, on the
+ * test_tls_client.c — a bridge's TLS contexts (broker/net/tls_client.c) from config blocks, on the
  * certificates tests/tls/mkcerts.sh makes: plain bridges get none, certificate and PSK bridges
  * get one, and every file or value that cannot work is an error naming the option's FILE:LINE.
  * (The handshakes themselves are 49_bridge's: against Mosquitto, by address and by name.)

@@ -1,5 +1,5 @@
 /*
- * test_ws_transport.c — the WebSocket transport (broker/ws_transport.c) over a mock inner
+ * test_ws_transport.c — the WebSocket transport (broker/net/ws_transport.c) over a mock inner
  * transport: every frame of one writev leaves in one inner write, one frame per MQTT packet,
  * and the stream survives inner writes that take any number of bytes (the caller offering
  * again what was not taken, as conn.c does); a Pong goes only at a frame boundary; reading

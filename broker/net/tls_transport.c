@@ -1,5 +1,5 @@
 /*
- * tls_transport.c — one TLS connection as a broker/transport.h transport. See tls.h for the
+ * tls_transport.c — one TLS connection as a broker/net/transport.h transport. See tls.h for the
  * design: readiness-driven handshake (its steps on handshake threads when there are any),
  * records packed from gathered writes through one shared staging buffer, partial records finished
  * with the same length, reads of every waiting record with one recv(), what is left reported by

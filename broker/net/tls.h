@@ -1,6 +1,6 @@
 /*
  * tls.h — TLS listeners with mbedTLS 2.28: one context per TLS listener (certificate, key, CA,
- * CRL, PSK table, protocol floor, cipher suites), and the transport (broker/transport.h) that
+ * CRL, PSK table, protocol floor, cipher suites), and the transport (broker/net/transport.h) that
  * runs one connection's TLS inside the non-blocking loop.
  *
  * A listener is a TLS listener when any of certfile, keyfile, cafile, capath, crlfile,

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "broker.h"
+#include "deliver.h"
 #include "msg.h"
 #include "mqtt.h"
 #include "persist.h"
@@ -152,33 +153,6 @@ const struct config_listener *client_listener(const struct client *cl);
 int client_mount(const struct client *cl, struct mqtt_str in, bool filter, struct mqtt_str *out,
                  uint8_t **buf);
 
-/* ---- broker.c (shared by the handlers) ---------------------------------------------------- */
-/* Put cl on the list of clients whose held output is written at iteration end. */
-void broker__client_dirty(struct broker *b, struct client *cl);
-/* Put s on the list of sessions pumped at iteration end (if it has a client). */
-void broker__session_dirty(struct broker *b, struct session *s);
-/* Make sure another loop iteration (and so an iteration end) follows soon. */
-void broker__kick(struct broker *b);
-/* Remove a session and its subscriptions from the route tree and the store. */
-void broker__session_discard(struct broker *b, struct session *s);
-/* Arm (or re-arm) the expiry timer of an offline persistent session. */
-void broker__session_expiry_arm(struct broker *b, struct session *s);
-void broker__session_expiry_cancel(struct broker *b, struct session *s);
-/*
- * Route m to every matching session (the caller keeps its reference). origin: the session of
- * its publisher, or NULL; pub_retain: it was published with RETAIN set. Both matter to bridges
- * (session.h, no_local): m does not go back to origin, and goes retained.
- */
-int broker__route(struct broker *b, struct msg *m, const struct session *origin, bool pub_retain);
-/* A new message id. */
-uint64_t broker__msg_id(struct broker *b);
-/* Unix seconds now. */
-int64_t broker__now(void);
-/* Publish cl's will, if it has one, and forget it. */
-void broker__publish_will(struct broker *b, struct client *cl);
-/* May the session's client receive topic (ACL)? */
-bool broker__can_read(struct broker *b, struct session *s, struct mqtt_str topic);
-
 /* ---- handlers (one file per packet type) -------------------------------------------------- */
 int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connect *p);
 int handle_publish(struct broker *b, struct client *cl, const struct mqtt_publish *p);
@@ -192,20 +166,5 @@ void handle_subscribe_cancel(struct client *cl);
 int handle_ack(struct broker *b, struct client *cl, enum mqtt_type type, uint16_t pid);
 int handle_pingreq(struct broker *b, struct client *cl);
 int handle_disconnect(struct broker *b, struct client *cl);
-
-/* ---- broker.c, for the handlers (continued) ------------------------------------------------ */
-/* broker_publish() on behalf of a client: a retained message keeps it as its source
- * (check_retain_source, retain.h). from NULL: the broker's own. */
-int broker__publish_from(struct broker *b, struct mqtt_str topic, struct mqtt_str payload,
-                         uint8_t qos, bool retain, bool store_retained, const struct client *from);
-/* The same with the publisher's session given apart (broker__route's origin): a bridge's own
- * notification comes from its session, with or without a link. */
-int broker__publish_origin(struct broker *b, struct mqtt_str topic, struct mqtt_str payload,
-                           uint8_t qos, bool retain, bool store_retained, const struct client *from,
-                           const struct session *origin);
-/* May the publisher of the retained message m still write its topic (check_retain_source)? */
-bool broker__retain_allowed(struct broker *b, const struct msg *m);
-/* The QoS a message published at qos goes to a subscription of sub_qos with. */
-uint8_t broker__delivery_qos(const struct broker *b, uint8_t qos, uint8_t sub_qos);
 
 #endif

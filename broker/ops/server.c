@@ -355,6 +355,7 @@ static void server_signals_cleanup(void)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    service_signals_release();
     for (int i = 0; i < 2; i++) {
         if (server_sigpipe[i] >= 0)
             close(server_sigpipe[i]);
@@ -419,6 +420,9 @@ static int server_start(struct server *s, char *err, size_t errlen)
     bool made_location = false;
     int rc = -1;
 
+    /* SIGUSR1/SIGUSR2 wait, pending, until service_start() can serve them: their default
+     * action would end a broker that is still starting (threads made meanwhile inherit this) */
+    service_signals_hold();
     s->cfg = server_load(s->path, err, errlen);
     if (!s->cfg)
         goto out;

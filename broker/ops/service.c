@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -77,6 +78,26 @@ static void service_signals(void (*handler)(int))
     sigaction(SIGUSR2, &sa, NULL);
 }
 
+static void service_signals_mask(int how)
+{
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGUSR2);
+    pthread_sigmask(how, &set, NULL);
+}
+
+void service_signals_hold(void)
+{
+    service_signals_mask(SIG_BLOCK);
+}
+
+void service_signals_release(void)
+{
+    service_signals_mask(SIG_UNBLOCK);
+}
+
 static void service_close_pipe(void)
 {
     for (int i = 0; i < 2; i++) {
@@ -104,6 +125,7 @@ int service_start(struct loop *l, struct broker *b, char *err, size_t errlen)
     service_state.loop = l;
     service_state.broker = b;
     service_signals(service_on_signal);
+    service_signals_release();
     rc = notify_send("READY=1\nSTATUS=Serving");
     if (rc < 0)
         log_write(CAIRN_LOG_WARNING, "NOTIFY_SOCKET: cannot tell the service manager: %s",

@@ -22,8 +22,16 @@ struct broker;
 struct loop;
 
 /*
- * Handle SIGUSR1 and SIGUSR2 from now on and tell the service manager the broker is ready.
- * Borrows l and b until service_stop(). 0, or a negative code with err set.
+ * Hold SIGUSR1 and SIGUSR2 pending (blocked) from the first steps of start-up, so one sent
+ * while the broker starts is served once it runs rather than ending it by its default action;
+ * service_start() releases them (so does server.c's signal cleanup after a failed start).
+ */
+void service_signals_hold(void);
+void service_signals_release(void);
+/*
+ * Handle SIGUSR1 and SIGUSR2 from now on (those sent during start-up included) and tell the service
+ * manager the broker is ready. Borrows l and b until service_stop(). 0, or a negative code with err
+ * set.
  */
 int service_start(struct loop *l, struct broker *b, char *err, size_t errlen);
 /*

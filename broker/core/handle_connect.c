@@ -255,7 +255,7 @@ int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connec
     }
 
     s = session_find(b->sessions, id);
-    if (s && s->bridge) {
+    if (s && session_bridge(s)) {
         /* a bridge's queue (local_clientid): taking it over would steal what it forwards */
         rc = connect__refuse(cl, MQTT_CONNACK_ID_REJECTED, "client id is a bridge's own");
         goto out;

@@ -35,8 +35,9 @@
  * memory holds only a WINDOW of it: while the client is offline nothing (entries go straight
  * to the store), while online at most limits.window entries. An entry that arrives while part
  * of the queue is on disk only goes to disk too, so order holds; session_refill() reads the
- * next part (persist_queue_read) as the window drains. disk_count counts entries on disk that
- * are not in memory; refill_seq is where the next read starts. After a restart every entry is
+ * next part (persist_queue_read) as the window drains. disk_count (in session_ext, which a
+ * durable session always has) counts entries on disk that are not in memory; refill_seq is
+ * where the next read starts. After a restart every entry is
  * on disk; the first refill puts WAIT_* entries back in the in-flight window (to be resent
  * with DUP=1, or PUBREL) and QUEUED ones in the queue. A refill sees only committed records:
  * an entry still in the open batch is read by a later refill. disk_gen / disk_gen_seq mark
@@ -51,9 +52,9 @@
  * PUBREC and await PUBREL, a sorted set (stored for durable sessions).
  *
  * Ownership: the table owns its sessions; a session owns its entries, each holding one message
- * reference; its subscriptions are copies. owner is the client's pointer while online
- * (borrowed; the broker clears it). The store, message table and limits are borrowed from the
- * broker for the table's lifetime.
+ * reference, and its ext (struct session_ext); its subscriptions are copies. owner is the client's
+ * pointer while online (borrowed; the broker clears it). The store, message table and limits are
+ * borrowed from the broker for the table's lifetime.
  */
 #ifndef CAIRN_SESSION_H
 #define CAIRN_SESSION_H

@@ -1,6 +1,19 @@
 /*
  * conn_internal.h — what conn.c (connections, output, the pool) and conn_input.c (reading,
  * decoding, the limits on input) share. Nothing outside those two files includes it.
+ *
+ * An idle plain-TCP connection (CONNECTed, clean session, no subscription) holds, on x86-64
+ * with glibc (each allocation rounded up to 16 bytes with 8 of header, 32 at least):
+ *     struct conn + peer ("127.0.0.1:40000")      160 + 16   192  (below)
+ *     struct transport (transport_tcp.c)            16        32
+ *     the conn's name (the client id, for logs)     id + 1    32
+ *     struct client (client.h)                      120       128
+ *     struct session + client id (session.h)        152 + id  176  (ext only once used)
+ *     its entry in the loop's fd table (loop.c)     24
+ *     its bucket in the session table (session.c)   8 to 16
+ * about 600 bytes, measured 0.59 KiB of broker RSS per connection with 19,800 (bench_load's
+ * idle row). Input goes to the pool's scratch buffer, output chunks and held arrays exist only
+ * while bytes wait, and no timer is armed without keepalive.
  */
 #ifndef CAIRN_CONN_INTERNAL_H
 #define CAIRN_CONN_INTERNAL_H

@@ -274,6 +274,8 @@ void broker_free(struct broker *b)
     sys_stop(b);
     if (b->kick)
         loop_timer_cancel(b->loop, b->kick);
+    if (b->store)
+        session_table_flush(b->sessions);
     if (b->store && !persist_batch_empty(b->store))
         broker__commit(b); /* records no ack waited for (see BROKER_COMMIT_DELAY_MS) */
     if (b->store) {
@@ -504,6 +506,8 @@ void broker_on_iteration_end(struct broker *b)
             again = s;
         }
     }
+    if (b->store)
+        session_table_flush(b->sessions); /* the records of what was queued: before the commit */
     if (b->store && !persist_batch_empty(b->store)) {
         if (!b->cfg->persistence_sync || b->dirty_clients || b->sent_in_batch || again ||
             b->commit_due || b->shutting_down) {

@@ -19,6 +19,9 @@ struct session_table {
     struct session_limits limits;
     bool loading; /* restoring: records come from the store, do not write them back */
     uint64_t gen;
+    /* sessions with entries whose records wait for session_table_flush() ("Deferred") */
+    struct session **unw;
+    size_t n_unw, cap_unw;
 };
 
 /* The store to record s's changes in, or NULL. */
@@ -123,6 +126,100 @@ static struct persist_msg session__pmsg(const struct msg *m)
     return p;
 }
 
+/* ---- deferred records -------------------------------------------------------------------- */
+
+/*
+ * Deferred. An entry queued in memory for a client that is online usually leaves in the same
+ * iteration (session_pop), and its record would be written twice in one batch: queued, then
+ * in flight with its packet id. So its record waits (unwritten) until the iteration ends —
+ * session_table_flush(), before the commit — and is written once, in the state it has then.
+ * Nothing about it is sent before that commit (deliveries wait for it: ack after durable), so
+ * the store never holds less than a client may have seen. An entry that leaves before the
+ * flush (a QoS 0 pop, an ack naming its id before it was even sent) is never written; one whose
+ * session goes offline or away is written (session_offline) or dropped with the session's
+ * records (session_detach) first. The table keeps the sessions with unwritten entries; their
+ * entries are the newest, at the tails of queue and in-flight list, found from there. Only a
+ * durable session's entries have records, and a durable session has its ext (n_unwritten).
+ */
+
+/* Write e's record now, in its present state. */
+static void session__write(struct session *s, struct sentry *e)
+{
+    struct persist_qentry q = session__qentry(e);
+    struct persist_msg pm = session__pmsg(e->m);
+
+    persist_enqueue(s->table->store, session_id(s), &q, &pm);
+    e->unwritten = false;
+    s->ext->n_unwritten--;
+}
+
+/* e leaves before its record was written: it never will be. */
+static void session__unwritten_gone(struct session *s, struct sentry *e)
+{
+    e->unwritten = false;
+    e->stored = false;
+    s->ext->n_unwritten--;
+}
+
+/* Write (or with write false, forget) every unwritten entry of s, newest first. */
+static void session__unwritten_settle(struct session *s, bool write)
+{
+    struct sentry_list *lists[2] = {&s->inflight, &s->queue};
+
+    for (int i = 0; i < 2 && s->ext->n_unwritten > 0; i++) {
+        for (struct sentry *e = lists[i]->tail; e && s->ext->n_unwritten > 0; e = e->prev) {
+            if (!e->unwritten)
+                continue;
+            if (write)
+                session__write(s, e);
+            else
+                session__unwritten_gone(s, e);
+        }
+    }
+    s->ext->n_unwritten = 0; /* every unwritten entry is on one of the two lists */
+}
+
+/* s no longer has unwritten entries to flush: off the table's list. */
+static void session__unw_remove(struct session *s)
+{
+    struct session_table *t = s->table;
+
+    for (size_t i = 0; i < t->n_unw; i++) {
+        if (t->unw[i] == s) {
+            t->unw[i] = t->unw[--t->n_unw];
+            break;
+        }
+    }
+}
+
+/* Defer e's record: false when the table cannot remember s (write it now then). */
+static bool session__defer(struct session *s, struct sentry *e)
+{
+    struct session_table *t = s->table;
+
+    if (s->ext->n_unwritten == 0) {
+        if (t->n_unw == t->cap_unw) {
+            size_t cap = t->cap_unw ? t->cap_unw * 2 : 64;
+            struct session **v = realloc(t->unw, cap * sizeof(*v));
+            if (!v)
+                return false;
+            t->unw = v;
+            t->cap_unw = cap;
+        }
+        t->unw[t->n_unw++] = s;
+    }
+    e->unwritten = true;
+    s->ext->n_unwritten++;
+    return true;
+}
+
+void session_table_flush(struct session_table *t)
+{
+    for (size_t i = 0; i < t->n_unw; i++)
+        session__unwritten_settle(t->unw[i], true);
+    t->n_unw = 0;
+}
+
 /* ---- the table ---------------------------------------------------------------------------- */
 
 /* Keyed (hash.h): client ids are the client's choice, and must not all fall in one chain. */
@@ -200,6 +297,7 @@ void session_table_free(struct session_table *t)
         }
     }
     free(t->b);
+    free(t->unw);
     free(t);
 }
 
@@ -363,6 +461,10 @@ void session_detach(struct session *s)
         *pp = s->hnext;
         t->n--;
     }
+    if (s->ext && s->ext->n_unwritten > 0) { /* its records go, those not yet written with them */
+        session__unwritten_settle(s, false);
+        session__unw_remove(s);
+    }
     if (session__store(s))
         persist_session_del(t->store, session_id(s));
     s->hnext = NULL;
@@ -441,6 +543,10 @@ void session_offline(struct session *s)
     uint64_t first = 0;
 
     s->owner = NULL;
+    if (x && x->n_unwritten > 0) { /* records first: the entries leave memory now */
+        session__unwritten_settle(s, true);
+        session__unw_remove(s);
+    }
     /* In-flight entries of a durable session go back to disk; the next connect reads them. */
     if (s->durable) {
         pidx_cleanup(&x->pidx); /* the window empties */
@@ -528,12 +634,12 @@ int session_enqueue(struct session *s, struct msg *m, uint8_t qos)
     e->qos = qos;
     e->state = PERSIST_Q_QUEUED;
     e->stored = s->durable && (qos > 0 || !online || on_disk > 0);
-    if (e->stored) {
+    to_disk = e->stored && (!online || on_disk > 0 || s->queue.n >= lim->window);
+    if (e->stored && (to_disk || !session__defer(s, e))) {
         struct persist_qentry q = session__qentry(e);
         struct persist_msg pm = session__pmsg(m);
         persist_enqueue(s->table->store, session_id(s), &q, &pm);
     }
-    to_disk = e->stored && (!online || on_disk > 0 || s->queue.n >= lim->window);
     s->q_count++;
     s->q_bytes += msg_bytes(m);
     if (to_disk) { /* stored: s is durable, x is there */
@@ -645,13 +751,15 @@ struct sentry *session_pop(struct session *s)
     s->q_count--;
     s->q_bytes -= msg_bytes(e->m);
     if (e->qos == 0) {
-        if (e->stored)
+        if (e->unwritten)
+            session__unwritten_gone(s, e);
+        else if (e->stored)
             persist_dequeue(s->table->store, session_id(s), e->seq, e->m->id);
         goto out;
     }
     e->pid = session__next_pid(s);
     e->state = e->qos == 1 ? PERSIST_Q_WAIT_PUBACK : PERSIST_Q_WAIT_PUBREC;
-    if (e->stored) {
+    if (e->stored && !e->unwritten) {
         struct persist_qentry q = session__qentry(e);
         persist_queue_update(s->table->store, session_id(s), &q);
     }
@@ -795,7 +903,9 @@ static void session__inflight_remove(struct session *s, struct sentry *e)
 {
     session__pid_mark(s, e, false);
     sentry__unlink(&s->inflight, e);
-    if (e->stored)
+    if (e->unwritten)
+        session__unwritten_gone(s, e);
+    else if (e->stored)
         persist_dequeue(s->table->store, session_id(s), e->seq, e->m->id);
     sentry_free(e);
 }
@@ -817,7 +927,7 @@ int session_ack(struct session *s, int type, uint16_t pid)
     case MQTT_PUBREC:
         if (e->state == PERSIST_Q_WAIT_PUBREC) {
             e->state = PERSIST_Q_WAIT_PUBCOMP;
-            if (e->stored) {
+            if (e->stored && !e->unwritten) {
                 struct persist_qentry q = session__qentry(e);
                 persist_queue_update(s->table->store, session_id(s), &q);
             }

@@ -86,12 +86,13 @@ struct sentry {
     struct sentry *prev; /* in-flight entries leave from the middle (any id may be acked) */
     struct msg *m;       /* one reference */
     uint64_t seq;
-    uint16_t pid;  /* 0 while queued */
-    uint8_t qos;   /* delivery QoS: min(published, granted) */
-    uint8_t state; /* enum persist_qstate */
-    bool stored;   /* has a record in the store */
-    bool resend;   /* back in the window from the store or a reconnect: resend (DUP / PUBREL) */
-    uint64_t gen;  /* session_table_gen() when queued: older entries are already durable */
+    uint16_t pid;   /* 0 while queued */
+    uint8_t qos;    /* delivery QoS: min(published, granted) */
+    uint8_t state;  /* enum persist_qstate */
+    bool stored;    /* has a record in the store (or will have: unwritten) */
+    bool unwritten; /* its record waits for session_table_flush() (session.c, "Deferred") */
+    bool resend;    /* back in the window from the store or a reconnect: resend (DUP / PUBREL) */
+    uint64_t gen;   /* session_table_gen() when queued: older entries are already durable */
 };
 
 struct sentry_list {
@@ -146,6 +147,7 @@ struct session_ext {
     void *expiry_ctx;
     uint32_t refill_tries; /* broker.c: reads of the store that found nothing, in a row */
     uint32_t pid_clashes;  /* entries read back whose id was in use: never (tests check) */
+    uint32_t n_unwritten;  /* entries with unwritten set (session.c, "Deferred") */
 };
 
 /*
@@ -196,6 +198,12 @@ size_t session_table_count(const struct session_table *t);
  * records (and its message's) are durable.
  */
 void session_table_committed(struct session_table *t);
+/*
+ * Put the records of the entries queued since the last call into the batch, each with the
+ * state it has now (session.c, "Deferred"). The broker calls it at the end of every
+ * iteration, before it commits; nothing queued waits past it.
+ */
+void session_table_flush(struct session_table *t);
 uint64_t session_table_gen(const struct session_table *t);
 /*
  * The batch failed: forget the inbound QoS 2 ids added since the last successful commit, so

@@ -664,4 +664,5 @@ void conn_pool_free(struct conn_pool *p)
         conn_destroy(p->all);
     free(p->per_listener);
     free(p);
+    outq_spare_release();
 }

@@ -27,11 +27,49 @@ void outq_init(struct outq *q)
     q->bytes = 0;
 }
 
+/* Written standard-size copy chunks, linked through next (outq.h, "spare"). */
+static struct outq_chunk *outq_spare;
+static size_t outq_nspare;
+
 static void outq_chunk_free(struct outq_chunk *ch)
 {
+    if (ch->cap == OUTQ_CHUNK && outq_nspare < OUTQ_SPARE) {
+        ch->next = outq_spare;
+        outq_spare = ch;
+        outq_nspare++;
+        return;
+    }
     if (ch->cap == 0 && ch->release)
         ch->release(ch->obj);
     free(ch);
+}
+
+/* A copy chunk with room for cap bytes: a spare one when cap is the standard size. */
+static struct outq_chunk *outq_chunk_new(size_t cap)
+{
+    struct outq_chunk *ch;
+
+    if (cap == OUTQ_CHUNK && outq_spare) {
+        ch = outq_spare;
+        outq_spare = ch->next;
+        outq_nspare--;
+    } else {
+        ch = malloc(sizeof(*ch) + cap);
+    }
+    return ch;
+}
+
+size_t outq_spare_release(void)
+{
+    size_t n = outq_nspare;
+
+    while (outq_spare) {
+        struct outq_chunk *ch = outq_spare;
+        outq_spare = ch->next;
+        free(ch);
+    }
+    outq_nspare = 0;
+    return n;
 }
 
 void outq_cleanup(struct outq *q)
@@ -73,7 +111,7 @@ int outq_copy(struct outq *q, const void *buf, size_t len)
         goto out;
     }
     cap = len > OUTQ_CHUNK ? len : OUTQ_CHUNK;
-    ch = malloc(sizeof(*ch) + cap);
+    ch = outq_chunk_new(cap);
     if (!ch) {
         rc = -ENOMEM;
         goto out;

@@ -191,6 +191,7 @@ static void test_alloc_faults(void **state)
         int iovs, rc;
 
         released = 0;
+        outq_spare_release(); /* every chunk from the allocator, so every allocation is tried */
         outq_init(&q);
         fault_arm(n);
         for (int i = 0; i < 6; i++) {
@@ -218,6 +219,39 @@ static void test_alloc_faults(void **state)
     assert_true(n > 10); /* the sequence allocates often enough to have been tested */
 }
 
+/*
+ * Written standard chunks wait on the spare list, at most OUTQ_SPARE of them, and the next
+ * copies take them instead of allocating; larger chunks and references are never kept.
+ */
+static void test_spare_chunks(void **state)
+{
+    static const char big[2 * OUTQ_CHUNK];
+    struct outq q;
+
+    (void)state;
+    released = 0;
+    outq_spare_release();
+    outq_init(&q);
+    for (unsigned i = 0; i < OUTQ_SPARE + 8; i++)
+        assert_int_equal(outq_copy(&q, big, OUTQ_CHUNK), 0);
+    assert_int_equal(outq_copy(&q, big, sizeof(big)), 0); /* a chunk of its own size */
+    assert_int_equal(outq_ref(&q, "REF", 3, release, (void *)1), 0);
+    assert_int_equal(q.bytes, (size_t)(OUTQ_SPARE + 10) * OUTQ_CHUNK + 3);
+    outq_consume(&q, q.bytes);
+    assert_int_equal(released, 1);
+    released = 0;
+    /* the spare list is full: a further allocation failure cannot touch the next copies */
+    fault_arm(1);
+    for (unsigned i = 0; i < OUTQ_SPARE; i++)
+        assert_int_equal(outq_copy(&q, big, OUTQ_CHUNK), 0);
+    assert_int_equal(outq_copy(&q, big, OUTQ_CHUNK), -ENOMEM); /* the list is empty now */
+    fault_arm(0);
+    assert_int_equal(q.bytes, (size_t)OUTQ_SPARE * OUTQ_CHUNK);
+    outq_cleanup(&q);
+    assert_int_equal(outq_spare_release(), OUTQ_SPARE);
+    assert_int_equal(outq_spare_release(), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -226,6 +260,7 @@ int main(void)
         cmocka_unit_test(test_release_on_cleanup_and_empty),
         cmocka_unit_test(test_iov_limit),
         cmocka_unit_test(test_alloc_faults),
+        cmocka_unit_test(test_spare_chunks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

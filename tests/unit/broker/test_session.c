@@ -315,10 +315,12 @@ static struct persist *open_store(void)
     return p;
 }
 
-/* As the broker does: commit the batch, then tell the table (its entries are durable now). */
+/* As the broker does: the deferred records into the batch, commit it, then tell the table
+ * (its entries are durable now). */
 static void commit(struct persist *p, struct session_table *t)
 {
     char err[256];
+    session_table_flush(t);
     assert_int_equal(persist_commit(p, err, sizeof(err)), 0);
     session_table_committed(t);
 }
@@ -703,6 +705,104 @@ static void test_reconnect_before_commit_keeps_ids(void **state)
     rm_dir();
 }
 
+struct read_back {
+    int n;
+    int payload[8];
+    uint8_t state[8];
+    uint16_t pid[8];
+};
+
+static int read_back_cb(void *ctx, const struct persist_qentry *q, const struct persist_msg *m)
+{
+    struct read_back *r = ctx;
+    char buf[16];
+    size_t n = m->payload.len < sizeof(buf) - 1 ? m->payload.len : sizeof(buf) - 1;
+
+    assert_true(r->n < 8);
+    memcpy(buf, m->payload.p, n);
+    buf[n] = '\0';
+    r->payload[r->n] = atoi(buf);
+    r->state[r->n] = q->state;
+    r->pid[r->n] = q->packet_id;
+    r->n++;
+    return 0;
+}
+
+/*
+ * Deferred records (session.c): an entry queued for an online client is written once, at the
+ * flush, in the state it has then; one that leaves before it is never written; a session
+ * going offline writes its entries first, one going away drops them; after a restart the
+ * store has no unreferenced or missing bodies.
+ */
+static void test_deferred_records(void **state)
+{
+    struct session_limits l = lim(10, 0, 0, false);
+    struct msg_table *msgs = msg_table_new();
+    struct persist *p;
+    struct persist_stats st;
+    struct session_table *t;
+    struct session *s, *off, *gone;
+    struct sentry *e;
+    struct read_back r = {0};
+
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/cairn-test-session-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    p = open_store();
+    t = session_table_new(p, msgs, &l);
+    s = session_new(t, S("on"), false, 100);
+    off = session_new(t, S("off"), false, 100);
+    gone = session_new(t, S("gone"), false, 100);
+    session_online(s, &dummy_owner);
+    session_online(off, &dummy_owner);
+    session_online(gone, &dummy_owner);
+    commit(p, t);
+
+    enqueue_n(s, 4, 1); /* payloads 0..3 */
+    e = session_pop(s); /* 0: in flight */
+    assert_int_equal(payload_num(e), 0);
+    e = session_pop(s); /* 1: in flight, acked before the flush: never written */
+    assert_int_equal(session_ack(s, MQTT_PUBACK, e->pid), 0);
+    assert_int_equal(s->ext->n_unwritten, 3);
+    enqueue_n(off, 2, 1);
+    assert_non_null(session_pop(off));
+    session_offline(off); /* written now, the in-flight one with its state */
+    assert_int_equal(off->ext->n_unwritten, 0);
+    enqueue_n(gone, 2, 1);
+    session_del(gone); /* nothing of it written */
+    commit(p, t);
+    assert_int_equal(s->ext->n_unwritten, 0);
+
+    assert_int_equal(persist_queue_read(p, S("on"), 0, 8, read_back_cb, &r), 3);
+    assert_int_equal(r.payload[0], 0);
+    assert_int_equal(r.state[0], PERSIST_Q_WAIT_PUBACK);
+    assert_int_equal(r.pid[0], s->inflight.head->pid);
+    assert_int_equal(r.payload[1], 2);
+    assert_int_equal(r.state[1], PERSIST_Q_QUEUED);
+    assert_int_equal(r.payload[2], 3);
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(persist_queue_read(p, S("off"), 0, 8, read_back_cb, &r), 2);
+    assert_int_equal(r.state[0], PERSIST_Q_WAIT_PUBACK);
+    assert_int_equal(r.state[1], PERSIST_Q_QUEUED);
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(persist_queue_read(p, S("gone"), 0, 8, read_back_cb, &r), 0);
+
+    session_table_free(t); /* kill -9 */
+    persist_close(p);
+    t = reopen(&p, msgs, &l);
+    persist_restore_stats(p, &st);
+    assert_int_equal(st.sessions, 2);
+    assert_int_equal(st.queued, 5);
+    assert_int_equal(st.inflight, 2);
+    assert_int_equal(st.bodies, 5);
+    assert_int_equal(st.garbage, 0);
+    assert_int_equal(st.missing, 0);
+    session_table_free(t);
+    persist_close(p);
+    msg_table_free(msgs);
+    rm_dir();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -717,6 +817,7 @@ int main(void)
         cmocka_unit_test(test_durable_deep_queue_batched_acks),
         cmocka_unit_test(test_restore_keeps_inflight_ids),
         cmocka_unit_test(test_reconnect_before_commit_keeps_ids),
+        cmocka_unit_test(test_deferred_records),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

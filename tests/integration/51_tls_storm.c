@@ -1,5 +1,5 @@
 /*
- * 42_tls_storm — a reconnect storm over TLS, served correctly: STORM_N clients open TLS
+ * 51_tls_storm — a reconnect storm over TLS, served correctly: STORM_N clients open TLS
  * connections at once (the handshakes run on Cairn's handshake threads), each CONNECTs and
  * publishes one QoS 1 message on its own topic and waits for its PUBACK, while a subscriber that
  * connected before gets every message exactly once; then the same clients reconnect at once

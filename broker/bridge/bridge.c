@@ -208,7 +208,7 @@ void bridge_set_stats(const struct bridge_set *set, size_t i, struct bridge_stat
     out->queued = s ? s->q_count : 0;
     out->queued_bytes = s ? s->q_bytes : 0;
     out->inflight = s ? s->inflight.n : 0;
-    out->dropped = (s ? s->dropped : 0) + br->too_large;
+    out->dropped = (s ? session_dropped(s) : 0) + br->too_large;
     out->connects = br->connects;
     out->sent = br->sent;
     out->received = br->received;

@@ -113,7 +113,7 @@ static int bl_subscribe(struct bridge *br, struct session *s)
     }
     if (rc == 0 && !(stale = calloc(session_sub_count(s) + 1, sizeof(*stale))))
         rc = -ENOMEM;
-    while (rc == 0 && (e = subset_next(&s->subs, &cursor)))
+    while (rc == 0 && (e = session_sub_next(s, &cursor)))
         if (!bl_is_out_filter(c, e->filter, e->len) && !(stale[n++] = strdup(e->filter)))
             rc = -ENOMEM;
     for (size_t i = 0; i < n; i++) {
@@ -148,8 +148,14 @@ static int bl_attach(struct bridge *br)
     } else {
         goto out;
     }
+    if (!session_ext(s)) {
+        log_write(CAIRN_LOG_ERR, "bridge %s: marking its session: out of memory", c->name);
+        if (made)
+            broker__session_discard(b, s);
+        goto out;
+    }
     s->clean = c->local_cleansession; /* clean: discarded when the link drops */
-    s->bridge = br;
+    s->ext->bridge = br;
     s->no_local = true;
     br->s = s;
     bridge__limits(br);
@@ -178,7 +184,8 @@ void bridge__limits(struct bridge *br)
         br->limits.max_queued = (uint32_t)c->max_queued_messages;
     if (c->max_queued_bytes >= 0)
         br->limits.max_queued_bytes = (uint64_t)c->max_queued_bytes;
-    s->limits = c->max_queued_messages >= 0 || c->max_queued_bytes >= 0 ? &br->limits : NULL;
+    s->ext->limits = /* bl_attach made s's ext */
+        c->max_queued_messages >= 0 || c->max_queued_bytes >= 0 ? &br->limits : NULL;
 }
 
 void bridge__notify_local(struct bridge *br, bool up)
@@ -512,9 +519,9 @@ void bridge__stop(struct bridge *br, bool forget)
         br->conn = NULL;
     }
     br->state = BRIDGE_STOPPED;
-    if (s) {
-        s->bridge = NULL; /* a changed bridge's successor takes it again at once */
-        s->limits = NULL;
+    if (s && s->ext) {
+        s->ext->bridge = NULL; /* a changed bridge's successor takes it again at once */
+        s->ext->limits = NULL;
     }
     if (s && forget) {
         s->no_local = false;

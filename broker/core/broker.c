@@ -492,16 +492,16 @@ void broker_on_iteration_end(struct broker *b)
     while ((s = b->dirty_sessions)) {
         b->dirty_sessions = s->dirty_next;
         s->dirty = false;
-        if (broker__pump(b, s) > 0)
-            s->refill_tries = 0;
+        if (broker__pump(b, s) > 0 && s->ext)
+            s->ext->refill_tries = 0;
         /*
          * Nothing left in memory but more on disk that could not be read yet: it is in a batch
          * not committed (this one, or a deferred one). Commit now and read it next iteration
          * (bounded: a count left by a failed commit is settled by session_refill).
          */
-        if (s->owner && session_wants_refill(s) && s->queue.n == 0 &&
-            s->refill_tries < BROKER_REFILL_TRIES) {
-            s->refill_tries++;
+        if (s->owner && session_wants_refill(s) && s->queue.n == 0 && /* on disk: s has ext */
+            s->ext->refill_tries < BROKER_REFILL_TRIES) {
+            s->ext->refill_tries++;
             s->dirty_next = again;
             again = s;
         }

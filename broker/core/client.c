@@ -120,14 +120,14 @@ static int client__held_slot(struct client *cl, struct client_held **out)
     int rc = 0;
 
     if (cl->n_held == cl->cap_held) {
-        size_t cap = cl->cap_held ? cl->cap_held * 2 : 8;
-        struct client_held *v = realloc(cl->held, cap * sizeof(*v));
+        size_t cap = cl->cap_held ? (size_t)cl->cap_held * 2 : 8;
+        struct client_held *v = cap <= UINT32_MAX ? realloc(cl->held, cap * sizeof(*v)) : NULL;
         if (!v) {
             rc = -ENOMEM;
             goto out;
         }
         cl->held = v;
-        cl->cap_held = cap;
+        cl->cap_held = (uint32_t)cap;
     }
     *out = &cl->held[cl->n_held];
     memset(*out, 0, sizeof(**out));
@@ -147,18 +147,18 @@ int client_hold_raw(struct client *cl, const uint8_t *p, size_t len)
         uint8_t *v;
         while (cap < cl->raw_len + len)
             cap *= 2;
-        v = realloc(cl->raw, cap);
+        v = cap <= UINT32_MAX ? realloc(cl->raw, cap) : NULL; /* offsets are 32-bit */
         if (!v) {
             rc = -ENOMEM;
             goto out;
         }
         cl->raw = v;
-        cl->raw_cap = cap;
+        cl->raw_cap = (uint32_t)cap;
     }
     memcpy(cl->raw + cl->raw_len, p, len);
-    h->off = (uint32_t)cl->raw_len;
+    h->off = cl->raw_len;
     h->len = (uint32_t)len;
-    cl->raw_len += len;
+    cl->raw_len += (uint32_t)len;
     cl->held_bytes += len;
     cl->n_held++;
     broker__client_dirty(cl->b, cl);
@@ -295,7 +295,7 @@ void client_flush_held(struct client *cl)
 {
     int rc = 0;
 
-    for (size_t i = 0; i < cl->n_held; i++) {
+    for (uint32_t i = 0; i < cl->n_held; i++) {
         struct client_held *h = &cl->held[i];
         if (rc == 0) {
             if (h->m)
@@ -315,7 +315,7 @@ void client_flush_held(struct client *cl)
 
 void client_drop_held(struct client *cl)
 {
-    for (size_t i = 0; i < cl->n_held; i++)
+    for (uint32_t i = 0; i < cl->n_held; i++)
         msg_unref(cl->held[i].m);
     cl->n_held = 0;
     cl->raw_len = 0;

@@ -52,35 +52,41 @@ struct client_held {
     bool dup;
 };
 
+/*
+ * 120 bytes on x86-64, one allocation per connection (with the conn's, the transport's and the
+ * session's, an idle connection's memory). The held arrays exist only while something is held
+ * (client__shrink); their counts are 32-bit, as a held packet's offset is.
+ */
 struct client {
     struct broker *b;
     struct conn *conn;
     struct session *session; /* NULL before CONNECT and after a takeover */
-    bool connected;          /* CONNECT accepted */
-    bool disconnecting;      /* DISCONNECT received: no will */
-    uint8_t protocol_level;
-    uint16_t keepalive;
-    struct msg *will;  /* one reference, or NULL */
-    char *username;    /* as auth settled it, or NULL */
-    bool user_checked; /* a password file or certificate vouched for username */
-    int listener;      /* AUTH_LISTENER_BRIDGE for a bridge's link */
+    struct msg *will;        /* one reference, or NULL */
+    char *username;          /* as auth settled it, or NULL */
     /* The bridge whose link to its remote this connection is (bridge.h: CONNACK, SUBACK and
      * what the remote publishes go to it; the pump sends its queue), or NULL. Borrowed. */
     struct bridge *bridge;
 
     struct client_held *held;
-    size_t n_held;
-    size_t cap_held;
     uint8_t *raw;
-    size_t raw_len;
-    size_t raw_cap;
     size_t held_bytes; /* bytes the held packets will take on the wire */
     struct client *dirty_next;
-    bool dirty; /* on the broker's list of clients with held output */
 
     /* A SUBSCRIBE/UNSUBSCRIBE served in slices (handle_subscribe.c), or NULL; owned. */
     struct subscribe_job *job;
     struct client *job_next; /* the broker's list of clients with a job */
+
+    uint32_t n_held;
+    uint32_t cap_held;
+    uint32_t raw_len;
+    uint32_t raw_cap;
+    int listener; /* AUTH_LISTENER_BRIDGE for a bridge's link */
+    uint16_t keepalive;
+    uint8_t protocol_level;
+    bool user_checked : 1;  /* a password file or certificate vouched for username */
+    bool connected : 1;     /* CONNECT accepted */
+    bool disconnecting : 1; /* DISCONNECT received: no will */
+    bool dirty : 1;         /* on the broker's list of clients with held output */
 };
 
 struct broker {

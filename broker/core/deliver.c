@@ -112,10 +112,10 @@ void broker__session_undirty(struct broker *b, struct session *s)
 static bool broker__unsubscribe_some(struct broker *b, struct session *s, size_t max)
 {
     struct subset_entry *e;
-    bool done = false;
+    bool done = s->ext == NULL; /* no ext: no subscriptions */
 
     for (size_t i = 0; i < max && !done; i++) {
-        e = subset_next(&s->subs, &s->detach_cursor);
+        e = session_sub_next(s, &s->ext->detach_cursor);
         if (e) {
             struct mqtt_str f = {(const uint8_t *)e->filter, e->len};
             route_unsubscribe(&b->route, f, s);
@@ -162,7 +162,7 @@ void broker__session_discard(struct broker *b, struct session *s)
 {
     broker__session_expiry_cancel(b, s);
     broker__session_undirty(b, s);
-    if (subset_count(&s->subs) <= BROKER_DISCARD_SLICE) {
+    if (session_sub_count(s) <= BROKER_DISCARD_SLICE) {
         broker__unsubscribe_some(b, s, SIZE_MAX);
         session_del(s);
         return;
@@ -180,9 +180,9 @@ void broker__session_discard(struct broker *b, struct session *s)
 static void broker__expiry_cb(void *arg)
 {
     struct session *s = arg;
-    struct broker *b = s->expiry_ctx;
+    struct broker *b = s->ext->expiry_ctx;
 
-    s->expiry = NULL;
+    s->ext->expiry = NULL;
     if (s->owner)
         return;
     log_write(CAIRN_LOG_NOTICE, "expiring client %s, its session has been inactive too long",
@@ -195,20 +195,23 @@ void broker__session_expiry_arm(struct broker *b, struct session *s)
     uint64_t exp = b->cfg->persistent_client_expiration;
     int64_t idle = broker__now() - s->last_seen;
     uint64_t delay;
+    struct session_ext *x;
 
     broker__session_expiry_cancel(b, s);
-    if (exp == 0 || s->owner || s->bridge)
+    if (exp == 0 || s->owner || session_bridge(s))
         return;
+    if (!(x = session_ext(s)))
+        return; /* out of memory: as when the timer cannot be made, it does not expire */
     delay = idle >= (int64_t)exp ? 0 : (exp - (uint64_t)(idle > 0 ? idle : 0)) * 1000u;
-    s->expiry_ctx = b;
-    s->expiry = loop_timer_add(b->loop, delay, broker__expiry_cb, s);
+    x->expiry_ctx = b;
+    x->expiry = loop_timer_add(b->loop, delay, broker__expiry_cb, s);
 }
 
 void broker__session_expiry_cancel(struct broker *b, struct session *s)
 {
-    if (s->expiry) {
-        loop_timer_cancel(b->loop, s->expiry);
-        s->expiry = NULL;
+    if (s->ext && s->ext->expiry) {
+        loop_timer_cancel(b->loop, s->ext->expiry);
+        s->ext->expiry = NULL;
     }
 }
 
@@ -256,7 +259,7 @@ static struct msg *broker__no_local(struct broker *b, struct session *s, struct 
     }
     if (pub_retain && *twin)
         em = *twin;
-    return s->bridge && !bridge_route_ok(s->bridge, em) ? NULL : em;
+    return session_bridge(s) && !bridge_route_ok(session_bridge(s), em) ? NULL : em;
 }
 
 int broker__route(struct broker *b, struct msg *m, const struct session *origin, bool pub_retain)
@@ -279,9 +282,10 @@ int broker__route(struct broker *b, struct msg *m, const struct session *origin,
             /* a subscriber that stops reading loses QoS 0, never the broker's memory */
             b->stats.messages_dropped++;
             metrics_drop(METRICS_DROP_SLOW_SUBSCRIBER);
-            if (++s->dropped_qos0 == 1 || s->dropped_qos0 % 10000 == 0)
+            struct session_ext *x = session_ext(s); /* out of memory: not counted */
+            if (x && (++x->dropped_qos0 == 1 || x->dropped_qos0 % 10000 == 0))
                 log_write(CAIRN_LOG_DEBUG, "client %s: slow reader, %llu QoS 0 messages dropped",
-                          s->id, (unsigned long long)s->dropped_qos0);
+                          s->id, (unsigned long long)x->dropped_qos0);
             continue;
         }
         q = session_enqueue(s, em, qos);
@@ -290,12 +294,12 @@ int broker__route(struct broker *b, struct msg *m, const struct session *origin,
         if (q == SESSION_DROPPED_LIMIT) {
             b->stats.messages_dropped++;
             metrics_drop(METRICS_DROP_QUEUE_FULL);
-            if (s->dropped == 1 || s->dropped % 1000 == 0)
+            if (session_dropped(s) == 1 || session_dropped(s) % 1000 == 0)
                 log_write(CAIRN_LOG_WARNING,
                           "client %s: queue full (%llu messages, %llu bytes): message on %s "
                           "dropped (%llu so far)",
                           s->id, (unsigned long long)s->q_count, (unsigned long long)s->q_bytes,
-                          m->topic, (unsigned long long)s->dropped);
+                          m->topic, (unsigned long long)session_dropped(s));
         } else if (q == SESSION_QUEUED && s->owner) {
             /* straight into the held output: what is held leaves after the commit anyway, and
              * the queue of a client that keeps up stays empty */

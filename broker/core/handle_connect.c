@@ -157,7 +157,7 @@ int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connec
     struct mqtt_str id = p->client_id, will_topic = p->will_topic;
     uint8_t *mounted = NULL;
     struct session *s;
-    bool present = false;
+    bool present = false, checked = false;
     uint8_t buf[4];
     int code, rc = 0;
 
@@ -203,7 +203,8 @@ int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connec
     }
     code = auth_check_connect(b->auth, cl->listener, conn_identity(cl->conn), user,
                               p->has_password ? p->password.p : NULL,
-                              p->has_password ? p->password.len : 0, &user_out, &cl->user_checked);
+                              p->has_password ? p->password.len : 0, &user_out, &checked);
+    cl->user_checked = checked;
     if (code != 0) {
         rc = connect__refuse(cl, (uint8_t)code,
                              code == MQTT_CONNACK_BAD_CREDENTIALS ? "bad username or password"
@@ -255,7 +256,7 @@ int handle_connect(struct broker *b, struct client *cl, const struct mqtt_connec
     }
 
     s = session_find(b->sessions, id);
-    if (s && s->bridge) {
+    if (s && session_bridge(s)) {
         /* a bridge's queue (local_clientid): taking it over would steal what it forwards */
         rc = connect__refuse(cl, MQTT_CONNACK_ID_REJECTED, "client id is a bridge's own");
         goto out;

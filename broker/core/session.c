@@ -6,6 +6,7 @@
 #include "hash.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,7 +138,8 @@ static struct persist_msg session__pmsg(const struct msg *m)
  * flush (a QoS 0 pop, an ack naming its id before it was even sent) is never written; one whose
  * session goes offline or away is written (session_offline) or dropped with the session's
  * records (session_detach) first. The table keeps the sessions with unwritten entries; their
- * entries are the newest, at the tails of queue and in-flight list, found from there.
+ * entries are the newest, at the tails of queue and in-flight list, found from there. Only a
+ * durable session's entries have records, and a durable session has its ext (n_unwritten).
  */
 
 /* Write e's record now, in its present state. */
@@ -148,7 +150,7 @@ static void session__write(struct session *s, struct sentry *e)
 
     persist_enqueue(s->table->store, session_id(s), &q, &pm);
     e->unwritten = false;
-    s->n_unwritten--;
+    s->ext->n_unwritten--;
 }
 
 /* e leaves before its record was written: it never will be. */
@@ -156,7 +158,7 @@ static void session__unwritten_gone(struct session *s, struct sentry *e)
 {
     e->unwritten = false;
     e->stored = false;
-    s->n_unwritten--;
+    s->ext->n_unwritten--;
 }
 
 /* Write (or with write false, forget) every unwritten entry of s, newest first. */
@@ -164,8 +166,8 @@ static void session__unwritten_settle(struct session *s, bool write)
 {
     struct sentry_list *lists[2] = {&s->inflight, &s->queue};
 
-    for (int i = 0; i < 2 && s->n_unwritten > 0; i++) {
-        for (struct sentry *e = lists[i]->tail; e && s->n_unwritten > 0; e = e->prev) {
+    for (int i = 0; i < 2 && s->ext->n_unwritten > 0; i++) {
+        for (struct sentry *e = lists[i]->tail; e && s->ext->n_unwritten > 0; e = e->prev) {
             if (!e->unwritten)
                 continue;
             if (write)
@@ -174,7 +176,7 @@ static void session__unwritten_settle(struct session *s, bool write)
                 session__unwritten_gone(s, e);
         }
     }
-    s->n_unwritten = 0; /* every unwritten entry is on one of the two lists */
+    s->ext->n_unwritten = 0; /* every unwritten entry is on one of the two lists */
 }
 
 /* s no longer has unwritten entries to flush: off the table's list. */
@@ -195,7 +197,7 @@ static bool session__defer(struct session *s, struct sentry *e)
 {
     struct session_table *t = s->table;
 
-    if (s->n_unwritten == 0) {
+    if (s->ext->n_unwritten == 0) {
         if (t->n_unw == t->cap_unw) {
             size_t cap = t->cap_unw ? t->cap_unw * 2 : 64;
             struct session **v = realloc(t->unw, cap * sizeof(*v));
@@ -207,7 +209,7 @@ static bool session__defer(struct session *s, struct sentry *e)
         t->unw[t->n_unw++] = s;
     }
     e->unwritten = true;
-    s->n_unwritten++;
+    s->ext->n_unwritten++;
     return true;
 }
 
@@ -258,13 +260,28 @@ static void session__free(struct session *s)
 {
     sentry__list_free(&s->inflight);
     sentry__list_free(&s->queue);
-    subset_cleanup(&s->subs);
-    free(s->inbound);
-    free(s->inbound_gen);
-    pidx_cleanup(&s->pidx);
+    if (s->ext) {
+        subset_cleanup(&s->ext->subs);
+        free(s->ext->inbound);
+        free(s->ext->inbound_gen);
+        pidx_cleanup(&s->ext->pidx);
+        free(s->ext);
+    }
     free(s->user);
-    free(s->id);
     free(s);
+}
+
+struct session_ext *session_ext(struct session *s)
+{
+    if (!s->ext)
+        s->ext = calloc(1, sizeof(*s->ext));
+    return s->ext;
+}
+
+/* Queued entries on disk only (none without an ext). */
+static uint64_t session__on_disk(const struct session *s)
+{
+    return s->ext ? s->ext->disk_count : 0;
 }
 
 void session_table_free(struct session_table *t)
@@ -358,15 +375,15 @@ struct session *session_find(struct session_table *t, struct mqtt_str id)
     return s;
 }
 
-static struct session *session__alloc(struct session_table *t, struct mqtt_str id)
+/* A session for id in the table; with_ext: with its ext made (the disk part of its queue). */
+static struct session *session__alloc(struct session_table *t, struct mqtt_str id, bool with_ext)
 {
-    struct session *s = calloc(1, sizeof(*s));
+    struct session *s = NULL;
     size_t h;
 
-    if (!s)
+    if (id.len > UINT32_MAX || !(s = calloc(1, offsetof(struct session, id) + id.len + 1)))
         goto out;
-    s->id = malloc(id.len + 1);
-    if (!s->id) {
+    if (with_ext && !session_ext(s)) {
         free(s);
         s = NULL;
         goto out;
@@ -374,7 +391,7 @@ static struct session *session__alloc(struct session_table *t, struct mqtt_str i
     if (id.len)
         memcpy(s->id, id.p, id.len);
     s->id[id.len] = '\0';
-    s->id_len = id.len;
+    s->id_len = (uint32_t)id.len;
     s->table = t;
     s->next_seq = 1;
     if (t->n >= t->nb)
@@ -389,12 +406,13 @@ out:
 
 struct session *session_new(struct session_table *t, struct mqtt_str id, bool clean, int64_t now)
 {
-    struct session *s = session__alloc(t, id);
+    bool durable = !clean && t->store;
+    struct session *s = session__alloc(t, id, durable);
 
     if (!s)
         goto out;
     s->clean = clean;
-    s->durable = !clean && t->store;
+    s->durable = durable;
     session_touch(s, now);
 out:
     return s;
@@ -404,7 +422,7 @@ struct session *session_restore(struct session_table *t, struct mqtt_str id,
                                 const struct persist_session *ps,
                                 const struct persist_queue_info *q)
 {
-    struct session *s = session__alloc(t, id);
+    struct session *s = session__alloc(t, id, true);
 
     if (!s)
         goto out;
@@ -425,8 +443,8 @@ struct session *session_restore(struct session_table *t, struct mqtt_str id,
     }
     s->q_count = q->count;
     s->q_bytes = q->bytes;
-    s->disk_count = q->count;
-    s->refill_seq = q->count ? q->first_seq : 0;
+    s->ext->disk_count = q->count;
+    s->ext->refill_seq = q->count ? q->first_seq : 0;
     s->next_seq = q->count ? q->last_seq + 1 : 1;
 out:
     return s;
@@ -443,7 +461,7 @@ void session_detach(struct session *s)
         *pp = s->hnext;
         t->n--;
     }
-    if (s->n_unwritten > 0) { /* its records go, those not yet written with them */
+    if (s->ext && s->ext->n_unwritten > 0) { /* its records go, those not yet written with them */
         session__unwritten_settle(s, false);
         session__unw_remove(s);
     }
@@ -519,18 +537,19 @@ bool session_user_is(const struct session *s, const char *user, bool checked)
 
 void session_offline(struct session *s)
 {
+    struct session_ext *x = s->ext; /* a durable session has one */
     struct sentry_list keep = {0};
     struct sentry *e;
     uint64_t first = 0;
 
     s->owner = NULL;
-    if (s->n_unwritten > 0) { /* records first: the entries leave memory now */
+    if (x && x->n_unwritten > 0) { /* records first: the entries leave memory now */
         session__unwritten_settle(s, true);
         session__unw_remove(s);
     }
     /* In-flight entries of a durable session go back to disk; the next connect reads them. */
     if (s->durable) {
-        pidx_cleanup(&s->pidx); /* the window empties */
+        pidx_cleanup(&x->pidx); /* the window empties */
         while ((e = sentry__shift(&s->inflight))) {
             if (!e->stored) { /* cannot happen: QoS > 0 entries of durable sessions are stored */
                 sentry_free(e);
@@ -540,7 +559,7 @@ void session_offline(struct session *s)
                 first = e->seq;
             s->q_count++;
             s->q_bytes += msg_bytes(e->m);
-            s->disk_count++;
+            x->disk_count++;
             sentry_free(e);
         }
     }
@@ -548,7 +567,7 @@ void session_offline(struct session *s)
         if (s->durable && e->stored) {
             if (!first || e->seq < first)
                 first = e->seq;
-            s->disk_count++;
+            x->disk_count++;
             sentry_free(e);
         } else if (s->durable || (e->qos == 0 && !s->table->limits.queue_qos0)) {
             s->q_count--;
@@ -561,11 +580,11 @@ void session_offline(struct session *s)
     s->queue = keep;
     /* every entry still in memory was older than those already on disk */
     if (first) {
-        s->refill_seq = first;
+        x->refill_seq = first;
         /* their records may be in the open batch: read them after the next commit */
-        if (s->disk_gen != s->table->gen || first < s->disk_gen_seq) {
-            s->disk_gen = s->table->gen;
-            s->disk_gen_seq = first;
+        if (x->disk_gen != s->table->gen || first < x->disk_gen_seq) {
+            x->disk_gen = s->table->gen;
+            x->disk_gen_seq = first;
         }
     }
 }
@@ -582,11 +601,16 @@ void session_online(struct session *s, void *owner)
 
 int session_enqueue(struct session *s, struct msg *m, uint8_t qos)
 {
-    const struct session_limits *lim = &s->table->limits, *bound = s->limits ? s->limits : lim;
+    const struct session_limits *lim = &s->table->limits, *bound = lim;
+    struct session_ext *x = s->ext; /* a durable session has one */
+    uint64_t on_disk = x ? x->disk_count : 0;
     bool online = s->owner != NULL;
     struct sentry *e = NULL;
     bool to_disk;
     int rc = SESSION_QUEUED;
+
+    if (x && x->limits)
+        bound = x->limits;
 
     if (qos == 0 && !online && !lim->queue_qos0) {
         rc = SESSION_DROPPED_QOS0;
@@ -594,7 +618,8 @@ int session_enqueue(struct session *s, struct msg *m, uint8_t qos)
     }
     if ((bound->max_queued && s->q_count >= bound->max_queued) ||
         (bound->max_queued_bytes && s->q_bytes + msg_bytes(m) > bound->max_queued_bytes)) {
-        s->dropped++;
+        if ((x = session_ext(s))) /* out of memory: dropped all the same, not counted */
+            x->dropped++;
         rc = SESSION_DROPPED_LIMIT;
         goto out;
     }
@@ -608,8 +633,8 @@ int session_enqueue(struct session *s, struct msg *m, uint8_t qos)
     e->seq = s->next_seq++;
     e->qos = qos;
     e->state = PERSIST_Q_QUEUED;
-    e->stored = s->durable && (qos > 0 || !online || s->disk_count > 0);
-    to_disk = e->stored && (!online || s->disk_count > 0 || s->queue.n >= lim->window);
+    e->stored = s->durable && (qos > 0 || !online || on_disk > 0);
+    to_disk = e->stored && (!online || on_disk > 0 || s->queue.n >= lim->window);
     if (e->stored && (to_disk || !session__defer(s, e))) {
         struct persist_qentry q = session__qentry(e);
         struct persist_msg pm = session__pmsg(m);
@@ -617,14 +642,14 @@ int session_enqueue(struct session *s, struct msg *m, uint8_t qos)
     }
     s->q_count++;
     s->q_bytes += msg_bytes(m);
-    if (to_disk) {
-        if (s->disk_count == 0)
-            s->refill_seq = e->seq;
-        if (s->disk_gen != s->table->gen) {
-            s->disk_gen = s->table->gen;
-            s->disk_gen_seq = e->seq;
+    if (to_disk) { /* stored: s is durable, x is there */
+        if (x->disk_count == 0)
+            x->refill_seq = e->seq;
+        if (x->disk_gen != s->table->gen) {
+            x->disk_gen = s->table->gen;
+            x->disk_gen_seq = e->seq;
         }
-        s->disk_count++;
+        x->disk_count++;
         sentry_free(e);
     } else {
         sentry__push(&s->queue, e);
@@ -645,23 +670,27 @@ out:
 /* e entered the window (used) or is leaving it. */
 static void session__pid_mark(struct session *s, struct sentry *e, bool used)
 {
+    struct session_ext *x = s->ext;
     int rc = 0;
 
     if (!used) {
-        pidx_del(&s->pidx, e->pid);
+        if (x)
+            pidx_del(&x->pidx, e->pid);
         return;
     }
-    if (s->pidx.cap == 0 && s->inflight.n >= SESSION_PIDX_AT) {
+    if ((!x || x->pidx.cap == 0) && s->inflight.n >= SESSION_PIDX_AT) {
+        if (!(x = session_ext(s)))
+            return; /* scan on */
         for (struct sentry *o = s->inflight.head; o && rc != -ENOMEM; o = o->next)
             if (o != e)
-                rc = pidx_put(&s->pidx, o->pid, o);
+                rc = pidx_put(&x->pidx, o->pid, o);
         if (rc == -ENOMEM) {
-            pidx_cleanup(&s->pidx); /* scan on */
+            pidx_cleanup(&x->pidx); /* scan on */
             return;
         }
     }
-    if (s->pidx.cap && pidx_put(&s->pidx, e->pid, e) == -ENOMEM)
-        pidx_cleanup(&s->pidx);
+    if (x && x->pidx.cap && pidx_put(&x->pidx, e->pid, e) == -ENOMEM)
+        pidx_cleanup(&x->pidx);
     /* -EEXIST: two entries under one id (pid_clashes, never): the index finds the first */
 }
 
@@ -670,8 +699,8 @@ static struct sentry *session__inflight_find(const struct session *s, uint16_t p
 {
     struct sentry *e;
 
-    if (s->pidx.cap)
-        return pidx_get(&s->pidx, pid);
+    if (s->ext && s->ext->pidx.cap)
+        return pidx_get(&s->ext->pidx, pid);
     for (e = s->inflight.head; e; e = e->next)
         if (e->pid == pid)
             break;
@@ -744,17 +773,24 @@ bool session_wants_refill(const struct session *s)
 {
     uint32_t w = s->table->limits.window;
 
-    return s->disk_count > 0 && s->table->store && s->queue.n <= w / 2;
+    return session__on_disk(s) > 0 && s->table->store && s->queue.n <= w / 2;
 }
 
 /* How many disk entries a read could find now (committed ones), at most disk_count. */
 static uint64_t session__disk_readable(const struct session *s)
 {
-    uint64_t n = s->disk_count;
+    const struct session_ext *x = s->ext;
+    uint64_t n = 0;
 
-    if (s->disk_gen >= s->table->gen) /* part of it went to disk in this generation */
-        n = s->disk_gen_seq > s->refill_seq ? s->disk_gen_seq - s->refill_seq : 0;
-    return n < s->disk_count ? n : s->disk_count;
+    if (!x)
+        goto out; /* nothing on disk */
+    n = x->disk_count;
+    if (x->disk_gen >= s->table->gen) /* part of it went to disk in this generation */
+        n = x->disk_gen_seq > x->refill_seq ? x->disk_gen_seq - x->refill_seq : 0;
+    if (n > x->disk_count)
+        n = x->disk_count;
+out:
+    return n;
 }
 
 bool session_can_refill(const struct session *s)
@@ -798,8 +834,8 @@ static int session__refill_cb(void *ctx, const struct persist_qentry *q,
     e->qos = q->qos;
     e->state = q->state;
     e->stored = true;
-    s->disk_count--;
-    s->refill_seq = q->seq + 1;
+    s->ext->disk_count--; /* read from disk: s has an ext */
+    s->ext->refill_seq = q->seq + 1;
     if (e->state == PERSIST_Q_QUEUED || e->qos == 0 || e->pid == 0) {
         e->state = PERSIST_Q_QUEUED;
         e->pid = 0;
@@ -815,7 +851,7 @@ static int session__refill_cb(void *ctx, const struct persist_qentry *q,
          * invariant's witness (session.h, "Packet ids").
          */
         if (session_pid_in_use(s, e->pid))
-            s->pid_clashes++;
+            s->ext->pid_clashes++;
         s->q_count--;
         s->q_bytes -= msg_bytes(e->m);
         e->resend = true;
@@ -838,15 +874,15 @@ int session_refill(struct session *s)
     size_t want;
     int rc = 0;
 
-    if (!s->table->store || s->disk_count == 0 || s->queue.n >= w)
+    if (!s->table->store || session__on_disk(s) == 0 || s->queue.n >= w)
         goto out;
     want = w - s->queue.n;
     if (want > session__disk_readable(s))
         want = (size_t)session__disk_readable(s);
     if (want == 0)
         goto out;
-    rc = persist_queue_read(s->table->store, session_id(s), s->refill_seq, want, session__refill_cb,
-                            &c);
+    rc = persist_queue_read(s->table->store, session_id(s), s->ext->refill_seq, want,
+                            session__refill_cb, &c);
     if (c.rc < 0) {
         rc = c.rc;
     } else if (rc >= 0) {
@@ -854,8 +890,9 @@ int session_refill(struct session *s)
         if (c.count < want && persist_batch_empty(s->table->store)) {
             /* everything stored was read: what disk_count still counts was in a batch that
              * failed to commit (session_table_commit_failed) */
-            s->q_count = s->q_count > s->disk_count ? s->q_count - s->disk_count : 0;
-            s->disk_count = 0;
+            uint64_t lost = s->ext->disk_count;
+            s->q_count = s->q_count > lost ? s->q_count - lost : 0;
+            s->ext->disk_count = 0;
         }
     }
 out:
@@ -913,18 +950,19 @@ out:
 
 /* ---- inbound QoS 2 ------------------------------------------------------------------------ */
 
-static size_t session__inbound_pos(const struct session *s, uint16_t pid, bool *found)
+/* Where pid is (or would go) in x's sorted ids; x may be NULL (none). */
+static size_t session__inbound_pos(const struct session_ext *x, uint16_t pid, bool *found)
 {
-    size_t lo = 0, hi = s->n_inbound;
+    size_t lo = 0, hi = x ? x->n_inbound : 0;
 
     *found = false;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (s->inbound[mid] == pid) {
+        if (x->inbound[mid] == pid) {
             *found = true;
             return mid;
         }
-        if (s->inbound[mid] < pid)
+        if (x->inbound[mid] < pid)
             lo = mid + 1;
         else
             hi = mid;
@@ -936,59 +974,61 @@ bool session_inbound_has(const struct session *s, uint16_t pid)
 {
     bool found;
 
-    session__inbound_pos(s, pid, &found);
+    session__inbound_pos(s->ext, pid, &found);
     return found;
 }
 
 int session_inbound_add(struct session *s, uint16_t pid)
 {
+    struct session_ext *x;
     bool found;
-    size_t i = session__inbound_pos(s, pid, &found);
+    size_t i = session__inbound_pos(s->ext, pid, &found);
     int rc = 0;
 
     if (found)
         goto out;
-    if (s->n_inbound == s->cap_inbound) {
-        size_t cap = s->cap_inbound ? s->cap_inbound * 2 : 8;
-        uint16_t *v = realloc(s->inbound, cap * sizeof(*v));
+    rc = -ENOMEM;
+    if (!(x = session_ext(s)))
+        goto out;
+    if (x->n_inbound == x->cap_inbound) {
+        size_t cap = x->cap_inbound ? x->cap_inbound * 2 : 8;
+        uint16_t *v = realloc(x->inbound, cap * sizeof(*v));
         uint64_t *g;
-        if (!v) {
-            rc = -ENOMEM;
+        if (!v)
             goto out;
-        }
-        s->inbound = v;
-        g = realloc(s->inbound_gen, cap * sizeof(*g));
-        if (!g) {
-            rc = -ENOMEM;
+        x->inbound = v;
+        g = realloc(x->inbound_gen, cap * sizeof(*g));
+        if (!g)
             goto out;
-        }
-        s->inbound_gen = g;
-        s->cap_inbound = cap;
+        x->inbound_gen = g;
+        x->cap_inbound = (uint32_t)cap;
     }
-    memmove(&s->inbound[i + 1], &s->inbound[i], (s->n_inbound - i) * sizeof(*s->inbound));
-    memmove(&s->inbound_gen[i + 1], &s->inbound_gen[i],
-            (s->n_inbound - i) * sizeof(*s->inbound_gen));
-    s->inbound[i] = pid;
-    s->inbound_gen[i] = s->table->loading ? 0 : s->table->gen;
-    s->n_inbound++;
+    memmove(&x->inbound[i + 1], &x->inbound[i], (x->n_inbound - i) * sizeof(*x->inbound));
+    memmove(&x->inbound_gen[i + 1], &x->inbound_gen[i],
+            (x->n_inbound - i) * sizeof(*x->inbound_gen));
+    x->inbound[i] = pid;
+    x->inbound_gen[i] = s->table->loading ? 0 : s->table->gen;
+    x->n_inbound++;
     if (session__store(s))
         persist_inbound_put(s->table->store, session_id(s), pid);
+    rc = 0;
 out:
     return rc;
 }
 
 int session_inbound_del(struct session *s, uint16_t pid)
 {
+    struct session_ext *x = s->ext;
     bool found;
-    size_t i = session__inbound_pos(s, pid, &found);
+    size_t i = session__inbound_pos(x, pid, &found);
     int rc = -ENOENT;
 
     if (!found)
         goto out;
-    memmove(&s->inbound[i], &s->inbound[i + 1], (s->n_inbound - i - 1) * sizeof(*s->inbound));
-    memmove(&s->inbound_gen[i], &s->inbound_gen[i + 1],
-            (s->n_inbound - i - 1) * sizeof(*s->inbound_gen));
-    s->n_inbound--;
+    memmove(&x->inbound[i], &x->inbound[i + 1], (x->n_inbound - i - 1) * sizeof(*x->inbound));
+    memmove(&x->inbound_gen[i], &x->inbound_gen[i + 1],
+            (x->n_inbound - i - 1) * sizeof(*x->inbound_gen));
+    x->n_inbound--;
     if (session__store(s))
         persist_inbound_del(s->table->store, session_id(s), pid);
     rc = 0;
@@ -998,17 +1038,20 @@ out:
 
 static int session__forget_uncommitted(void *ctx, struct session *s)
 {
+    struct session_ext *x = s->ext;
     uint64_t gen = s->table->gen;
-    size_t w = 0;
+    uint32_t w = 0;
 
-    for (size_t i = 0; i < s->n_inbound; i++) {
-        if (s->inbound_gen[i] == gen)
+    (void)ctx;
+    for (uint32_t i = 0; x && i < x->n_inbound; i++) {
+        if (x->inbound_gen[i] == gen)
             continue;
-        s->inbound[w] = s->inbound[i];
-        s->inbound_gen[w] = s->inbound_gen[i];
+        x->inbound[w] = x->inbound[i];
+        x->inbound_gen[w] = x->inbound_gen[i];
         w++;
     }
-    s->n_inbound = w;
+    if (x)
+        x->n_inbound = w;
     return 0;
 }
 
@@ -1021,7 +1064,8 @@ void session_table_commit_failed(struct session_table *t)
 
 int session_sub_set(struct session *s, struct mqtt_str filter, uint8_t qos)
 {
-    int rc = subset_put(&s->subs, filter, qos);
+    struct session_ext *x = session_ext(s);
+    int rc = x ? subset_put(&x->subs, filter, qos) : -ENOMEM;
 
     if (rc >= 0 && session__store(s))
         persist_sub_put(s->table->store, session_id(s), filter, qos);
@@ -1030,7 +1074,7 @@ int session_sub_set(struct session *s, struct mqtt_str filter, uint8_t qos)
 
 int session_sub_del(struct session *s, struct mqtt_str filter)
 {
-    int rc = subset_del(&s->subs, filter);
+    int rc = s->ext ? subset_del(&s->ext->subs, filter) : -ENOENT;
 
     if (rc == 0 && session__store(s))
         persist_sub_del(s->table->store, session_id(s), filter);
@@ -1039,5 +1083,10 @@ int session_sub_del(struct session *s, struct mqtt_str filter)
 
 bool session_sub_has(const struct session *s, struct mqtt_str filter)
 {
-    return subset_get(&s->subs, filter) != NULL;
+    return s->ext && subset_get(&s->ext->subs, filter) != NULL;
+}
+
+struct subset_entry *session_sub_next(const struct session *s, size_t *cursor)
+{
+    return s->ext ? subset_next(&s->ext->subs, cursor) : NULL;
 }

@@ -35,8 +35,9 @@
  * memory holds only a WINDOW of it: while the client is offline nothing (entries go straight
  * to the store), while online at most limits.window entries. An entry that arrives while part
  * of the queue is on disk only goes to disk too, so order holds; session_refill() reads the
- * next part (persist_queue_read) as the window drains. disk_count counts entries on disk that
- * are not in memory; refill_seq is where the next read starts. After a restart every entry is
+ * next part (persist_queue_read) as the window drains. disk_count (in session_ext, which a
+ * durable session always has) counts entries on disk that are not in memory; refill_seq is
+ * where the next read starts. After a restart every entry is
  * on disk; the first refill puts WAIT_* entries back in the in-flight window (to be resent
  * with DUP=1, or PUBREL) and QUEUED ones in the queue. A refill sees only committed records:
  * an entry still in the open batch is read by a later refill. disk_gen / disk_gen_seq mark
@@ -51,9 +52,9 @@
  * PUBREC and await PUBREL, a sorted set (stored for durable sessions).
  *
  * Ownership: the table owns its sessions; a session owns its entries, each holding one message
- * reference; its subscriptions are copies. owner is the client's pointer while online
- * (borrowed; the broker clears it). The store, message table and limits are borrowed from the
- * broker for the table's lifetime.
+ * reference, and its ext (struct session_ext); its subscriptions are copies. owner is the client's
+ * pointer while online (borrowed; the broker clears it). The store, message table and limits are
+ * borrowed from the broker for the table's lifetime.
  */
 #ifndef CAIRN_SESSION_H
 #define CAIRN_SESSION_H
@@ -103,24 +104,20 @@ struct sentry_list {
 
 struct session_table;
 
-struct session {
-    struct session_table *table;
-    struct session *hnext;
-    char *id; /* NUL-terminated */
-    size_t id_len;
-    void *owner; /* the client while online, NULL offline */
-    /* The identity the session belongs to (session_set_user), recorded with it. */
-    char *user; /* PERSIST_OWNER_USER: the username, NUL-terminated; else NULL */
-
-    struct sentry_list inflight;
-    struct sentry_list queue; /* the in-memory part of the queue */
-    uint64_t q_count;         /* queued entries, memory + disk (in-flight not counted) */
-    uint64_t q_bytes;
+/*
+ * What most sessions never use, behind one pointer (session.ext): an idle client's session has
+ * none of it. Made on first use — a subscription, an inbound QoS 2 id, a large in-flight window,
+ * a drop, a bridge, an expiry timer — and with the session when it is durable (the part of its
+ * queue on disk); freed with the session. session_ext() makes it; readers take a NULL ext as
+ * all zero (no subscriptions, nothing on disk, no bridge).
+ */
+struct session_ext {
+    /* durable sessions: the part of the queue on disk (above) */
     uint64_t disk_count;   /* queued entries on disk only */
     uint64_t refill_seq;   /* first seq on disk not in memory */
     uint64_t disk_gen;     /* table gen when an entry last went to disk (0: all committed) */
     uint64_t disk_gen_seq; /* first seq that went to disk in disk_gen: not committed before */
-    uint64_t next_seq;
+
     struct pidx pidx; /* id -> in-flight entry, once the window is large (session.c) */
 
     uint16_t *inbound;     /* sorted */
@@ -130,7 +127,6 @@ struct session {
 
     struct subset subs; /* filter -> QoS (subset.h) */
 
-    int64_t last_seen;     /* unix seconds */
     uint64_t dropped;      /* messages dropped by the queue limits */
     uint64_t dropped_qos0; /* QoS 0 dropped for a slow reader (the broker counts them) */
 
@@ -138,7 +134,7 @@ struct session {
      * Bridges (bridge.h). bridge: the bridge of Cairn's whose outbound queue this is (no client
      * may take it over, it never expires); limits: its own max_queued / max_queued_bytes
      * (bridge_max_queued_*), NULL for the table's; both borrowed from the bridge. no_local
-     * (below): what this session's client publishes is not routed back to it, and it gets a
+     * (session): what this session's client publishes is not routed back to it, and it gets a
      * message published retained with RETAIN set, as Mosquitto's bridges subscribe — a remote
      * broker's bridge that connected with try_private, or one of Cairn's own.
      */
@@ -146,23 +142,45 @@ struct session {
     const struct session_limits *limits;
 
     /* for the broker */
-    struct session *dirty_next;
     size_t detach_cursor; /* broker.c: how far through subs the unsubscribing got */
     struct timer *expiry;
     void *expiry_ctx;
     uint32_t refill_tries; /* broker.c: reads of the store that found nothing, in a row */
     uint32_t pid_clashes;  /* entries read back whose id was in use: never (tests check) */
     uint32_t n_unwritten;  /* entries with unwritten set (session.c, "Deferred") */
+};
 
-    /* the small ones together (an idle connection's session is most of its memory) */
+/*
+ * One allocation per session, its client id at the end: 152 bytes and the id on x86-64 (an
+ * idle connection's session was most of its memory). The rest is in ext.
+ */
+struct session {
+    struct session_table *table;
+    struct session *hnext;
+    void *owner; /* the client while online, NULL offline */
+    /* The identity the session belongs to (session_set_user), recorded with it. */
+    char *user; /* PERSIST_OWNER_USER: the username, NUL-terminated; else NULL */
+
+    struct sentry_list inflight;
+    struct sentry_list queue; /* the in-memory part of the queue */
+    uint64_t q_count;         /* queued entries, memory + disk (in-flight not counted) */
+    uint64_t q_bytes;
+    uint64_t next_seq;
+    int64_t last_seen; /* unix seconds */
+
+    struct session *dirty_next; /* for the broker */
+    struct session_ext *ext;    /* owned; NULL until first used */
+
+    uint32_t id_len;
     uint16_t last_pid;
-    uint8_t user_kind;   /* enum persist_owner */
-    bool clean;          /* clean session flag of the last CONNECT */
-    bool durable;        /* recorded in the store */
-    bool detached;       /* session_detach: gone but for its route entries */
-    bool dirty;          /* broker.c: on the dirty list */
-    bool resend_pending; /* some in-flight entry has resend set */
-    bool no_local;       /* bridges, see above */
+    uint8_t user_kind;       /* enum persist_owner */
+    bool clean : 1;          /* clean session flag of the last CONNECT */
+    bool durable : 1;        /* recorded in the store */
+    bool detached : 1;       /* session_detach: gone but for its route entries */
+    bool dirty : 1;          /* broker.c: on the dirty list */
+    bool resend_pending : 1; /* some in-flight entry has resend set */
+    bool no_local : 1;       /* bridges, see session_ext */
+    char id[];               /* NUL-terminated */
 };
 
 /* ---- the table ---------------------------------------------------------------------------- */
@@ -322,7 +340,23 @@ int session_sub_del(struct session *s, struct mqtt_str filter);
 bool session_sub_has(const struct session *s, struct mqtt_str filter);
 static inline size_t session_sub_count(const struct session *s)
 {
-    return subset_count(&s->subs);
+    return s->ext ? subset_count(&s->ext->subs) : 0;
+}
+/* Iterate s's subscriptions: start with *cursor = 0; the next entry, or NULL at the end. */
+struct subset_entry *session_sub_next(const struct session *s, size_t *cursor);
+
+/* ---- the rarely used part ----------------------------------------------------------------- */
+/* s's ext, made (zeroed) on first use; NULL on ENOMEM. Owned by s. */
+struct session_ext *session_ext(struct session *s);
+/* The bridge whose queue s is (session_ext), or NULL. */
+static inline struct bridge *session_bridge(const struct session *s)
+{
+    return s->ext ? s->ext->bridge : NULL;
+}
+/* Messages dropped by the queue limits (session_ext). */
+static inline uint64_t session_dropped(const struct session *s)
+{
+    return s->ext ? s->ext->dropped : 0;
 }
 
 #endif

@@ -16,6 +16,7 @@
 #include "conn_internal.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,7 +227,7 @@ static void conn_connect_timeout(void *arg)
 {
     struct conn *c = arg;
 
-    c->connect_timer = NULL;
+    c->timer = NULL;
     if (!c->connected && !c->closing)
         conn_close(c, -ETIMEDOUT);
 }
@@ -238,7 +239,7 @@ static void conn_keepalive_check(void *arg)
     uint64_t now = loop_now_ms(c->pool->loop);
     uint64_t idle = now - c->last_rx;
 
-    c->keepalive_timer = NULL;
+    c->timer = NULL;
     if (c->closing || c->keepalive_ms == 0)
         return;
     if (c->out.bytes >= CONN_OUT_READ_PAUSE || c->paused) {
@@ -249,30 +250,26 @@ static void conn_keepalive_check(void *arg)
         conn_close(c, -ETIMEDOUT);
         return;
     }
-    c->keepalive_timer =
-        loop_timer_add(c->pool->loop, c->keepalive_ms - idle, conn_keepalive_check, c);
+    c->timer = loop_timer_add(c->pool->loop, c->keepalive_ms - idle, conn_keepalive_check, c);
 }
 
 void conn_set_keepalive(struct conn *c, uint16_t seconds)
 {
     c->connected = true;
     conn__account(c);
-    loop_timer_cancel(c->pool->loop, c->connect_timer);
-    c->connect_timer = NULL;
-    loop_timer_cancel(c->pool->loop, c->keepalive_timer);
-    c->keepalive_timer = NULL;
-    c->keepalive_ms = (uint64_t)seconds * 1500u;
+    loop_timer_cancel(c->pool->loop, c->timer); /* the CONNECT timeout, or an earlier keepalive */
+    c->timer = NULL;
+    c->keepalive_ms = (uint32_t)seconds * 1500u;
     c->last_rx = loop_now_ms(c->pool->loop);
     if (c->keepalive_ms)
-        c->keepalive_timer =
-            loop_timer_add(c->pool->loop, c->keepalive_ms, conn_keepalive_check, c);
+        c->timer = loop_timer_add(c->pool->loop, c->keepalive_ms, conn_keepalive_check, c);
 }
 
 static void conn_linger_timeout(void *arg)
 {
     struct conn *c = arg;
 
-    c->linger_timer = NULL;
+    c->timer = NULL;
     conn_destroy(c);
 }
 
@@ -341,9 +338,7 @@ static void conn_destroy(struct conn *c)
     struct conn_pool *p = c->pool;
 
     loop_del_fd(p->loop, c->fd);
-    loop_timer_cancel(p->loop, c->connect_timer);
-    loop_timer_cancel(p->loop, c->keepalive_timer);
-    loop_timer_cancel(p->loop, c->linger_timer);
+    loop_timer_cancel(p->loop, c->timer);
     if (c->dirty)
         conn_unlink_dirty(p, c);
     if (c->resume_queued)
@@ -386,26 +381,26 @@ const char *conn_close_reason(const struct conn *c, char *buf, size_t len)
     } else if (c->reason == 0) {
         snprintf(buf, len, "disconnected");
     } else if (c->reason == -EPROTO && c->over == CONN_NOT_CONNECT) {
-        snprintf(buf, len, "protocol error: first packet is not CONNECT (type %zu)", c->over_size);
+        snprintf(buf, len, "protocol error: first packet is not CONNECT (type %u)", c->over_size);
     } else if (c->reason == -ENOBUFS && c->over == CONN_OVER_PRECONNECT) {
         snprintf(buf, len, "input before CONNECT over connect_memory_limit %llu",
                  (unsigned long long)c->pool->cfg->connect_memory_limit);
     } else if (c->reason == -MQTT_ETOOLARGE && c->over == CONN_OVER_CONNECT) {
-        snprintf(buf, len, "CONNECT announcing %zu bytes, more than the %zu a CONNECT may have",
+        snprintf(buf, len, "CONNECT announcing %u bytes, more than the %zu a CONNECT may have",
                  c->over_size, conn__decode_max(limit, MQTT_CONNECT << 4));
     } else if (c->reason == -MQTT_ETOOLARGE && c->over == CONN_OVER_PACKET && c->over_size) {
-        snprintf(buf, len, "packet of %zu bytes over max_packet_size %u", c->over_size,
+        snprintf(buf, len, "packet of %u bytes over max_packet_size %u", c->over_size,
                  c->pool->cfg->max_packet_size);
     } else if (c->reason == -MQTT_ETOOLARGE && c->over == CONN_OVER_PACKET) {
         snprintf(buf, len, "packet over max_packet_size %u", c->pool->cfg->max_packet_size);
     } else if (c->reason == -MQTT_ETOOLARGE && c->over == CONN_OVER_HEADER && c->over_size) {
-        snprintf(buf, len, "packet announcing %zu bytes, more than message_size_limit %u allows",
+        snprintf(buf, len, "packet announcing %u bytes, more than message_size_limit %u allows",
                  c->over_size, limit);
     } else if (c->reason == -MQTT_ETOOLARGE && c->over == CONN_OVER_HEADER) {
         /* refused on the first bytes of its remaining length */
         snprintf(buf, len, "packet announcing more than message_size_limit %u allows", limit);
     } else if (c->reason == -MQTT_ETOOLARGE && c->over != CONN_OVER_NONE) {
-        snprintf(buf, len, "%s of %zu bytes over message_size_limit %u",
+        snprintf(buf, len, "%s of %u bytes over message_size_limit %u",
                  c->over == CONN_OVER_WILL ? "will payload" : "PUBLISH payload", c->over_size,
                  limit);
     } else if (c->reason_mqtt) {
@@ -449,9 +444,8 @@ static void conn_finish(struct conn *c)
         p->h.on_close(p->h.arg, c, c->reason);
     c->opened = false;
     c->data = NULL;
-    loop_timer_cancel(p->loop, c->connect_timer);
-    loop_timer_cancel(p->loop, c->keepalive_timer);
-    c->connect_timer = c->keepalive_timer = NULL;
+    loop_timer_cancel(p->loop, c->timer); /* the CONNECT timeout or keepalive */
+    c->timer = NULL;
     if (c->out.bytes == 0) {
         conn_destroy(c);
         return;
@@ -463,7 +457,7 @@ static void conn_finish(struct conn *c)
     conn__counters.connections_open--;
     c->lingering = true;
     p->nlinger++;
-    c->linger_timer = loop_timer_add(p->loop, CONN_LINGER_MS, conn_linger_timeout, c);
+    c->timer = loop_timer_add(p->loop, CONN_LINGER_MS, conn_linger_timeout, c);
     conn_write_out(c); /* may destroy c */
 }
 
@@ -499,9 +493,19 @@ bool conn_pool_pending(const struct conn_pool *p)
     return p->closing != NULL || p->dirty != NULL;
 }
 
+/* A zeroed conn with room for peer (copied, cut at CONN_PEER_MAX - 1 bytes); NULL on ENOMEM. */
+static struct conn *conn_alloc(const char *peer)
+{
+    size_t len = strnlen(peer, CONN_PEER_MAX - 1);
+    struct conn *c = calloc(1, offsetof(struct conn, peer) + len + 1);
+
+    if (c)
+        memcpy(c->peer, peer, len); /* calloc wrote the NUL */
+    return c;
+}
+
 /* Register c (filled but for the loop and the pool's lists) and open it. 0 or negative. */
-static int conn_pool_open(struct conn_pool *p, struct conn *c, struct transport *t,
-                          const char *peer)
+static int conn_pool_open(struct conn_pool *p, struct conn *c, struct transport *t)
 {
     uint32_t timeout = p->cfg->connect_timeout;
     int rc;
@@ -511,7 +515,6 @@ static int conn_pool_open(struct conn_pool *p, struct conn *c, struct transport 
     c->fd = t->fd;
     c->handshaking = true;
     outq_init(&c->out);
-    snprintf(c->peer, sizeof(c->peer), "%s", peer);
     c->events = t->ops->want_events(t, CAIRN_EV_READ);
     rc = loop_add_fd(p->loop, c->fd, c->events, conn_on_event, c);
     if (rc < 0) {
@@ -531,8 +534,7 @@ static int conn_pool_open(struct conn_pool *p, struct conn *c, struct transport 
     }
     conn__counters.connections_open++;
     if (timeout)
-        c->connect_timer =
-            loop_timer_add(p->loop, (uint64_t)timeout * 1000u, conn_connect_timeout, c);
+        c->timer = loop_timer_add(p->loop, (uint64_t)timeout * 1000u, conn_connect_timeout, c);
     if (p->cfg->connection_messages && !c->outgoing)
         log_write(CAIRN_LOG_NOTICE, "client %s new connection on listener %d", c->peer,
                   c->listener);
@@ -549,7 +551,7 @@ out:
 
 int conn_pool_add(struct conn_pool *p, struct transport *t, int listener_index, const char *peer)
 {
-    struct conn *c = calloc(1, sizeof(*c));
+    struct conn *c = conn_alloc(peer);
     int rc = -ENOMEM;
 
     if (!c) {
@@ -580,7 +582,7 @@ int conn_pool_add(struct conn_pool *p, struct transport *t, int listener_index, 
         p->n_per_listener = n;
     }
     c->listener = listener_index;
-    rc = conn_pool_open(p, c, t, peer);
+    rc = conn_pool_open(p, c, t);
 out:
     return rc;
 }
@@ -588,7 +590,7 @@ out:
 int conn_pool_add_outgoing(struct conn_pool *p, struct transport *t, const char *peer,
                            struct conn **out)
 {
-    struct conn *c = calloc(1, sizeof(*c));
+    struct conn *c = conn_alloc(peer);
     int rc = -ENOMEM;
 
     *out = NULL;
@@ -598,7 +600,7 @@ int conn_pool_add_outgoing(struct conn_pool *p, struct transport *t, const char 
     }
     c->listener = -1;
     c->outgoing = true;
-    rc = conn_pool_open(p, c, t, peer);
+    rc = conn_pool_open(p, c, t);
     if (rc == 0)
         *out = c;
 out:

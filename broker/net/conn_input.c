@@ -49,7 +49,7 @@
  */
 void conn__account(struct conn *c)
 {
-    size_t now = c->connected || c->closing || c->outgoing ? 0 : c->in_cap;
+    uint32_t now = c->connected || c->closing || c->outgoing ? 0 : c->in_cap;
 
     c->pool->preconnect_bytes = c->pool->preconnect_bytes - c->accounted + now;
     c->accounted = now;
@@ -124,7 +124,7 @@ static bool conn_oversize(struct conn *c, const struct mqtt_publish *head, size_
 
     if (rc < 0) {
         c->over = CONN_OVER_PAYLOAD;
-        c->over_size = payload_len;
+        c->over_size = (uint32_t)payload_len; /* a packet's: at most 256 MB */
         conn__queue_close(c, rc, rc == -MQTT_ETOOLARGE);
     }
     return rc >= 0;
@@ -151,7 +151,7 @@ static int conn_skip_publish(struct conn *c, const uint8_t *buf, size_t len)
     if (!conn_oversize(c, &head, head.payload.len))
         return -1;
     now = len < total ? len : total;
-    c->skip = total - now;
+    c->skip = (uint32_t)(total - now);
     return (int)now;
 }
 
@@ -173,7 +173,7 @@ static size_t conn_decode(struct conn *c, const uint8_t *buf, size_t len)
 
         if (c->skip) { /* the rest of an oversize PUBLISH */
             size_t d = c->skip < len - used ? c->skip : len - used;
-            c->skip -= d;
+            c->skip -= (uint32_t)d;
             used += d;
             continue;
         }
@@ -200,15 +200,17 @@ static size_t conn_decode(struct conn *c, const uint8_t *buf, size_t len)
         }
         if (n == -MQTT_ETOOLARGE) {
             uint8_t type, flags;
+            size_t size;
 
             if (by_packet)
                 c->over = CONN_OVER_PACKET;
             else
                 c->over = (buf[used] >> 4) == MQTT_CONNECT ? CONN_OVER_CONNECT : CONN_OVER_HEADER;
-            if (mqtt_decode_fixed_header(buf + used, len - used, &type, &flags, &c->over_size) < 0)
-                c->over_size = 0;
+            if (mqtt_decode_fixed_header(buf + used, len - used, &type, &flags, &size) < 0)
+                size = 0;
             else if (by_packet)
-                c->over_size += 1 + mqtt_remaining_length_size(c->over_size);
+                size += 1 + mqtt_remaining_length_size(size);
+            c->over_size = (uint32_t)size; /* a remaining length: at most 256 MB */
         }
         if (n < 0) {
             if (n == -MQTT_EPROTO_LEVEL && !c->got_packet && h->on_bad_connect) {
@@ -225,7 +227,7 @@ static size_t conn_decode(struct conn *c, const uint8_t *buf, size_t len)
         if (c->pool->cfg->max_packet_size && !c->outgoing &&
             (size_t)n > c->pool->cfg->max_packet_size) {
             c->over = CONN_OVER_PACKET;
-            c->over_size = (size_t)n;
+            c->over_size = (uint32_t)n;
             conn__queue_close(c, -MQTT_ETOOLARGE, true);
             break;
         }
@@ -259,11 +261,11 @@ static int conn_keep(struct conn *c, const uint8_t *p, size_t len)
             goto out;
         }
         c->in = b;
-        c->in_cap = len;
+        c->in_cap = (uint32_t)len; /* less than the scratch buffer */
         conn__account(c);
     }
     memcpy(c->in, p, len);
-    c->in_len = len;
+    c->in_len = (uint32_t)len;
 out:
     return rc;
 }
@@ -303,7 +305,7 @@ static int conn_reserve(struct conn *c)
             goto out;
         }
         c->in = b;
-        c->in_cap = want;
+        c->in_cap = (uint32_t)want; /* at most a whole packet: 256 MB and its header */
         conn__account(c);
     }
 out:
@@ -314,7 +316,7 @@ out:
 static void conn_consume_in(struct conn *c, size_t used)
 {
     memmove(c->in, c->in + used, c->in_len - used);
-    c->in_len -= used;
+    c->in_len -= (uint32_t)used;
     if (c->in_len == 0) {
         free(c->in); /* the next read goes to the scratch buffer again */
         c->in = NULL;
@@ -358,7 +360,7 @@ void conn__read(struct conn *c)
         }
         conn__counters.bytes_received += (uint64_t)n;
         if (buf == c->in) {
-            c->in_len += (size_t)n;
+            c->in_len += (uint32_t)n;
             len = c->in_len;
         } else {
             len = (size_t)n;

@@ -22,8 +22,14 @@ struct loop_fd {
 
 struct loop {
     struct loop_backend *backend;
-    struct loop_fd *fds; /* indexed by fd */
+    /*
+     * Indexed by fd; [0, nfds) is allocated and only [0, ninit) written: the entries past the
+     * highest fd seen are never touched, so the pages of a doubled table cost no memory until
+     * used (24 bytes an fd, not up to 48).
+     */
+    struct loop_fd *fds;
     size_t nfds;
+    size_t ninit;
     struct timer_heap timers;
     uint64_t now;
     bool stop;
@@ -62,6 +68,7 @@ void loop_free(struct loop *l)
     free(l);
 }
 
+/* Make room for fd, its entry and those below it zeroed (unused). */
 static int loop_grow(struct loop *l, int fd)
 {
     size_t n = l->nfds ? l->nfds : 64;
@@ -70,16 +77,19 @@ static int loop_grow(struct loop *l, int fd)
 
     while (n <= (size_t)fd)
         n *= 2;
-    if (n == l->nfds)
-        goto out;
-    v = realloc(l->fds, n * sizeof(*v));
-    if (!v) {
-        rc = -ENOMEM;
-        goto out;
+    if (n != l->nfds) {
+        v = realloc(l->fds, n * sizeof(*v));
+        if (!v) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        l->fds = v;
+        l->nfds = n;
     }
-    memset(v + l->nfds, 0, (n - l->nfds) * sizeof(*v));
-    l->fds = v;
-    l->nfds = n;
+    if ((size_t)fd >= l->ninit) {
+        memset(l->fds + l->ninit, 0, ((size_t)fd + 1 - l->ninit) * sizeof(*l->fds));
+        l->ninit = (size_t)fd + 1;
+    }
 out:
     return rc;
 }
@@ -108,7 +118,7 @@ int loop_mod_fd(struct loop *l, int fd, int events)
 {
     int rc = -ENOENT;
 
-    if (fd < 0 || (size_t)fd >= l->nfds || !l->fds[fd].used)
+    if (fd < 0 || (size_t)fd >= l->ninit || !l->fds[fd].used)
         goto out;
     rc = 0;
     if (l->fds[fd].events == events)
@@ -122,7 +132,7 @@ out:
 
 void loop_del_fd(struct loop *l, int fd)
 {
-    if (fd < 0 || (size_t)fd >= l->nfds || !l->fds[fd].used)
+    if (fd < 0 || (size_t)fd >= l->ninit || !l->fds[fd].used)
         return;
     loop__backend_del(l->backend, fd, l->fds[fd].events);
     memset(&l->fds[fd], 0, sizeof(l->fds[fd]));
@@ -132,7 +142,7 @@ void loop_fire_fd(struct loop *l, int fd, int events)
 {
     struct loop_fd *e;
 
-    if (fd < 0 || (size_t)fd >= l->nfds || !l->fds[fd].used)
+    if (fd < 0 || (size_t)fd >= l->ninit || !l->fds[fd].used)
         return;
     e = &l->fds[fd];
     e->cb(l, fd, events, e->arg);
@@ -170,7 +180,7 @@ static void loop_dispatch(struct loop *l, const struct loop_fired *f)
     struct loop_fd *e;
     int events;
 
-    if ((size_t)f->fd >= l->nfds)
+    if ((size_t)f->fd >= l->ninit)
         return;
     e = &l->fds[f->fd];
     if (!e->used)

@@ -239,7 +239,7 @@ static void test_queue_limits(void **state)
     for (int i = 0; i < 3; i++)
         assert_int_equal(session_enqueue(s, m, 1), SESSION_QUEUED);
     assert_int_equal(session_enqueue(s, m, 1), SESSION_DROPPED_LIMIT);
-    assert_int_equal(s->dropped, 1);
+    assert_int_equal(session_dropped(s), 1);
     assert_int_equal(s->q_count, 3);
     assert_int_equal(s->q_bytes, 30);
     /* in flight does not count against max_queued */
@@ -273,7 +273,7 @@ static void test_inbound_and_subs(void **state)
     for (int i = 100; i > 0; i--)
         assert_int_equal(session_inbound_add(s, (uint16_t)(i * 7)), 0);
     assert_int_equal(session_inbound_add(s, 7), 0);
-    assert_int_equal(s->n_inbound, 100);
+    assert_int_equal(s->ext->n_inbound, 100);
     assert_true(session_inbound_has(s, 700));
     assert_false(session_inbound_has(s, 701));
     assert_int_equal(session_inbound_del(s, 700), 0);
@@ -352,7 +352,7 @@ static void test_durable_queue_window_and_restore(void **state)
     /* offline: nothing stays in memory */
     enqueue_n(s, 200, 1);
     assert_int_equal(s->queue.n, 0);
-    assert_int_equal(s->disk_count, 200);
+    assert_int_equal(s->ext->disk_count, 200);
     assert_int_equal(s->q_count, 200);
     commit(p, t);
     /* online: read back a window (50) at a time, in order */
@@ -398,7 +398,7 @@ static void test_durable_queue_window_and_restore(void **state)
     s = session_find(t, S("dur"));
     assert_non_null(s);
     assert_int_equal(s->q_count, 8);
-    assert_int_equal(s->disk_count, 8);
+    assert_int_equal(s->ext->disk_count, 8);
     session_online(s, &dummy_owner);
     assert_int_equal(session_refill(s), 8);
     assert_int_equal(session_inflight(s), 3);
@@ -486,7 +486,7 @@ static void test_durable_deep_queue_batched_acks(void **state)
         assert_int_equal(session_inflight(s), 0);
     }
     assert_int_equal(expect, total);
-    assert_int_equal(s->disk_count, 0);
+    assert_int_equal(s->ext->disk_count, 0);
     assert_int_equal(s->q_count, 0);
     commit(p, t);
     session_del(s);
@@ -637,12 +637,12 @@ static void test_restore_keeps_inflight_ids(void **state)
             }
         }
         commit(p, t);
-        if (!progress && s->disk_count == 0 && s->queue.n == 0)
+        if (!progress && s->ext->disk_count == 0 && s->queue.n == 0)
             break;
     }
     for (int i = 0; i < total; i++)
         assert_int_equal(seen[i], 1);
-    assert_int_equal(s->pid_clashes, 0);
+    assert_int_equal(s->ext->pid_clashes, 0);
     assert_int_equal(s->q_count, 0);
     session_table_free(t);
     persist_close(p);
@@ -698,7 +698,7 @@ static void test_reconnect_before_commit_keeps_ids(void **state)
         assert_int_equal(i, 10);
     }
     assert_null(session_pop(s));
-    assert_int_equal(s->pid_clashes, 0);
+    assert_int_equal(s->ext->pid_clashes, 0);
     session_table_free(t);
     persist_close(p);
     msg_table_free(msgs);
@@ -763,15 +763,15 @@ static void test_deferred_records(void **state)
     assert_int_equal(payload_num(e), 0);
     e = session_pop(s); /* 1: in flight, acked before the flush: never written */
     assert_int_equal(session_ack(s, MQTT_PUBACK, e->pid), 0);
-    assert_int_equal(s->n_unwritten, 3);
+    assert_int_equal(s->ext->n_unwritten, 3);
     enqueue_n(off, 2, 1);
     assert_non_null(session_pop(off));
     session_offline(off); /* written now, the in-flight one with its state */
-    assert_int_equal(off->n_unwritten, 0);
+    assert_int_equal(off->ext->n_unwritten, 0);
     enqueue_n(gone, 2, 1);
     session_del(gone); /* nothing of it written */
     commit(p, t);
-    assert_int_equal(s->n_unwritten, 0);
+    assert_int_equal(s->ext->n_unwritten, 0);
 
     assert_int_equal(persist_queue_read(p, S("on"), 0, 8, read_back_cb, &r), 3);
     assert_int_equal(r.payload[0], 0);

@@ -71,10 +71,26 @@ static struct sentry *sentry__shift(struct sentry_list *l)
 
 static size_t sentry_live; /* entries in memory, for memory_limit (session_entry_bytes) */
 
+/*
+ * Freed entries wait on a spare list (linked through next, at most SENTRY_SPARE) for the next
+ * delivery: each delivery of a fan-out is an entry, and a malloc and free per delivery were a
+ * tenth of the broker's CPU in fan-out of 1 KiB messages. The loop thread's: not thread-safe.
+ */
+#define SENTRY_SPARE 4096u /* 4096 * 64 bytes: 256 KiB at most */
+static struct sentry *sentry_spare;
+static size_t sentry_nspare;
+
 static struct sentry *sentry__new(void)
 {
-    struct sentry *e = calloc(1, sizeof(*e));
+    struct sentry *e = sentry_spare;
 
+    if (e) {
+        sentry_spare = e->next;
+        sentry_nspare--;
+        memset(e, 0, sizeof(*e));
+    } else {
+        e = calloc(1, sizeof(*e));
+    }
     if (e)
         sentry_live++;
     return e;
@@ -85,8 +101,27 @@ void sentry_free(struct sentry *e)
     if (!e)
         return;
     msg_unref(e->m);
-    free(e);
     sentry_live--;
+    if (sentry_nspare < SENTRY_SPARE) {
+        e->next = sentry_spare;
+        sentry_spare = e;
+        sentry_nspare++;
+    } else {
+        free(e);
+    }
+}
+
+size_t session_spare_release(void)
+{
+    size_t n = sentry_nspare;
+
+    while (sentry_spare) {
+        struct sentry *e = sentry_spare;
+        sentry_spare = e->next;
+        free(e);
+    }
+    sentry_nspare = 0;
+    return n;
 }
 
 size_t session_entry_bytes(void)
@@ -299,6 +334,7 @@ void session_table_free(struct session_table *t)
     free(t->b);
     free(t->unw);
     free(t);
+    session_spare_release();
 }
 
 void session_table_set_limits(struct session_table *t, const struct session_limits *limits)

@@ -288,7 +288,10 @@ bool session_can_pop(const struct session *s);
  * the next entry needs a window slot and none is free.
  */
 struct sentry *session_pop(struct session *s);
+/* Drops e's message reference; e goes to a spare list for the next entry (session.c). */
 void sentry_free(struct sentry *e);
+/* Free the spare entries (at exit, and for leak checkers); returns how many there were. */
+size_t session_spare_release(void);
 /* Bytes of the entries in memory in every session of the process (memory_limit). */
 size_t session_entry_bytes(void);
 

@@ -803,6 +803,34 @@ static void test_deferred_records(void **state)
     rm_dir();
 }
 
+/*
+ * Freed entries wait on the spare list for the next enqueue; session_entry_bytes() counts the
+ * live ones only (memory_limit), and the list is bounded and releasable.
+ */
+static void test_spare_entries(void **state)
+{
+    struct session_limits l = lim(0, 0, 0, false);
+    struct session_table *t = session_table_new(NULL, NULL, &l);
+    struct session *s = session_new(t, S("spare"), true, 100);
+    struct sentry *e;
+    size_t live0 = session_entry_bytes();
+
+    (void)state;
+    session_spare_release();
+    session_online(s, &dummy_owner);
+    enqueue_n(s, 100, 1);
+    assert_int_equal(session_entry_bytes() - live0, 100 * sizeof(struct sentry));
+    while ((e = session_pop(s)))
+        assert_int_equal(session_ack(s, MQTT_PUBACK, e->pid), 0);
+    assert_int_equal(session_entry_bytes(), live0);
+    enqueue_n(s, 40, 1); /* taken from the spare list */
+    assert_int_equal(session_entry_bytes() - live0, 40 * sizeof(struct sentry));
+    assert_int_equal(s->queue.n, 40);
+    session_table_free(t); /* frees the 40, then releases the spare list */
+    assert_int_equal(session_entry_bytes(), live0);
+    assert_int_equal(session_spare_release(), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -818,6 +846,7 @@ int main(void)
         cmocka_unit_test(test_restore_keeps_inflight_ids),
         cmocka_unit_test(test_reconnect_before_commit_keeps_ids),
         cmocka_unit_test(test_deferred_records),
+        cmocka_unit_test(test_spare_entries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -253,17 +253,15 @@ int client_send_publish(struct client *cl, struct msg *m, uint8_t qos, uint16_t 
     } else if (!(hdr = msg_header(m, qos, &hlen)))
         goto out;
     else if (hlen + m->payload_len <= CLIENT_COPY_MAX) {
-        uint8_t pkt[CLIENT_COPY_MAX];
-        memcpy(pkt, hdr, hlen);
+        uint8_t h[CLIENT_COPY_MAX]; /* the header, patched; the payload goes straight in */
+        memcpy(h, hdr, hlen);
         if (dup)
-            pkt[0] |= 0x08;
+            h[0] |= 0x08;
         if (qos > 0) {
-            pkt[hlen - 2] = (uint8_t)(pid >> 8);
-            pkt[hlen - 1] = (uint8_t)pid;
+            h[hlen - 2] = (uint8_t)(pid >> 8);
+            h[hlen - 1] = (uint8_t)pid;
         }
-        if (m->payload_len)
-            memcpy(pkt + hlen, m->payload, m->payload_len);
-        rc = conn_write(cl->conn, pkt, hlen + m->payload_len);
+        rc = conn_write2(cl->conn, h, hlen, m->payload, m->payload_len);
     } else {
         rc = client__send_publish_ref(cl, m, hdr, hlen, qos, pid, dup);
     }

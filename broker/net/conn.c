@@ -191,17 +191,22 @@ out:
     return alive;
 }
 
-int conn_write(struct conn *c, const void *buf, size_t len)
+int conn_write2(struct conn *c, const void *a, size_t alen, const void *b, size_t blen)
 {
     int rc = -EPIPE;
 
     if (c->closing)
         goto out;
-    rc = outq_copy(&c->out, buf, len);
+    rc = outq_copy2(&c->out, a, alen, b, blen);
     if (rc == 0)
         conn_mark_dirty(c);
 out:
     return rc;
+}
+
+int conn_write(struct conn *c, const void *buf, size_t len)
+{
+    return conn_write2(c, buf, len, NULL, 0);
 }
 
 int conn_write_ref(struct conn *c, const void *buf, size_t len, void (*release)(void *obj),

@@ -79,6 +79,8 @@ struct transport;
 
 /* Queue a copy of buf. 0, -ENOMEM, or -EPIPE when the conn is closing (nothing queued). */
 int conn_write(struct conn *c, const void *buf, size_t len);
+/* The same for a then b, queued as one piece (outq_copy2). */
+int conn_write2(struct conn *c, const void *a, size_t alen, const void *b, size_t blen);
 /*
  * Queue a reference to buf (immutable until released). release(obj) runs exactly once: when the
  * bytes are written, when the conn dies, or at once on failure (-ENOMEM, -EPIPE when closing).

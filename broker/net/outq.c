@@ -95,37 +95,47 @@ static void outq_append(struct outq *q, struct outq_chunk *ch)
     q->bytes += ch->len;
 }
 
-int outq_copy(struct outq *q, const void *buf, size_t len)
+int outq_copy2(struct outq *q, const void *a, size_t alen, const void *b, size_t blen)
 {
     struct outq_chunk *t = q->tail;
     struct outq_chunk *ch;
-    size_t cap;
+    size_t len = alen + blen, cap;
+    uint8_t *to;
     int rc = 0;
 
     if (len == 0)
         goto out;
     if (t && t->cap && t->cap - t->len >= len) {
-        memcpy(t->buf + t->len, buf, len);
+        to = t->buf + t->len;
         t->len += len;
         q->bytes += len;
-        goto out;
+    } else {
+        cap = len > OUTQ_CHUNK ? len : OUTQ_CHUNK;
+        ch = outq_chunk_new(cap);
+        if (!ch) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        ch->data = ch->buf;
+        ch->len = len;
+        ch->off = 0;
+        ch->cap = cap;
+        ch->release = NULL;
+        ch->obj = NULL;
+        outq_append(q, ch);
+        to = ch->buf;
     }
-    cap = len > OUTQ_CHUNK ? len : OUTQ_CHUNK;
-    ch = outq_chunk_new(cap);
-    if (!ch) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    memcpy(ch->buf, buf, len);
-    ch->data = ch->buf;
-    ch->len = len;
-    ch->off = 0;
-    ch->cap = cap;
-    ch->release = NULL;
-    ch->obj = NULL;
-    outq_append(q, ch);
+    if (alen)
+        memcpy(to, a, alen);
+    if (blen)
+        memcpy(to + alen, b, blen);
 out:
     return rc;
+}
+
+int outq_copy(struct outq *q, const void *buf, size_t len)
+{
+    return outq_copy2(q, buf, len, NULL, 0);
 }
 
 int outq_ref(struct outq *q, const void *buf, size_t len, void (*release)(void *obj), void *obj)

@@ -37,6 +37,10 @@ void outq_init(struct outq *q);
 void outq_cleanup(struct outq *q);
 /* Append a copy of buf. 0 or -ENOMEM. */
 int outq_copy(struct outq *q, const void *buf, size_t len) __attribute__((warn_unused_result));
+/* Append a copy of a then b (a packet's patched header and its payload, without first joining
+ * them): both or neither. 0 or -ENOMEM. */
+int outq_copy2(struct outq *q, const void *a, size_t alen, const void *b, size_t blen)
+    __attribute__((warn_unused_result));
 /* Append a reference; release(obj) (may be NULL) runs once: when consumed, at cleanup, or
  * before returning -ENOMEM. */
 int outq_ref(struct outq *q, const void *buf, size_t len, void (*release)(void *obj), void *obj);

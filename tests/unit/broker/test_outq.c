@@ -219,6 +219,34 @@ static void test_alloc_faults(void **state)
     assert_true(n > 10); /* the sequence allocates often enough to have been tested */
 }
 
+/* Two pieces queued as one: joined in the tail chunk when they fit, else in a new chunk
+ * together; on an allocation failure neither is queued. */
+static void test_copy2(void **state)
+{
+    static const char big[OUTQ_CHUNK];
+    char out[2 * OUTQ_CHUNK];
+    struct outq q;
+    int iovs;
+
+    (void)state;
+    outq_spare_release();
+    outq_init(&q);
+    assert_int_equal(outq_copy2(&q, "head", 4, "body", 4), 0);
+    assert_int_equal(outq_copy2(&q, "x", 1, NULL, 0), 0);
+    assert_int_equal(flatten(&q, out, sizeof(out), &iovs), 9);
+    assert_int_equal(iovs, 1);
+    assert_memory_equal(out, "headbodyx", 9);
+    fault_arm(1);
+    assert_int_equal(outq_copy2(&q, "H", 1, big, sizeof(big)), -ENOMEM); /* needs a chunk */
+    fault_arm(0);
+    assert_int_equal(q.bytes, 9);
+    assert_int_equal(outq_copy2(&q, "H", 1, big, sizeof(big)), 0); /* a chunk of its own */
+    assert_int_equal(flatten(&q, out, sizeof(out), &iovs), 10 + sizeof(big));
+    assert_int_equal(iovs, 2);
+    assert_int_equal(out[9], 'H');
+    outq_cleanup(&q);
+}
+
 /*
  * Written standard chunks wait on the spare list, at most OUTQ_SPARE of them, and the next
  * copies take them instead of allocating; larger chunks and references are never kept.
@@ -261,6 +289,7 @@ int main(void)
         cmocka_unit_test(test_iov_limit),
         cmocka_unit_test(test_alloc_faults),
         cmocka_unit_test(test_spare_chunks),
+        cmocka_unit_test(test_copy2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -558,24 +558,12 @@ static bool cb_same(const char *a, const char *b)
     return (a == NULL) == (b == NULL) && (!a || strcmp(a, b) == 0);
 }
 
-bool config_bridge_equal(const struct config_bridge *a, const struct config_bridge *b)
+/* The string options of a bridge block, one list for comparing and freeing them. */
+#define CB_NSTR 15u
+
+static void cb_strings(const struct config_bridge *b, char *out[CB_NSTR])
 {
-    const char *const sa[] = {a->name,
-                              a->remote_clientid,
-                              a->local_clientid,
-                              a->remote_username,
-                              a->remote_password,
-                              a->notification_topic,
-                              a->bind_address,
-                              a->cafile,
-                              a->capath,
-                              a->certfile,
-                              a->keyfile,
-                              a->psk,
-                              a->identity,
-                              a->alpn,
-                              a->tls_version};
-    const char *const sb[] = {b->name,
+    char *const v[CB_NSTR] = {b->name,
                               b->remote_clientid,
                               b->local_clientid,
                               b->remote_username,
@@ -591,7 +579,16 @@ bool config_bridge_equal(const struct config_bridge *a, const struct config_brid
                               b->alpn,
                               b->tls_version};
 
-    for (size_t i = 0; i < sizeof(sa) / sizeof(sa[0]); i++)
+    memcpy(out, v, sizeof(v));
+}
+
+bool config_bridge_equal(const struct config_bridge *a, const struct config_bridge *b)
+{
+    char *sa[CB_NSTR], *sb[CB_NSTR];
+
+    cb_strings(a, sa);
+    cb_strings(b, sb);
+    for (size_t i = 0; i < CB_NSTR; i++)
         if (!cb_same(sa[i], sb[i]))
             return false;
     if (a->n_addresses != b->n_addresses || a->n_topics != b->n_topics ||
@@ -634,22 +631,9 @@ void config_bridge_cleanup(struct config *c)
 {
     for (size_t i = 0; i < c->n_bridges; i++) {
         struct config_bridge *b = &c->bridges[i];
-        char *const strs[] = {b->name,
-                              b->remote_clientid,
-                              b->local_clientid,
-                              b->remote_username,
-                              b->remote_password,
-                              b->notification_topic,
-                              b->bind_address,
-                              b->cafile,
-                              b->capath,
-                              b->certfile,
-                              b->keyfile,
-                              b->psk,
-                              b->identity,
-                              b->alpn,
-                              b->tls_version};
-        for (size_t k = 0; k < sizeof(strs) / sizeof(strs[0]); k++)
+        char *strs[CB_NSTR];
+        cb_strings(b, strs);
+        for (size_t k = 0; k < CB_NSTR; k++)
             free(strs[k]);
         for (size_t k = 0; k < b->n_addresses; k++)
             free(b->addresses[k].host);

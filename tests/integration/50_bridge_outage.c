@@ -236,6 +236,34 @@ static struct broker *local_start(const char *topic_line, int remote_port)
     return hb_start(BROKER_CAIRN, conf, remote_port, 0);
 }
 
+/* The two publishers' connections and bookkeeping, gone. */
+static void pubs_free(struct pub pubs[2])
+{
+    for (int k = 0; k < 2; k++) {
+        pub_close(&pubs[k]);
+        free(pubs[k].ok);
+    }
+}
+
+/* A kill loop's verdict per publisher (r: the remote): nothing lost or reordered, and at
+ * QoS 2 nothing twice. */
+static void kill_verdict(const struct broker *r, const struct pub pubs[2], const struct tally t[2],
+                         int kills)
+{
+    for (int k = 0; k < 2; k++) {
+        t_note("%s remote, QoS %d, %d kills: %ld acknowledged, %ld delivered, lost %ld, dup %ld, "
+               "reordered %ld",
+               broker_is_mosquitto(r) ? "Mosquitto" : "Cairn", pubs[k].qos, kills, pubs[k].acked,
+               t[k].got, t[k].lost, t[k].dup, t[k].reordered);
+        T_EQ(t[k].lost, 0);
+        T_EQ(t[k].reordered, 0);
+        if (pubs[k].qos == 2)
+            T_EQ(t[k].dup, 0);
+    }
+out:
+    return;
+}
+
 static void test_queued_in_order(void)
 {
     struct broker *r = NULL, *l = NULL;
@@ -271,10 +299,7 @@ static void test_queued_in_order(void)
         T_EQ(t[k].reordered, 0);
     }
 out:
-    for (int k = 0; k < 2; k++) {
-        pub_close(&pubs[k]);
-        free(pubs[k].ok);
-    }
+    pubs_free(pubs);
     broker_free(l);
     broker_free(r);
 }
@@ -414,21 +439,9 @@ static void kill9_out(enum broker_kind rkind)
     if (!remote_up)
         T_EQ(broker_restart(r), 0);
     T_EQ(collect(r, "far-sub", pubs, 2, t), 0);
-    for (int k = 0; k < 2; k++) {
-        t_note("%s remote, QoS %d, %d kills: %ld acknowledged, %ld delivered, lost %ld, dup %ld, "
-               "reordered %ld",
-               broker_is_mosquitto(r) ? "Mosquitto" : "Cairn", pubs[k].qos, kills, pubs[k].acked,
-               t[k].got, t[k].lost, t[k].dup, t[k].reordered);
-        T_EQ(t[k].lost, 0);
-        T_EQ(t[k].reordered, 0);
-        if (pubs[k].qos == 2)
-            T_EQ(t[k].dup, 0);
-    }
+    kill_verdict(r, pubs, t, kills);
 out:
-    for (int k = 0; k < 2; k++) {
-        pub_close(&pubs[k]);
-        free(pubs[k].ok);
-    }
+    pubs_free(pubs);
     broker_free(l);
     broker_free(r);
 }
@@ -517,21 +530,9 @@ static void kill9_in(enum broker_kind rkind)
         }
     }
     T_EQ(collect(l, "near-sub", pubs, 2, t), 0);
-    for (int k = 0; k < 2; k++) {
-        t_note("%s remote, QoS %d, %d kills: %ld acknowledged, %ld delivered, lost %ld, dup %ld, "
-               "reordered %ld",
-               broker_is_mosquitto(r) ? "Mosquitto" : "Cairn", pubs[k].qos, kills, pubs[k].acked,
-               t[k].got, t[k].lost, t[k].dup, t[k].reordered);
-        T_EQ(t[k].lost, 0);
-        T_EQ(t[k].reordered, 0);
-        if (pubs[k].qos == 2)
-            T_EQ(t[k].dup, 0);
-    }
+    kill_verdict(r, pubs, t, kills);
 out:
-    for (int k = 0; k < 2; k++) {
-        pub_close(&pubs[k]);
-        free(pubs[k].ok);
-    }
+    pubs_free(pubs);
     broker_free(l);
     broker_free(r);
 }
